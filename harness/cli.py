@@ -1,0 +1,170 @@
+"""The ``kmodlab`` command line.  Thin: each command is a few calls into the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable, Sequence
+
+from kmodlab.errors import KmodlabError
+
+DEFAULT_ARCH = "x86_64"
+DEFAULT_SERIES = "6.1"
+DEFAULT_FLAVOUR = "cloud"
+
+log = logging.getLogger("kmodlab")
+
+
+def _kernel_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--arch", default=DEFAULT_ARCH, help="x86_64 or arm64 (default: %(default)s)")
+    p.add_argument("--kernel", default=DEFAULT_SERIES,
+                   help="series (6.1, 6.12) or exact release, e.g. 6.1.0-56 (default: %(default)s)")
+    p.add_argument("--flavour", default=DEFAULT_FLAVOUR, help="cloud or generic (default: %(default)s)")
+
+
+def _guest_args(p: argparse.ArgumentParser) -> None:
+    _kernel_args(p)
+    p.add_argument("--transport", default="serial", choices=("serial", "ssh"))
+    p.add_argument("--memory", type=int, default=512, help="guest RAM in MiB (default: %(default)s)")
+    p.add_argument("--cpus", type=int, default=1, help="guest CPUs (default: %(default)s)")
+    p.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"))
+    p.add_argument("--boot-timeout", type=float, default=60.0)
+    p.add_argument("--no-snapshot", action="store_true",
+                   help="always cold-boot; neither use nor save a guest snapshot")
+
+
+def _provision(args: argparse.Namespace):
+    from kmodlab.kernels import provision
+
+    return provision(args.arch, args.kernel, flavour=args.flavour)
+
+
+def _guest(args: argparse.Namespace):
+    from kmodlab.guest import Guest, GuestOptions
+
+    kernel = _provision(args)
+    options = GuestOptions(transport=args.transport, memory_mb=args.memory, cpus=args.cpus,
+                           accel=args.accel, boot_timeout=args.boot_timeout,
+                           snapshots=not args.no_snapshot)
+    return Guest(kernel, options)
+
+
+# ----------------------------------------------------------------------------- commands
+def cmd_kernels_list(args: argparse.Namespace) -> int:
+    from kmodlab.kernels import list_kernels
+
+    listing = list_kernels()
+    if args.json:
+        print(json.dumps(listing, indent=2, default=str))
+    else:
+        _print_kernel_listing(listing)
+    return 0
+
+
+def _print_kernel_listing(listing: object) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = listing if isinstance(listing, list) else listing.get("rows", [])  # type: ignore[union-attr]
+    table = Table(title="kernels (series x arch x flavour)")
+    if rows and isinstance(rows[0], dict):
+        for key in rows[0]:
+            table.add_column(str(key))
+        for row in rows:
+            table.add_row(*(str(v) for v in row.values()))
+        Console().print(table)
+    else:
+        print(json.dumps(listing, indent=2, default=str))
+
+
+def cmd_kernels_fetch(args: argparse.Namespace) -> int:
+    kernel = _provision(args)
+    print(f"{kernel.release} ({kernel.package_version}) ready in {kernel.root}")
+    return 0
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    command = " ".join(args.command)
+    if not command:
+        raise KmodlabError("nothing to run: give a command after --, e.g. kmodlab exec -- uname -a")
+    with _guest(args) as guest:
+        result = guest.run(command, timeout=args.timeout)
+    sys.stdout.buffer.write(result.stdout_bytes)
+    sys.stderr.buffer.write(result.stderr_bytes)
+    return result.exit_status
+
+
+def cmd_boot(args: argparse.Namespace) -> int:
+    from kmodlab.interactive import boot_interactive
+
+    return boot_interactive(_provision(args), memory_mb=args.memory, cpus=args.cpus,
+                            accel=args.accel, ssh=args.transport == "ssh")
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from kmodlab.summary import guest_summary
+
+    with _guest(args) as guest:
+        print(guest_summary(guest))
+    return 0
+
+
+# ----------------------------------------------------------------------------- plumbing
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kmodlab", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what kmodlab does")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    kernels = sub.add_parser("kernels", help="list and fetch Debian kernels")
+    ksub = kernels.add_subparsers(dest="kernels_command", required=True)
+    p = ksub.add_parser("list", help="series, arches, flavours; what is cached")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_kernels_list)
+    p = ksub.add_parser("fetch", help="download a kernel and its headers into the cache")
+    _kernel_args(p)
+    p.set_defaults(func=cmd_kernels_fetch)
+
+    p = sub.add_parser("boot", help="interactive root shell in a guest; 'exit' powers off")
+    _guest_args(p)
+    p.set_defaults(func=cmd_boot)
+
+    p = sub.add_parser("exec", help="boot a guest, run one command, print its output")
+    _guest_args(p)
+    p.add_argument("--timeout", type=float, default=60.0)
+    p.add_argument("command", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_exec)
+
+    p = sub.add_parser("summary", help="boot a guest and print what it sees (release, slabinfo, buddyinfo)")
+    _guest_args(p)
+    p.set_defaults(func=cmd_summary)
+    return parser
+
+
+def _sigterm_as_exit(signum: int, frame: object) -> None:
+    # Turn SIGTERM into SystemExit so every `with Guest(...)` block stops its QEMU on the way out.
+    raise SystemExit(128 + signum)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "command", None) and args.command and args.command[:1] == ["--"]:
+        args.command = args.command[1:]
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="kmodlab: %(message)s")
+    signal.signal(signal.SIGTERM, _sigterm_as_exit)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except KmodlabError as exc:
+        print(f"kmodlab: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("kmodlab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

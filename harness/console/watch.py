@@ -1,0 +1,110 @@
+"""Tail the kernel console log and notice when the kernel dies.
+
+QEMU writes the kernel console to a file (every kernel line is kept for the user); a thread reads
+it as it grows and classifies fatal reports, so a waiting command can fail *now* with the report
+instead of timing out later.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+# Ordered: the first match on a line names the kind.  Sources: the report headers printed by
+# arch/x86/mm/fault.c:show_fault_oops(), arch/arm64/mm/fault.c:die_kernel_fault(),
+# lib/bug.c:report_bug(), kernel/panic.c:panic().
+FATAL_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("panic", re.compile(r"Kernel panic - not syncing")),
+    ("oops", re.compile(r"BUG: unable to handle|Unable to handle kernel|general protection fault"
+                        r"|Internal error: Oops|\bOops\b")),
+    ("bug", re.compile(r"kernel BUG at|BUG: kernel NULL pointer|BUG: scheduling while atomic"
+                       r"|BUG: soft lockup|rcu_sched self-detected stall|INFO: task .* blocked")),
+)
+EXCERPT_LINES = 60
+
+
+@dataclass(frozen=True)
+class FatalEvent:
+    kind: str      # "panic", "oops" or "bug"
+    line: str      # the line that matched
+    offset: int    # byte offset of that line in the console log
+
+
+class ConsoleWatcher:
+    def __init__(self, log_path: Path, poll_interval: float = 0.05) -> None:
+        self.log_path = log_path
+        self._poll = poll_interval
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._offset = 0
+        self._partial = b""
+        self.events: list[FatalEvent] = []
+        self._thread = threading.Thread(target=self._loop, name="kmodlab-console", daemon=True)
+
+    def start(self) -> ConsoleWatcher:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(2)
+        self.poll_once()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.poll_once()
+            self._stop.wait(self._poll)
+
+    def poll_once(self) -> None:
+        """Read what the log gained since the last call and classify its complete lines."""
+        with self._lock:
+            try:
+                with open(self.log_path, "rb") as fh:
+                    fh.seek(self._offset)
+                    chunk = fh.read()
+            except FileNotFoundError:
+                return
+            if not chunk:
+                return
+            base = self._offset - len(self._partial)
+            self._offset += len(chunk)
+            data = self._partial + chunk
+            lines = data.split(b"\n")
+            self._partial = lines.pop()
+            pos = base
+            for raw in lines:
+                text = raw.decode("utf-8", errors="replace").rstrip("\r")
+                for kind, pattern in FATAL_PATTERNS:
+                    if pattern.search(text):
+                        self.events.append(FatalEvent(kind, text, pos))
+                        break
+                pos += len(raw) + 1
+
+    def first_fatal(self) -> FatalEvent | None:
+        with self._lock:
+            return self.events[0] if self.events else None
+
+    def excerpt(self, event: FatalEvent, settle: float = 0.3) -> str:
+        """The report from its first line, after letting the kernel finish printing it."""
+        time.sleep(settle)
+        try:
+            with open(self.log_path, "rb") as fh:
+                fh.seek(max(0, event.offset - 2000))
+                text = fh.read(64 * 1024).decode("utf-8", errors="replace")
+        except OSError:
+            return event.line
+        lines = text.splitlines()
+        start = next((i for i, ln in enumerate(lines) if event.line.strip() in ln), 0)
+        # A few lines of context before the header (the "cut here" marker, the module taint).
+        return "\n".join(lines[max(0, start - 5): start + EXCERPT_LINES])
+
+    def tail(self, n: int = 30) -> str:
+        try:
+            data = self.log_path.read_bytes()[-16384:]
+        except OSError:
+            return ""
+        return "\n".join(data.decode("utf-8", errors="replace").splitlines()[-n:])

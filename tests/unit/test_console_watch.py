@@ -1,0 +1,43 @@
+"""The console watcher classifies fatal kernel reports as the log grows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kmodlab.console.watch import ConsoleWatcher
+
+OOPS = """[   12.000000] kml_test: loading out-of-tree module taints kernel.
+[   12.100000] BUG: kernel NULL pointer dereference, address: 0000000000000000
+[   12.100001] #PF: supervisor write access in kernel mode
+[   12.100002] Oops: 0002 [#1] PREEMPT SMP NOPTI
+[   12.200000] Kernel panic - not syncing: Fatal exception
+"""
+
+
+def test_detects_first_fatal_event_incrementally(tmp_path: Path) -> None:
+    log = tmp_path / "console.log"
+    log.write_text("[    0.000000] Linux version 6.1.0\n[    1.0] ok\n")
+    watcher = ConsoleWatcher(log)
+    watcher.poll_once()
+    assert watcher.first_fatal() is None
+    with open(log, "a") as fh:
+        fh.write(OOPS[:60])          # a partial line is not classified yet
+    watcher.poll_once()
+    assert watcher.first_fatal() is None
+    with open(log, "a") as fh:
+        fh.write(OOPS[60:])
+    watcher.poll_once()
+    event = watcher.first_fatal()
+    assert event is not None and event.kind == "bug"
+    assert "NULL pointer" in event.line
+    assert [e.kind for e in watcher.events] == ["bug", "oops", "panic"]
+    excerpt = watcher.excerpt(event, settle=0)
+    assert "Kernel panic" in excerpt and "loading out-of-tree" in excerpt
+
+
+def test_quiet_log_has_no_events(tmp_path: Path) -> None:
+    log = tmp_path / "console.log"
+    log.write_text("[    0.1] random: crng init done\n[    0.2] WARNING: not fatal here\n")
+    watcher = ConsoleWatcher(log)
+    watcher.poll_once()
+    assert watcher.events == []
