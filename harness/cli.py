@@ -104,6 +104,51 @@ def cmd_boot(args: argparse.Namespace) -> int:
                             accel=args.accel, ssh=args.transport == "ssh")
 
 
+def _family_or_dir(target: str) -> tuple[str | None, str | None]:
+    from pathlib import Path
+
+    from kmodlab.modules import FAMILIES
+
+    if target in FAMILIES:
+        return target, None
+    if Path(target).is_dir():
+        return None, target
+    raise KmodlabError(f"'{target}' is neither a module family ({', '.join(FAMILIES)}) nor a "
+                       "directory with a module's sources")
+
+
+def _build(args: argparse.Namespace, kernel):
+    from pathlib import Path
+
+    from kmodlab.modules import build, build_source_dir, parse_params
+
+    family, directory = _family_or_dir(args.target)
+    if family is not None:
+        return build(family, parse_params(family, args.param or []), kernel)
+    return build_source_dir(Path(directory), kernel, list(args.module_args or []))
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    built = _build(args, _provision(args))
+    print(f"{built.ko_path}  ({'cached' if built.cached else f'built in {built.seconds:.1f} s'})")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from kmodlab.report import render_run, run_to_dict
+    from kmodlab.runner import run_module
+
+    kernel = _provision(args)
+    built = _build(args, kernel)
+    with _guest(args) as guest:
+        run = run_module(guest, built)
+    if args.json:
+        print(json.dumps(run_to_dict(run), indent=2, default=str))
+    else:
+        print(render_run(run))
+    return 0 if run.ok else 1
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     from kmodlab.summary import guest_summary
 
@@ -136,6 +181,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=60.0)
     p.add_argument("command", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_exec)
+
+    for name, helptext in (("build", "build a module family (or a module directory) for a kernel"),
+                           ("run", "build, load, observe and unload a module in a guest")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("target", help="a family (kmalloc, kmem_cache, mempool, vmalloc, percpu, "
+                                      "devres, pages) or a directory with your own module")
+        p.add_argument("-p", "--param", action="append", metavar="NAME=VALUE",
+                       help="family template parameter (repeatable), e.g. -p sizes=8,96,160")
+        p.add_argument("module_args", nargs="*", metavar="-- k=v",
+                       help="insmod parameters for your own module")
+        if name == "run":
+            _guest_args(p)
+            p.add_argument("--json", action="store_true")
+        else:
+            _kernel_args(p)
+        p.set_defaults(func=cmd_build if name == "build" else cmd_run)
 
     p = sub.add_parser("summary", help="boot a guest and print what it sees (release, slabinfo, buddyinfo)")
     _guest_args(p)

@@ -162,10 +162,14 @@ class Guest:
                              log_path=str(self.console_log))
         return channel
 
-    def run(self, command: str, timeout: float = 30.0, check: bool = False) -> CommandResult:
-        """Run a shell command in the guest; its output and exit status are exact."""
+    def run(self, command: str, timeout: float = 30.0, check: bool = False,
+            isolate: bool = True) -> CommandResult:
+        """Run a shell command in the guest; its output and exit status are exact.
+
+        See :meth:`Console.run` for ``isolate`` (only for the harness's own trusted commands).
+        """
         try:
-            result = self.console.run(command, timeout=timeout)
+            result = self.console.run(command, timeout=timeout, isolate=isolate)
         except CommandTimeout as exc:
             self.state = GuestState.BROKEN
             raise CommandTimeout(str(exc).splitlines()[0], state="hung",

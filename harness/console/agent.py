@@ -82,10 +82,11 @@ class AgentConsole(Console):
         if result.stdout_bytes != b"kmodlab-ping\n":
             raise GuestError(f"unexpected ping answer from the agent: {result.stdout_bytes!r}")
 
-    def run(self, command: str, timeout: float = 30.0) -> CommandResult:
+    def run(self, command: str, timeout: float = 30.0, isolate: bool = True) -> CommandResult:
         nonce = secrets.token_hex(8).encode()
         start = time.monotonic()
-        self.stream.send(b"__km_run " + nonce + b" " + shell_quote(command).encode() + b"\n")
+        verb = b"__km_run " if isolate else b"__km_runq "
+        self.stream.send(verb + nonce + b" " + shell_quote(command).encode() + b"\n")
         what = f"running {command[:80]!r}"
         self.stream.read_until(b"\x02" + nonce + b"\n", timeout, what)
         remaining = lambda: max(0.1, timeout - (time.monotonic() - start))  # noqa: E731

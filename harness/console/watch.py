@@ -7,28 +7,33 @@ instead of timing out later.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-# Ordered: the first match on a line names the kind.  Sources: the report headers printed by
-# arch/x86/mm/fault.c:show_fault_oops(), arch/arm64/mm/fault.c:die_kernel_fault(),
-# lib/bug.c:report_bug(), kernel/panic.c:panic().
-FATAL_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("panic", re.compile(r"Kernel panic - not syncing")),
-    ("oops", re.compile(r"BUG: unable to handle|Unable to handle kernel|general protection fault"
-                        r"|Internal error: Oops|\bOops\b")),
-    ("bug", re.compile(r"kernel BUG at|BUG: kernel NULL pointer|BUG: scheduling while atomic"
-                       r"|BUG: soft lockup|rcu_sched self-detected stall|INFO: task .* blocked")),
-)
+from kmodlab.observe.dmesg import CRASH_KINDS, classify, parse_line
+
+
+
+def classify_console_line(raw: str) -> str | None:
+    """The crash kind of a console line (panic, oops, bug, kasan, kfence), else None.
+
+    One classifier for the whole project: kmodlab.observe.dmesg decides what a report is.
+    """
+    line = parse_line(raw)
+    verdict = classify(line.text if line else raw)
+    if verdict is not None and verdict[0] in CRASH_KINDS:
+        return verdict[0]
+    return None
+
+
 EXCERPT_LINES = 60
 
 
 @dataclass(frozen=True)
 class FatalEvent:
-    kind: str      # "panic", "oops" or "bug"
+    kind: str      # a crash kind of kmodlab.observe.dmesg: panic, oops, bug, kasan, kfence
     line: str      # the line that matched
     offset: int    # byte offset of that line in the console log
 
@@ -78,10 +83,9 @@ class ConsoleWatcher:
             pos = base
             for raw in lines:
                 text = raw.decode("utf-8", errors="replace").rstrip("\r")
-                for kind, pattern in FATAL_PATTERNS:
-                    if pattern.search(text):
-                        self.events.append(FatalEvent(kind, text, pos))
-                        break
+                kind = classify_console_line(text)
+                if kind is not None:
+                    self.events.append(FatalEvent(kind, text, pos))
                 pos += len(raw) + 1
 
     def first_fatal(self) -> FatalEvent | None:

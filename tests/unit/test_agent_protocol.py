@@ -119,3 +119,9 @@ def test_push_to_unwritable_path_is_reported(agent: AgentConsole, tmp_path: Path
 def test_timeout_is_reported(agent: AgentConsole) -> None:
     with pytest.raises(CommandTimeout):
         agent.run("sleep 5", timeout=0.5)
+
+
+def test_unisolated_fast_path_runs_in_the_agent_shell(agent: AgentConsole) -> None:
+    assert agent.run("printf x; echo e >&2; false", isolate=False).exit_status == 1
+    result = agent.run("cat /proc/self/status >/dev/null && echo fast", isolate=False)
+    assert (result.stdout, result.stderr) == ("fast\n", "")

@@ -28,9 +28,9 @@ def test_detects_first_fatal_event_incrementally(tmp_path: Path) -> None:
         fh.write(OOPS[60:])
     watcher.poll_once()
     event = watcher.first_fatal()
-    assert event is not None and event.kind == "bug"
+    assert event is not None and event.kind == "oops"
     assert "NULL pointer" in event.line
-    assert [e.kind for e in watcher.events] == ["bug", "oops", "panic"]
+    assert [e.kind for e in watcher.events] == ["oops", "oops", "panic"]
     excerpt = watcher.excerpt(event, settle=0)
     assert "Kernel panic" in excerpt and "loading out-of-tree" in excerpt
 
