@@ -54,30 +54,22 @@ def _guest(args: argparse.Namespace):
 
 # ----------------------------------------------------------------------------- commands
 def cmd_kernels_list(args: argparse.Namespace) -> int:
-    from kmodlab.kernels import list_kernels
-
-    listing = list_kernels()
-    if args.json:
-        print(json.dumps(listing, indent=2, default=str))
-    else:
-        _print_kernel_listing(listing)
-    return 0
-
-
-def _print_kernel_listing(listing: object) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    rows = listing if isinstance(listing, list) else listing.get("rows", [])  # type: ignore[union-attr]
-    table = Table(title="kernels (series x arch x flavour)")
-    if rows and isinstance(rows[0], dict):
-        for key in rows[0]:
-            table.add_column(str(key))
-        for row in rows:
-            table.add_row(*(str(v) for v in row.values()))
-        Console().print(table)
-    else:
-        print(json.dumps(listing, indent=2, default=str))
+    from kmodlab.kernels import list_kernels
+
+    rows = [choice.as_dict() for choice in list_kernels(online=not args.offline)]
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    table = Table(title="kernels kmodlab can provision (cloud is the default flavour)")
+    for key in rows[0] if rows else ():
+        table.add_column(str(key))
+    for row in rows:
+        table.add_row(*(str(v) if v is not None else "" for v in row.values()))
+    Console().print(table)
+    return 0
 
 
 def cmd_kernels_fetch(args: argparse.Namespace) -> int:
@@ -167,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     ksub = kernels.add_subparsers(dest="kernels_command", required=True)
     p = ksub.add_parser("list", help="series, arches, flavours; what is cached")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--offline", action="store_true", help="only what is cached; no apt look-up")
     p.set_defaults(func=cmd_kernels_list)
     p = ksub.add_parser("fetch", help="download a kernel and its headers into the cache")
     _kernel_args(p)

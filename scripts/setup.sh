@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 # (6.12 headers run pahole for module BTF), and what the guest image is built from.
 PACKAGES=(
   qemu-system-x86 qemu-system-arm
-  gcc make bc bison flex libelf-dev libssl-dev kmod cpio xz-utils lz4 zstd binutils
-  gcc-aarch64-linux-gnu dwarves
+  gcc gcc-12 make bc bison flex libelf-dev libelf1 libssl-dev kmod cpio xz-utils lz4 zstd binutils
+  gcc-aarch64-linux-gnu gcc-12-aarch64-linux-gnu binutils-aarch64-linux-gnu dwarves
+  debian-archive-keyring
   busybox-static dropbear-bin openssh-sftp-server
   python3 python3-venv python3-pip
 )

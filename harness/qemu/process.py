@@ -104,3 +104,18 @@ def _kill_all() -> None:
             proc.popen.wait(5)
         except Exception:  # noqa: BLE001 - best effort at interpreter exit
             pass
+
+
+def running_qemu_pids() -> set[int]:
+    """PIDs of every qemu-system process on the host (whoever started it), from /proc."""
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if cmdline.split(b"\0", 1)[0].rsplit(b"/", 1)[-1].startswith(b"qemu-system"):
+            pids.add(int(entry.name))
+    return pids

@@ -11,7 +11,7 @@ from kmodlab.errors import BootTimeout, KernelCrash
 from kmodlab.guest import Guest, GuestState
 from kmodlab.kernels.kernel import Kernel
 
-from .conftest import qemu_pids
+from kmodlab.qemu.process import running_qemu_pids as qemu_pids
 
 
 @pytest.fixture(scope="module", params=["serial", "ssh"])

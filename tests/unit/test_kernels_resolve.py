@@ -1,0 +1,232 @@
+"""Resolution decides which kernel a run uses: pure parts tested on hand-made apt data."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+from kmodlab.errors import ConfigError
+from kmodlab.kernels.apt import AptRecord
+from kmodlab.kernels.resolution import (
+    abis_by_flavour,
+    choose,
+    complete_candidates,
+    image_search_regex,
+    madison_queries,
+    parse_spec,
+    resolve,
+)
+from kmodlab.kernels.series import load_series
+from kmodlab.profiles import arch_profile
+
+T = load_series()
+X86, ARM = arch_profile("x86_64"), arch_profile("arm64")
+
+
+# ------------------------------------------------------------------ specs
+
+@pytest.mark.parametrize(
+    "profile, spec, flavour, series, flav, abi",
+    [
+        (X86, "6.1", None, "6.1", "cloud", None),
+        (X86, "6.12", "generic", "6.12", "generic", None),
+        (X86, "6.1.0-56", None, "6.1", "cloud", "6.1.0-56"),
+        (ARM, "6.12.57+deb12", "generic", "6.12", "generic", "6.12.57+deb12"),
+        (X86, "6.1.0-56-amd64", None, "6.1", "generic", "6.1.0-56"),
+        (ARM, "6.12.117+deb12-cloud-arm64", "cloud", "6.12", "cloud", "6.12.117+deb12"),
+    ],
+)
+def test_parse_spec(profile, spec, flavour, series, flav, abi):
+    req = parse_spec(T, profile, spec, flavour)
+    assert (req.series.name, req.flavour.name, req.abi) == (series, flav, abi)
+
+
+def test_parse_spec_release_property():
+    assert parse_spec(T, ARM, "6.1.0-56").release == "6.1.0-56-cloud-arm64"
+
+
+@pytest.mark.parametrize(
+    "profile, spec, flavour, message",
+    [
+        (X86, "6.2", None, r"series \(6\.1, 6\.12\)"),
+        (X86, "6.1.0-56-cloud-arm64", None, "built for arm64"),
+        (X86, "6.1.0-56-amd64", "cloud", "'generic' flavour"),
+        (X86, "6.1", "rt", "known: cloud, generic"),
+    ],
+)
+def test_parse_spec_errors(profile, spec, flavour, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_spec(T, profile, spec, flavour)
+
+
+# ------------------------------------------------------------------ names
+
+NAMES = [
+    "linux-image-6.1.0-56-cloud-amd64",
+    "linux-image-6.1.0-56-cloud-amd64-unsigned",
+    "linux-image-6.1.0-56-amd64",
+    "linux-image-6.1.0-56-amd64-dbg",
+    "linux-image-6.1.0-56-rt-amd64",
+    "linux-image-6.1.0-9-cloud-amd64",
+    "linux-image-6.1.0-56-cloud-arm64",
+    "linux-image-6.12.117+deb12-cloud-amd64",
+    "linux-image-cloud-amd64",
+]
+
+
+def _grep(pattern: str, names: list[str]) -> list[str]:
+    """What apt-cache's POSIX ERE matching would select (grep -E speaks the same dialect)."""
+    out = subprocess.run(["grep", "-E", pattern], input="\n".join(names) + "\n", check=False,
+                         capture_output=True, text=True).stdout
+    return out.split()
+
+
+def test_image_search_regex_is_ere_and_selects_only_our_images():
+    ere = image_search_regex(T, T.series["6.1"], X86)
+    assert "\\d" not in ere
+    assert _grep(ere, NAMES) == [
+        "linux-image-6.1.0-56-cloud-amd64",
+        "linux-image-6.1.0-56-cloud-amd64-unsigned",
+        "linux-image-6.1.0-56-amd64",
+        "linux-image-6.1.0-9-cloud-amd64",
+    ]
+
+
+def test_abis_by_flavour():
+    found = abis_by_flavour(T, T.series["6.1"], X86, NAMES)
+    assert found == {"cloud": {"6.1.0-56", "6.1.0-9"}, "generic": {"6.1.0-56"}}
+    found = abis_by_flavour(T, T.series["6.12"], X86, NAMES)
+    assert found == {"cloud": {"6.12.117+deb12"}}
+
+
+def test_madison_queries_qualify_arches():
+    q = madison_queries(T.series["6.1"], T.flavours["cloud"], ARM, "amd64", "6.1.0-56")
+    assert "linux-image-6.1.0-56-cloud-arm64:arm64" in q
+    assert "linux-headers-6.1.0-56-common:all" in q       # arch-all package
+    assert "linux-kbuild-6.1:amd64" in q                  # host tools, not the kernel's arch
+    assert not any(n.startswith("linux-kbuild") and n.endswith(":arm64") for n in q)
+
+
+# ------------------------------------------------------------------ choosing
+
+def rec(name: str, version: str, suite: str = "bookworm-security") -> AptRecord:
+    return AptRecord(name, version, suite, "amd64")
+
+
+def full_set(abi: str, version: str, *, suite: str = "bookworm-security",
+             kbuild: str = "linux-kbuild-6.1", arch: str = "") -> list[AptRecord]:
+    q = f":{arch}" if arch else ""
+    flav = f"cloud-{arch or 'amd64'}"
+    return [
+        rec(f"linux-image-{abi}-{flav}{q}", version, suite),
+        rec(f"linux-headers-{abi}-{flav}{q}", version, suite),
+        rec(f"linux-headers-{abi}-common", version, suite),
+        rec(kbuild, version, suite),
+    ]
+
+
+S61, CLOUD = T.series["6.1"], T.flavours["cloud"]
+
+
+def test_newest_complete_wins_by_debian_version():
+    records = (full_set("6.1.0-9", "6.1.20-1") + full_set("6.1.0-56", "6.1.192-2")
+               + full_set("6.1.0-50", "6.1.176-1", suite="bookworm"))
+    cands, problems = complete_candidates(S61, CLOUD, X86, ["6.1.0-9", "6.1.0-56", "6.1.0-50"],
+                                          records)
+    assert [c.release for c in cands] == [
+        "6.1.0-56-cloud-amd64", "6.1.0-50-cloud-amd64", "6.1.0-9-cloud-amd64"]
+    assert problems == {}
+    best = cands[0]
+    assert best.version == "6.1.192-2" and best.suite == "bookworm-security"
+    assert [r.base_name for r in best.support] == [
+        "linux-headers-6.1.0-56-cloud-amd64", "linux-headers-6.1.0-56-common", "linux-kbuild-6.1"]
+
+
+def test_image_without_headers_is_skipped_with_a_reason():
+    records = full_set("6.1.0-50", "6.1.176-1") + [
+        rec("linux-image-6.1.0-56-cloud-amd64", "6.1.192-2")]
+    cands, problems = complete_candidates(S61, CLOUD, X86, ["6.1.0-50", "6.1.0-56"], records)
+    assert [c.abi for c in cands] == ["6.1.0-50"]
+    assert "linux-headers-6.1.0-56-cloud-amd64" in problems["6.1.0-56"]
+
+
+def test_kbuild_must_have_the_same_version():
+    records = full_set("6.1.0-56", "6.1.192-2")
+    records[-1] = rec("linux-kbuild-6.1", "6.1.192-1")
+    cands, problems = complete_candidates(S61, CLOUD, X86, ["6.1.0-56"], records)
+    assert cands == [] and "linux-kbuild-6.1" in problems["6.1.0-56"]
+
+
+def test_records_outside_the_series_suites_are_ignored():
+    records = full_set("6.1.0-56", "6.1.192-2", suite="bookworm-backports")
+    cands, _ = complete_candidates(S61, CLOUD, X86, ["6.1.0-56"], records)
+    assert cands == []
+
+
+def test_unsigned_image_is_an_alternative():
+    records = full_set("6.1.0-56", "6.1.192-2") + [
+        rec("linux-image-6.1.0-56-cloud-amd64-unsigned", "6.1.192-2")]
+    (c,), _ = complete_candidates(S61, CLOUD, X86, ["6.1.0-56"], records)
+    assert [r.base_name for r in c.images] == [
+        "linux-image-6.1.0-56-cloud-amd64", "linux-image-6.1.0-56-cloud-amd64-unsigned"]
+
+
+def test_foreign_arch_records_keep_their_qualifier():
+    records = full_set("6.1.0-56", "6.1.192-2", arch="arm64")
+    (c,), _ = complete_candidates(S61, CLOUD, ARM, ["6.1.0-56"], records)
+    assert c.images[0].download_spec == "linux-image-6.1.0-56-cloud-arm64:arm64=6.1.192-2"
+    assert c.release == "6.1.0-56-cloud-arm64"
+
+
+def test_choose_exact_and_errors():
+    records = full_set("6.1.0-56", "6.1.192-2") + full_set("6.1.0-50", "6.1.176-1")
+    cands, problems = complete_candidates(S61, CLOUD, X86, ["6.1.0-56", "6.1.0-50"], records)
+    assert choose(parse_spec(T, X86, "6.1"), cands, problems).abi == "6.1.0-56"
+    assert choose(parse_spec(T, X86, "6.1.0-50"), cands, problems).abi == "6.1.0-50"
+    with pytest.raises(ConfigError, match=r"6\.1\.0-55-cloud-amd64.*6\.1\.0-56-cloud-amd64, "
+                                          r"6\.1\.0-50-cloud-amd64"):
+        choose(parse_spec(T, X86, "6.1.0-55"), cands, problems)
+
+
+def test_missing_flavour_names_the_ones_that_exist():
+    with pytest.raises(ConfigError, match="no cloud kernel for arm64.*that exist: generic"):
+        choose(parse_spec(T, ARM, "6.1"), [], {}, ["generic"])
+
+
+# ------------------------------------------------------------------ resolve() with a fake apt
+
+class FakeApt:
+    """Answers search/madison from a fixed record list, like a PrivateApt with local lists."""
+
+    host_arch = "amd64"
+
+    def __init__(self, records: list[AptRecord]):
+        self.records = records
+        self.updated = 0
+
+    def update(self, *, force=False, progress=None):
+        self.updated += 1
+        return True
+
+    def search_names(self, ere: str) -> list[str]:
+        names = sorted({r.base_name for r in self.records})
+        return [n for n in names if re.search(ere, n)]
+
+    def madison(self, names):
+        wanted = set(names)
+        out = []
+        for r in self.records:
+            arch = r.name.partition(":")[2] or "amd64"
+            if (f"{r.base_name}:{arch}" in wanted or f"{r.base_name}:all" in wanted):
+                out.append(r)
+        return out
+
+
+def test_resolve_end_to_end_with_fake_apt():
+    apt = FakeApt(full_set("6.1.0-56", "6.1.192-2") + full_set("6.1.0-50", "6.1.176-1")
+                  + [rec("linux-image-6.1.0-57-cloud-amd64", "6.1.200-1")])
+    r = resolve("x86_64", "6.1", apt=apt)
+    assert r.release == "6.1.0-56-cloud-amd64" and apt.updated == 1
+    with pytest.raises(ConfigError, match="6.1.0-57-cloud-amd64.*lacks"):
+        resolve("x86_64", "6.1.0-57", apt=apt)
