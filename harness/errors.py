@@ -65,6 +65,10 @@ class GuestError(KmodlabError):
         self.log_path = log_path
 
 
+class ChannelClosed(GuestError):
+    """The command channel hit end-of-file: the agent, the SSH session or QEMU went away."""
+
+
 class BootTimeout(GuestError):
     """The guest did not reach its command prompt within the boot timeout."""
 

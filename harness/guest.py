@@ -104,6 +104,7 @@ class Guest:
         self._qmp: QMPClient | None = None
         self.ssh_port: int | None = None
         self._config: QemuConfig | None = None
+        self.qemu_pids: list[int] = []     # every QEMU this guest started (restore + fallback)
 
     # ----------------------------------------------------------------- lifecycle
     def __enter__(self) -> Guest:
@@ -234,6 +235,7 @@ class Guest:
         argv = build_argv(self.profile, self._config, paths)
         (self.run_dir / "qemu.argv").write_text(" ".join(argv) + "\n")
         self._qemu = QemuProcess(argv, self.profile.qemu_package, self.run_dir / "qemu.stderr")
+        self.qemu_pids.append(self._qemu.pid)
         self._watcher = ConsoleWatcher(self.console_log).start()
         try:
             self._serial = connect_serial(paths.command_socket, timeout=10.0)

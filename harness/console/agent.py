@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kmodlab.console.protocol import CommandResult, Console, shell_quote
-from kmodlab.errors import CommandTimeout, GuestError, TransferError
+from kmodlab.errors import ChannelClosed, CommandTimeout, GuestError, TransferError
 
 READY_BANNER = b"\x01KMODLAB-AGENT-READY "
 
@@ -55,7 +55,19 @@ class ByteStream(abc.ABC):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise CommandTimeout(f"no answer from the guest within {timeout:.1f} s while {what}")
-            self._buffer += self._recv_some(min(remaining, 0.1))
+            try:
+                self._buffer += self._recv_some(min(remaining, 0.1))
+            except ChannelClosed:
+                self._explain_close()
+                raise
+
+    def _explain_close(self, grace: float = 3.0) -> None:
+        """A channel closes a moment before QEMU finishes exiting (e.g. after a panic with
+        panic=-1): give the health check the chance to say *why* (KernelCrash, QEMU's exit)."""
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            self.health_check()
+            time.sleep(0.05)
 
     def read_line(self, timeout: float, what: str) -> bytes:
         return self.read_until(b"\n", timeout, what)

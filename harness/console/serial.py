@@ -14,7 +14,7 @@ import pexpect
 import pexpect.fdpexpect
 
 from kmodlab.console.agent import AgentConsole, ByteStream
-from kmodlab.errors import GuestError
+from kmodlab.errors import ChannelClosed, GuestError
 
 
 class SerialStream(ByteStream):
@@ -36,7 +36,7 @@ class SerialStream(ByteStream):
         except pexpect.TIMEOUT:
             return b""
         except pexpect.EOF:
-            raise GuestError("the guest's command console closed (QEMU exited?)") from None
+            raise ChannelClosed("the guest's command console closed (QEMU exited?)") from None
 
     def close(self) -> None:
         try:

@@ -13,7 +13,7 @@ from pathlib import Path
 import paramiko
 
 from kmodlab.console.agent import AgentConsole, ByteStream
-from kmodlab.errors import GuestError
+from kmodlab.errors import ChannelClosed, GuestError
 
 
 class SSHStream(ByteStream):
@@ -32,7 +32,7 @@ class SSHStream(ByteStream):
         except socket.timeout:
             return b""
         if not data:
-            raise GuestError("the SSH agent channel closed (guest gone or agent died)")
+            raise ChannelClosed("the SSH agent channel closed (guest gone or agent died)")
         return data
 
     def close(self) -> None:
