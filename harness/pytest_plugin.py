@@ -111,9 +111,9 @@ def guest(request: pytest.FixtureRequest, kmodlab_kernel, kmodlab_pool, pytestco
     """A booted guest for the current kernel: shared and warm, or pristine with
     ``@pytest.mark.kmodlab(pristine=True)``.  A guest a test leaves broken is replaced (from the
     snapshot) before the next test gets one."""
-    from kmodlab.guest import Guest, GuestOptions
+    from kmodlab.guest import Guest
 
-    options = GuestOptions(transport=str(_option(pytestconfig, "transport") or "serial"))
+    options = _guest_options(pytestconfig)
     if _marker_kwargs(request.node).get("pristine"):
         with Guest(kmodlab_kernel, options) as g:
             request.node.stash[_GUEST_KEY] = (g, g.console_log.stat().st_size)
@@ -127,12 +127,18 @@ def guest(request: pytest.FixtureRequest, kmodlab_kernel, kmodlab_pool, pytestco
 _GUEST_KEY = pytest.StashKey[tuple]()
 
 
+def _guest_options(config: pytest.Config):
+    from kmodlab.guest import GuestOptions
+
+    return GuestOptions(transport=str(_option(config, "transport") or "serial"))
+
+
 @pytest.fixture
-def model(kmodlab_kernel):
-    """The reference model for the current kernel (arch, version and .config)."""
+def model(kmodlab_kernel, pytestconfig: pytest.Config):
+    """The reference model for the current kernel (arch, version, .config, the guests' CPUs)."""
     from kmodlab.model import Model
 
-    return Model.for_kernel(kmodlab_kernel)
+    return Model.for_kernel(kmodlab_kernel, ncpus=_guest_options(pytestconfig).cpus)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -1,0 +1,210 @@
+"""The resolved numbers of one kernel: the table in ``tables.py`` combined with a .config.
+
+Everything downstream takes a :class:`KernelParams` and never looks at arch or version again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from kmodlab.errors import ConfigError
+from kmodlab.model import tables
+from kmodlab.model.errors import ModelError
+
+
+def _on(kconfig: Mapping[str, str], name: str) -> bool:
+    return kconfig.get(name) in ("y", "m")
+
+
+def _int(kconfig: Mapping[str, str], name: str) -> int | None:
+    value = kconfig.get(name)
+    if value is None:
+        return None
+    try:
+        return int(value.strip('"'), 0)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={value} is not a number") from exc
+
+
+def series_of(version: tuple[int, int] | str) -> str:
+    """``(6, 12)`` or ``"6.12"`` -> ``"6.12"``; only the series the model covers are accepted."""
+    if isinstance(version, str):
+        text = version
+    else:
+        text = f"{version[0]}.{version[1]}"
+    parts = text.split(".")
+    series = ".".join(parts[:2])
+    if series not in tables.SERIES:
+        raise ConfigError(f"the model covers kernel series {', '.join(tables.SERIES)}, "
+                          f"not {text}; add the series to kmodlab/model/tables.py")
+    return series
+
+
+@dataclass(frozen=True)
+class KernelParams:
+    arch: str
+    series: str
+    ncpus: int
+    cache_line_size: int
+    page_shift: int
+    max_page_order: int            # highest order the buddy allocator has (inclusive)
+    max_order_name: str            # how the kernel spells it, for explanations
+    arch_kmalloc_minalign: int
+    arch_dma_minalign: int
+    kmalloc_minalign: int          # runtime minimum alignment of kmalloc caches
+    kmalloc_min_size: int
+    kmalloc_shift_low: int
+    kmalloc_shift_high: int
+    kmalloc_shift_max: int
+    kmalloc_cache_align: str
+    kmalloc_roundup: str
+    memcg_kmalloc: bool
+    zone_dma: bool
+    random_kmalloc: bool
+    slab_merge: bool
+    hardened_usercopy: bool
+    calculate_order: str
+    slub_max_order: int
+    max_objs_per_page: int
+    min_partial: int
+    max_partial: int
+    cpu_partial: bool
+    slab_no_merge_exists: bool
+    usersize_blocks_merge: bool
+    freeptr_offset_arg: bool
+    redzone_orig_size_freeptr: bool
+    track_size: int
+    orig_size_bytes: int
+    costly_order: int
+    pcp_huge_order: int | None
+    pcp_batch: int
+    pcp_order0_scale: int
+    zone_fallback: tuple[str, ...]
+    vm_struct_size: int
+    mempool_t_size: int
+    devres_header_size: int
+    devres_roundup: bool
+    pcpu_min_alloc_size: int
+    pcpu_min_unit_size: int
+    percpu_module_reserve: int
+    kfence_sampling: bool
+    pointer_size: int
+    zero_size_ptr: int
+    rule_kmalloc_slab: str
+    rule_kmalloc_large: str
+
+    @property
+    def version(self) -> tuple[int, int]:
+        major, minor = self.series.split(".")
+        return int(major), int(minor)
+
+    @property
+    def page_size(self) -> int:
+        return 1 << self.page_shift
+
+    @property
+    def nr_page_orders(self) -> int:
+        return self.max_page_order + 1
+
+    @property
+    def kmalloc_max_cache_size(self) -> int:
+        return 1 << self.kmalloc_shift_high
+
+    @property
+    def kmalloc_max_size(self) -> int:
+        return 1 << self.kmalloc_shift_max
+
+    @property
+    def min_objects(self) -> int:
+        """mm/slub.c:calculate_order(): 4 * (fls(nr_cpus) + 1) with slub_min_objects unset."""
+        return 4 * (self.ncpus.bit_length() + 1)
+
+
+def resolve(arch: str, version: tuple[int, int] | str, kconfig: Mapping[str, str] | None,
+            ncpus: int = 1, cache_line_size: int = 64, *, slab_nomerge: bool | None = None,
+            swiotlb: bool = True, kfence_sample_interval: int | None = None) -> KernelParams:
+    """Combine the table with a kernel config (Debian's when ``kconfig`` is None)."""
+    if arch not in tables.ARCHES:
+        raise ConfigError(f"the model covers {', '.join(tables.ARCHES)}, not {arch!r}")
+    series = series_of(version)
+    if ncpus < 1:
+        raise ConfigError(f"ncpus must be at least 1, not {ncpus}")
+    if cache_line_size < 8 or cache_line_size & (cache_line_size - 1):
+        raise ConfigError(f"cache_line_size must be a power of two >= 8, not {cache_line_size}")
+    kc = dict(tables.DEBIAN_KCONFIG[(arch, series)] if kconfig is None else kconfig)
+
+    def t(name: str):
+        return tables.lookup(name, arch, series)
+
+    if _on(kc, "CONFIG_SLAB") or _on(kc, "CONFIG_SLOB"):
+        raise ModelError("the model covers SLUB kernels only (this config selects SLAB/SLOB)")
+    for unsupported in ("CONFIG_SLUB_TINY", "CONFIG_KASAN", "CONFIG_SLUB_DEBUG_ON"):
+        if _on(kc, unsupported):
+            raise ModelError(f"{unsupported}=y changes every slab layout; the model does not "
+                             "cover it (Debian does not set it)")
+
+    page_shift = _int(kc, "CONFIG_ARM64_PAGE_SHIFT") or t("PAGE_SHIFT")
+    forced = _int(kc, "CONFIG_ARCH_FORCE_MAX_ORDER")
+    max_order = forced if forced is not None else t("MAX_ORDER_DEFAULT")
+    if t("MAX_ORDER_EXCLUSIVE"):
+        max_page_order, order_name = max_order - 1, f"MAX_ORDER={max_order}"
+    else:
+        max_page_order, order_name = max_order, f"MAX_PAGE_ORDER={max_order}"
+
+    arch_kmalloc_minalign = t("ARCH_KMALLOC_MINALIGN")
+    # include/linux/slab.h: KMALLOC_MIN_SIZE = ARCH_KMALLOC_MINALIGN when it exceeds 8
+    if arch_kmalloc_minalign > 8:
+        kmalloc_min_size = arch_kmalloc_minalign
+        shift_low = arch_kmalloc_minalign.bit_length() - 1
+    else:
+        kmalloc_min_size, shift_low = 8, 3
+    runtime_minalign = arch_kmalloc_minalign
+    if t("KMALLOC_RUNTIME_MINALIGN"):
+        # mm/slab_common.c:__kmalloc_minalign()
+        dma_align = t("DMA_CACHE_ALIGNMENT") or cache_line_size
+        if _on(kc, "CONFIG_DMA_BOUNCE_UNALIGNED_KMALLOC") and swiotlb:
+            dma_align = arch_kmalloc_minalign
+        runtime_minalign = max(dma_align, 8)
+
+    merge_default = _on(kc, "CONFIG_SLAB_MERGE_DEFAULT")
+    thp = _on(kc, "CONFIG_TRANSPARENT_HUGEPAGE")
+    kfence_interval = (kfence_sample_interval if kfence_sample_interval is not None
+                       else _int(kc, "CONFIG_KFENCE_SAMPLE_INTERVAL") or 0)
+    node_size = t("DEVRES_NODE_SIZE")
+    data_align = (arch_kmalloc_minalign if t("DEVRES_DATA_ALIGN") == "ARCH_KMALLOC_MINALIGN"
+                  else t("ARCH_DMA_MINALIGN"))
+    return KernelParams(
+        arch=arch, series=series, ncpus=ncpus, cache_line_size=cache_line_size,
+        page_shift=page_shift, max_page_order=max_page_order, max_order_name=order_name,
+        arch_kmalloc_minalign=arch_kmalloc_minalign, arch_dma_minalign=t("ARCH_DMA_MINALIGN"),
+        kmalloc_minalign=runtime_minalign, kmalloc_min_size=kmalloc_min_size,
+        kmalloc_shift_low=shift_low, kmalloc_shift_high=page_shift + 1,
+        kmalloc_shift_max=min(max_page_order + page_shift, 25),
+        kmalloc_cache_align=t("KMALLOC_CACHE_ALIGN"), kmalloc_roundup=t("KMALLOC_SIZE_ROUNDUP"),
+        memcg_kmalloc=_on(kc, t("MEMCG_KMALLOC_SYMBOL")), zone_dma=_on(kc, "CONFIG_ZONE_DMA"),
+        random_kmalloc=_on(kc, "CONFIG_RANDOM_KMALLOC_CACHES"),
+        slab_merge=(not slab_nomerge) if slab_nomerge is not None else merge_default,
+        hardened_usercopy=_on(kc, "CONFIG_HARDENED_USERCOPY"),
+        calculate_order=t("CALCULATE_ORDER"), slub_max_order=t("SLUB_MAX_ORDER"),
+        max_objs_per_page=t("MAX_OBJS_PER_PAGE"), min_partial=t("MIN_PARTIAL"),
+        max_partial=t("MAX_PARTIAL"), cpu_partial=_on(kc, "CONFIG_SLUB_CPU_PARTIAL"),
+        slab_no_merge_exists=t("SLAB_NO_MERGE_EXISTS"),
+        usersize_blocks_merge=(t("USERSIZE_BLOCKS_MERGE") == "always"
+                               or _on(kc, "CONFIG_HARDENED_USERCOPY")),
+        freeptr_offset_arg=t("FREEPTR_OFFSET_ARG"),
+        redzone_orig_size_freeptr=t("REDZONE_ORIG_SIZE_FREEPTR"), track_size=t("TRACK_SIZE"),
+        orig_size_bytes=t("ORIG_SIZE_BYTES"), costly_order=t("PAGE_ALLOC_COSTLY_ORDER"),
+        pcp_huge_order=(page_shift - 3) if thp else None, pcp_batch=t("PCP_BATCH"),
+        pcp_order0_scale=(_int(kc, "CONFIG_PCP_BATCH_SCALE_MAX") or 5)
+        if t("PCP_REFILL_SCALES_ORDER0") else 0,
+        zone_fallback=t("ZONE_FALLBACK"), vm_struct_size=t("VM_STRUCT_SIZE"),
+        mempool_t_size=t("MEMPOOL_T_SIZE"),
+        devres_header_size=(node_size + data_align - 1) // data_align * data_align,
+        devres_roundup=t("DEVRES_ROUNDUP"), pcpu_min_alloc_size=t("PCPU_MIN_ALLOC_SIZE"),
+        pcpu_min_unit_size=t("PCPU_MIN_UNIT_SIZE"),
+        percpu_module_reserve=t("PERCPU_MODULE_RESERVE"),
+        kfence_sampling=_on(kc, "CONFIG_KFENCE") and kfence_interval > 0,
+        pointer_size=t("SIZEOF_POINTER"), zero_size_ptr=t("ZERO_SIZE_PTR"),
+        rule_kmalloc_slab=t("KMALLOC_SLAB_RULE"), rule_kmalloc_large=t("KMALLOC_LARGE_RULE"),
+    )

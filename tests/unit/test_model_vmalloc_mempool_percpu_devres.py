@@ -1,0 +1,118 @@
+"""vmalloc areas, mempool reserves, per-CPU allocations and devres headers."""
+
+from __future__ import annotations
+
+import pytest
+from kmodlab.model import Model, ModelError
+
+KERNELS = [("x86_64", (6, 1)), ("x86_64", (6, 12)), ("arm64", (6, 1)), ("arm64", (6, 12))]
+
+
+@pytest.mark.parametrize("arch, version", KERNELS)
+def test_vmalloc_verified_figures(arch: str, version: tuple[int, int]) -> None:
+    m = Model(arch, version, ncpus=2)
+    # KERNEL-FACTS 7 verified: vmalloc(10000) -> "16384 ... pages=3 vmalloc N0=3"
+    small = m.vmalloc(10000).value
+    assert [(a.size, a.pages, a.flags) for a in small.areas] == [(16384, 3, ("vmalloc",))]
+    # KERNEL-FACTS 7 verified: vmalloc(4096) -> 8192 pages=1
+    assert m.vmallocinfo_size(4096).value == 8192 and m.vmalloc_pages(4096).value == 1
+    # KERNEL-FACTS 7 verified: 3 MiB -> 3149824 pages=768 vmalloc vpages, plus 12288 pages=2
+    big = m.vmalloc(3 << 20).value
+    assert [(a.size, a.pages, a.flags) for a in big.areas] == [
+        (3149824, 768, ("vmalloc", "vpages")), (12288, 2, ("vmalloc",))]
+    assert m.vmalloc_entries(3 << 20).value == 2 and big.vmalloc_used_pages == 770
+    assert big.page_array_bytes == 6144 and big.page_array_cache is None
+
+
+def test_vmalloc_page_array_threshold() -> None:
+    # mm/vmalloc.c:__vmalloc_area_node(): kmalloc up to PAGE_SIZE (512 pages), nested vmalloc above
+    m = Model("x86_64", (6, 12))
+    at = m.vmalloc(512 * 4096).value
+    assert len(at.areas) == 1 and at.page_array_cache == "kmalloc-4k"
+    above = m.vmalloc(513 * 4096).value
+    assert len(above.areas) == 2 and above.areas[1].pages == 2
+    assert m.vmalloc(10000).value.page_array_cache == "kmalloc-32"   # 3 * 8 = 24 bytes
+    assert m.vmalloc(0).value.areas == ()
+
+
+def test_vm_struct_cache() -> None:
+    # KERNEL-FACTS 7: vm_struct is 64 B (kmalloc-64) in 6.1, 72 B (kmalloc-96) in 6.12.117;
+    # arm64 6.1 rounds both to kmalloc-128 (KMALLOC_MIN_SIZE 128)
+    assert Model("x86_64", (6, 1)).vmalloc(4096).value.vm_struct_cache == "kmalloc-64"
+    assert Model("x86_64", (6, 12)).vmalloc(4096).value.vm_struct_cache == "kmalloc-96"
+    assert Model("arm64", (6, 1)).vmalloc(4096).value.vm_struct_cache == "kmalloc-128"
+    plan = Model("x86_64", (6, 12)).vmalloc(3 << 20).value
+    assert plan.kmalloc_objects == {"kmalloc-96": 2, "kmalloc-16": 1}
+
+
+@pytest.mark.parametrize("arch, version, pool_cache", [
+    # KERNEL-FACTS 5 verified: ksize(pool) 96 on x86 6.1/6.12 and arm64 6.12, 128 on arm64 6.1
+    ("x86_64", (6, 1), "kmalloc-96"), ("x86_64", (6, 12), "kmalloc-96"),
+    ("arm64", (6, 12), "kmalloc-96"), ("arm64", (6, 1), "kmalloc-128"),
+])
+def test_mempool_create(arch: str, version: tuple[int, int], pool_cache: str) -> None:
+    m = Model(arch, version, ncpus=2)
+    plan = m.mempool_create(16, "kmalloc", element_size=100).value
+    assert plan.pool_cache == pool_cache
+    assert plan.preallocated == 16
+    # mm/mempool.c:mempool_init_node(): kmalloc_array_node(16, 8) = 128 bytes
+    assert plan.elements_cache == "kmalloc-128"
+    assert plan.element_backing == "kmalloc-128"     # kmalloc(100) on every kernel
+    assert plan.kmalloc_objects[plan.element_backing] >= 16
+
+
+def test_mempool_kinds_and_use() -> None:
+    m = Model("x86_64", (6, 12))
+    assert m.mempool_create(4, "page", order=2).value.element_backing == "order-2 pages"
+    assert m.mempool_create(4, "slab", cache_name="ap_pool").value.element_backing == "ap_pool"
+    assert not m.mempool_create(0, "page").exact
+    with pytest.raises(ModelError):
+        m.mempool_create(4, "kmalloc")
+    with pytest.raises(ModelError):
+        m.mempool_create(4, "weird")
+    # KERNEL-FACTS 5: the allocator is tried first, the reserve stays full at min_nr
+    use = m.mempool_alloc(4, allocs=10, frees=10).value
+    assert (use.reserve, use.from_allocator, use.returned_to_allocator) == (4, 10, 10)
+    dry = m.mempool_alloc(4, allocs=3, frees=2, allocator_fails=True).value
+    assert (dry.reserve, dry.from_allocator, dry.returned_to_allocator) == (3, 0, 0)
+
+
+def test_percpu() -> None:
+    m = Model("x86_64", (6, 1), ncpus=2)
+    a = m.alloc_percpu(4).value                   # alloc_percpu(int)
+    assert (a.size, a.align, a.copies, a.total_bytes, a.valid) == (4, 4, 2, 8, True)
+    assert m.alloc_percpu(5).value.size == 8      # mm/percpu.c: ALIGN(size, PCPU_MIN_ALLOC_SIZE)
+    assert m.alloc_percpu(1, align=1).value.align == 4
+    assert not m.alloc_percpu(32772).value.valid  # > PCPU_MIN_UNIT_SIZE
+    assert not m.alloc_percpu(8, align=8192).value.valid
+    assert not m.alloc_percpu(8, align=12).value.valid
+    assert not m.alloc_percpu(0).value.valid
+    # KERNEL-FACTS 8 verified: Percpu in /proc/meminfo did not change after alloc_percpu(int)
+    p = m.percpu_meminfo_delta_kb(4)
+    assert p.value == 0 and p.accepts(0) and not p.exact
+
+
+@pytest.mark.parametrize("arch, version, header, asked, cache", [
+    # KERNEL-FACTS 9: header 40 B on x86, 128 B on arm64; devm_kzalloc(100) -> kmalloc(140) ->
+    # kmalloc-192 on x86, kmalloc(228) -> kmalloc-256 on arm64; 6.12 passes
+    # kmalloc_size_roundup(tot) (drivers/base/devres.c:alloc_dr())
+    ("x86_64", (6, 1), 40, 140, "kmalloc-192"), ("x86_64", (6, 12), 40, 192, "kmalloc-192"),
+    ("arm64", (6, 1), 128, 228, "kmalloc-256"), ("arm64", (6, 12), 128, 256, "kmalloc-256"),
+])
+def test_devres(arch: str, version: tuple[int, int], header: int, asked: int, cache: str) -> None:
+    m = Model(arch, version)
+    assert m.devres_header_size().value == header
+    d = m.devm_kmalloc(100).value
+    assert (d.total, d.kmalloc_size, d.cache) == (header + 100, asked, cache)
+    big = m.devm_kmalloc(4000).value                  # verified devres_log "(4000 bytes)" entry
+    assert big.cache == ("kmalloc-8k" if header == 128 else "kmalloc-4k")   # 4128 / 4040 bytes
+    assert m.devm_kmalloc(0).value.zero_size and m.devm_kmalloc(0).value.cache is None
+    # KERNEL-FACTS 9 verified: REL ...(4000 bytes) then REL ...(100 bytes): newest first
+    assert m.devres_release_order([100, 4000]) == [4000, 100]
+
+
+def test_percpu_sum_over_possible_cpus() -> None:
+    m = Model("x86_64", (6, 12), ncpus=2)
+    assert m.percpu_sum([3, 4]).value == 7
+    with pytest.raises(ModelError):
+        m.percpu_sum([1, 2, 3])
