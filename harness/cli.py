@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import signal
@@ -16,6 +17,10 @@ DEFAULT_SERIES = "6.1"
 DEFAULT_FLAVOUR = "cloud"
 
 log = logging.getLogger("kmodlab")
+
+# Modules that add subcommands through register(subparsers) (a missing one is simply absent).
+FEATURE_COMMANDS = ("kmodlab.check.cli", "kmodlab.claims.cli", "kmodlab.labs.cli",
+                    "kmodlab.ci.cli")
 
 
 def _kernel_args(p: argparse.ArgumentParser) -> None:
@@ -190,6 +195,16 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             _kernel_args(p)
         p.set_defaults(func=cmd_build if name == "build" else cmd_run)
+
+    # Feature packages own their commands: each exposes register(subparsers).
+    for module_name in FEATURE_COMMANDS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        module.register(sub)
 
     p = sub.add_parser("summary", help="boot a guest and print what it sees (release, slabinfo, buddyinfo)")
     _guest_args(p)
