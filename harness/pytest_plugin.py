@@ -141,6 +141,22 @@ def model(kmodlab_kernel, pytestconfig: pytest.Config):
     return Model.for_kernel(kmodlab_kernel, ncpus=_guest_options(pytestconfig).cpus)
 
 
+@pytest.fixture
+def kmodule(guest, request: pytest.FixtureRequest):
+    """Factory: ``kmodule("kmalloc", sizes=[8, 160])`` builds a family template (or
+    ``kmodule(path)`` a module directory of your own) for the guest's kernel and returns a
+    :class:`~kmodlab.runner.LoadedModule`: call ``.load()`` and ``.unload()``, each returns a
+    Phase with KTAP results, kernel events and /proc snapshots before/after.  A module the test
+    left loaded is unloaded afterwards."""
+    from kmodlab.testing import module_factory
+
+    loaded: list = []
+    yield module_factory(guest, loaded)
+    for module in loaded:
+        if module.loaded and guest.healthy:
+            module.unload()
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     kwargs = _marker_kwargs(item)
     callspec = getattr(item, "callspec", None)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import secrets
 import subprocess
 import time
 from dataclasses import asdict
@@ -67,7 +69,9 @@ def save_snapshot(qmp: QMPClient, path: Path, timeout: float = 60.0) -> float:
     leaves a truncated snapshot that a later restore would trust.
     """
     start = time.monotonic()
-    partial = path.with_suffix(".partial")
+    # Unique per process: pytest-xdist workers may save the same snapshot at the same time;
+    # each writes its own file and the atomic rename makes one of them win.
+    partial = path.with_name(f"{path.name}.partial-{os.getpid()}-{secrets.token_hex(4)}")
     qmp.execute("migrate-set-parameters", **{"max-bandwidth": 10 * 1024**3})
     qmp.execute("migrate", uri=f"exec:cat > '{partial}'")
     deadline = start + timeout

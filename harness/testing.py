@@ -8,6 +8,35 @@ from kmodlab.observe.dmesg import find_events
 SLICE_LIMIT = 20000
 
 
+def module_factory(guest: Guest, registry: list):
+    """The callable behind the ``kmodule`` fixture (usable outside pytest too)."""
+    from pathlib import Path
+
+    from kmodlab.modules import FAMILIES, build, build_source_dir, parse_params
+    from kmodlab.runner import LoadedModule
+
+    def make(target: str | Path, *args: str, **params: object) -> LoadedModule:
+        if isinstance(target, str) and target in FAMILIES:
+            items = [f"{k}={_param_text(v)}" for k, v in params.items()]
+            built = build(target, parse_params(target, items), guest.kernel)
+        else:
+            module_args = [*args, *(f"{k}={_param_text(v)}" for k, v in params.items())]
+            built = build_source_dir(Path(target), guest.kernel, module_args)
+        module = LoadedModule(guest, built)
+        registry.append(module)
+        return module
+
+    return make
+
+
+def _param_text(value: object) -> str:
+    if isinstance(value, (list, tuple, set)):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
 def console_slice(guest: Guest, offset: int) -> str:
     """Kernel console text printed since byte ``offset`` (bounded: a flood cannot fill a report)."""
     try:

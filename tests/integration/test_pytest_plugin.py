@@ -1,0 +1,96 @@
+"""The pytest plugin against real guests: crashes, hangs and warnings are contained and reported.
+
+Each test runs a small inner pytest session (pytester) with the plugin, on one kernel.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kmodlab.kernels.kernel import Kernel
+
+pytest_plugins = ["pytester"]
+DATA = Path(__file__).parent / "data"
+
+
+def _run(pytester: pytest.Pytester, kernel: Kernel, source: str, *args: str) -> pytest.RunResult:
+    pytester.makepyfile(test_inner=source)
+    return pytester.runpytest_subprocess(
+        "--kmodlab-arch", kernel.arch, "--kmodlab-kernel", kernel.series, "-p", "no:cacheprovider",
+        *args, timeout=600)
+
+
+def test_crash_fails_the_test_and_the_next_test_gets_a_healthy_guest(
+        pytester: pytest.Pytester, kernel: Kernel) -> None:
+    result = _run(pytester, kernel, """
+def test_1_panics(guest):
+    guest.run("echo c > /proc/sysrq-trigger")
+
+def test_2_works(guest):
+    assert guest.run("echo alive").stdout == "alive\\n"
+""")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*KernelCrash*panic*"])
+
+
+def test_hang_is_reported_and_contained(pytester: pytest.Pytester, kernel: Kernel) -> None:
+    result = _run(pytester, kernel, """
+def test_1_hangs(guest):
+    guest.run("sleep 600", timeout=2)
+
+def test_2_works(guest):
+    assert guest.run("true").ok
+""")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*CommandTimeout*"])
+
+
+def test_kernel_warning_fails_a_test_unless_expected(pytester: pytest.Pytester, kernel: Kernel) -> None:
+    result = _run(pytester, kernel, f"""
+import pytest
+WARN_MODULE = {str(DATA / "warn_module")!r}
+
+def test_1_warns(kmodule):
+    kmodule(WARN_MODULE).load()
+
+@pytest.mark.kmodlab(expect_warnings=True)
+def test_2_expects_it(kmodule):
+    kmodule(WARN_MODULE).load()
+""")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*kernel warning during the test*", "*kmodlab test warning*"])
+
+
+def test_failure_report_carries_the_kernel_log_and_a_readable_diff(
+        pytester: pytest.Pytester, kernel: Kernel) -> None:
+    result = _run(pytester, kernel, """
+from kmodlab.assertions import assert_matches
+
+def test_wrong_ksize(guest, kmodule, model):
+    guest.run("echo kmodlab-marker-in-this-test > /dev/kmsg")
+    load = kmodule("kmalloc", sizes=[160], gfp=["GFP_KERNEL"]).load()
+    assert_matches(model.ksize(161), load.result("kmalloc_160_kernel").values["ksize"] + 1, "ksize")
+""")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*model predicted*kernel showed*", "*rule: mm/*",
+                                 "*kmodlab kernel log (this test)*", "*kmodlab-marker-in-this-test*"])
+
+
+def test_markers_restrict_targets(pytester: pytest.Pytester, kernel: Kernel) -> None:
+    other = "arm64" if kernel.arch == "x86_64" else "x86_64"
+    result = _run(pytester, kernel, f"""
+import pytest
+
+@pytest.mark.kmodlab(arch="{other}")
+def test_other_arch(guest):
+    pass
+
+@pytest.mark.kmodlab(kernel=">=6.5")
+def test_new_kernels(model):
+    assert model.version >= (6, 5)
+""", "-rs")
+    skipped = 2 if kernel.version < (6, 5) else 1
+    result.assert_outcomes(passed=2 - skipped, skipped=skipped)
+    result.stdout.fnmatch_lines([f"*test is for arch {other}*"])
