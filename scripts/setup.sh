@@ -4,16 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages kmodlab runs: QEMU for both arches, the arm64 cross compiler, kbuild's needs
-# (6.12 headers run pahole for module BTF), and what the guest image is built from.
-PACKAGES=(
-  qemu-system-x86 qemu-system-arm
-  gcc gcc-12 make bc bison flex libelf-dev libelf1 libssl-dev kmod cpio xz-utils lz4 zstd binutils
-  gcc-aarch64-linux-gnu gcc-12-aarch64-linux-gnu binutils-aarch64-linux-gnu dwarves
-  debian-archive-keyring
-  busybox-static dropbear-bin openssh-sftp-server
-  python3 python3-venv python3-pip
-)
+# Debian packages kmodlab runs, one list for this script and `kmodlab doctor`.
+mapfile -t PACKAGES < <(grep -v -e '^#' -e '^$' harness/host-packages.txt)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -1,0 +1,1 @@
+"""CI support: host checks and ready-made workflows for users' repositories."""
