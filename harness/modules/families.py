@@ -1,0 +1,54 @@
+"""The allocator families kmodlab generates modules for, as data.
+
+Adding a family means adding a template directory under ``modules/`` and a parameter model under
+``params/``, then one line here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kmodlab.errors import ConfigError
+from kmodlab.modules.params import PARAMS
+from kmodlab.modules.params.base import FamilyParams
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    params: type[FamilyParams]
+    summary: str
+
+    @property
+    def module_name(self) -> str:
+        """The .ko's name, also the KTAP header's module= value."""
+        return f"kml_{self.name}"
+
+    @property
+    def template(self) -> str:
+        """Template path relative to modules/."""
+        return f"{self.name}/module.c.j2"
+
+
+_SUMMARIES = {
+    "kmalloc": "kmalloc/kzalloc over sizes x GFP masks; ksize, size classes, krealloc, kvmalloc",
+    "kmem_cache": "a named slab cache (size, align, flags, ctor) holding `count` objects",
+    "mempool": "slab-, kmalloc- and page-backed mempools: reserve use, refill and resize",
+    "vmalloc": "vmalloc/vzalloc areas: pages, guard page, physical (dis)contiguity vs kmalloc",
+    "percpu": "static and dynamic per-CPU variables bumped on every CPU, and alloc_percpu sizes",
+    "devres": "a platform driver whose probe allocates with devm_*; unbind frees everything",
+    "pages": "buddy allocator blocks of orders 0..N per GFP zone: pfn, alignment, zone",
+}
+
+FAMILIES: dict[str, Family] = {
+    name: Family(name, PARAMS[name], summary) for name, summary in _SUMMARIES.items() if name in PARAMS
+}
+
+
+def get_family(name: str) -> Family:
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown module family '{name}'; known: {', '.join(FAMILIES)}"
+        ) from None

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * KTAP output helpers shared by every module kmodlab generates.
+ *
+ * Each phase of a module (load, unload, and for devres probe/remove) prints
+ * exactly one KTAP document (Documentation/dev-tools/ktap.rst) through
+ * printk, so kmodlab's parser and any other KTAP consumer read the same
+ * lines:
+ *
+ *	KTAP version 1
+ *	# kmodlab: module=kml_kmalloc family=kmalloc phase=load
+ *	1..3
+ *	# kmalloc_160_kernel: requested=160 ksize=192 ...
+ *	ok 1 kmalloc_160_kernel
+ *
+ * Diagnostic lines that carry values always start with the name of the test
+ * they belong to, so association never depends on line order.  Values are
+ * decimal integers, 0x-hex or bare words; one printk record per line, each
+ * well under the 1024-byte printk record limit.
+ *
+ * The including file must define KML_FAMILY and must define pr_fmt(fmt) as
+ * plain "fmt" before any kernel header: KTAP lines carry no prefix.
+ */
+#ifndef KMODLAB_KTAP_H
+#define KMODLAB_KTAP_H
+
+#include <linux/printk.h>
+#include <linux/types.h>
+
+#ifndef KML_FAMILY
+#error "define KML_FAMILY before including kmodlab_ktap.h"
+#endif
+
+struct kml_ktap {
+	int planned;	/* the "1..N" line */
+	int ran;	/* results printed so far */
+	int failed;	/* "not ok" results */
+};
+
+/* Open a document: version line, the kmodlab header diagnostic and the plan. */
+static inline void kml_ktap_begin(struct kml_ktap *t, const char *phase,
+				  int plan)
+{
+	t->planned = plan;
+	t->ran = 0;
+	t->failed = 0;
+	pr_info("KTAP version 1\n");
+	pr_info("# kmodlab: module=%s family=%s phase=%s\n",
+		KBUILD_MODNAME, KML_FAMILY, phase);
+	pr_info("1..%d\n", plan);
+}
+
+/* Print one result line; returns @ok so callers can chain on it. */
+static inline bool kml_ktap_result(struct kml_ktap *t, bool ok,
+				   const char *name)
+{
+	t->ran++;
+	if (!ok)
+		t->failed++;
+	pr_info("%s %d %s\n", ok ? "ok" : "not ok", t->ran, name);
+	return ok;
+}
+
+/* A test that could not run here (e.g. an offline CPU): ok with a SKIP. */
+static inline void kml_ktap_skip(struct kml_ktap *t, const char *name,
+				 const char *reason)
+{
+	t->ran++;
+	pr_info("ok %d %s # SKIP %s\n", t->ran, name, reason);
+}
+
+/*
+ * "# <test>: key=value ..." -- the one format measured values travel in.
+ * A macro, not a function, so printf format checking sees the real format.
+ */
+#define kml_diag(test, fmt, ...) \
+	pr_info("# %s: " fmt "\n", (test), ##__VA_ARGS__)
+
+/*
+ * "# <test>: object slab <cache> start <addr> pointer offset <n> ..." -- which
+ * slab cache @ptr lives in, as the kernel itself names it: kmem_dump_obj()
+ * (mm/slab_common.c, exported since 5.12) prints the cache name and the
+ * offset of @ptr inside its object; it prints nothing for page-allocator or
+ * vmalloc memory, hence " not-slab".  One printk record: pr_cont continues
+ * the line this macro opens without a newline.  Needs <linux/slab.h>.
+ */
+#define kml_diag_slab(test, ptr)					\
+	do {								\
+		pr_info("# %s: object", (test));			\
+		if (!kmem_dump_obj(ptr))				\
+			pr_cont(" not-slab\n");				\
+	} while (0)
+
+/*
+ * Largest power of two dividing @addr, capped at PAGE_SIZE: the alignment an
+ * allocation actually got, as far as any allocator promises alignment.
+ */
+#define kml_addr_align(addr) \
+	((unsigned long)min_t(unsigned long, \
+			      (unsigned long)(addr) & -(unsigned long)(addr), \
+			      PAGE_SIZE))
+
+#endif /* KMODLAB_KTAP_H */
