@@ -102,22 +102,37 @@ class LoadedModule:
     def _phase(self, name: str, command: str, timeout: float) -> Phase:
         marker = f"kmodlab-phase-{name}-{secrets.token_hex(6)}"
         before = ProcSnapshot.capture(self.guest)
+        console_offset = self.guest.console_log.stat().st_size
         self.guest.run(f"echo {marker} > /dev/kmsg", isolate=False, check=True)
         start = time.monotonic()
         result = self.guest.run(command, timeout=timeout)
         seconds = time.monotonic() - start
-        log = self._log_since(marker)
+        log = self._log_since(marker, console_offset)
         after = ProcSnapshot.capture(self.guest)
         phase = Phase(name, result, log, parse_ktap(log), find_events(log), before, after, seconds)
         self.phases[name] = phase
         return phase
 
-    def _log_since(self, marker: str) -> str:
-        # dmesg prints the whole ring buffer; the phase starts after its marker line.
-        text = self.guest.run("dmesg", isolate=False, check=True).stdout
-        idx = text.rfind(marker)
+    def _log_since(self, marker: str, console_offset: int, attempts: int = 5) -> str:
+        """The kernel log lines after ``marker``.
+
+        Cut in the guest, so only this phase's lines travel (the ring buffer holds 100+ KB after
+        a few runs).  A marker not yet visible is read again; if it never shows, the console
+        log on the host (which receives every kernel line) is the fallback.
+        """
+        command = f"dmesg | sed -n '/{marker}/,$p'"
+        for _ in range(attempts):
+            text = self.guest.run(command, isolate=False, check=True).stdout
+            if marker in text:
+                return text.split("\n", 1)[1] if "\n" in text else ""
+            time.sleep(0.05)
+        with open(self.guest.console_log, "rb") as fh:
+            fh.seek(console_offset)
+            text = fh.read(4 * 1024 * 1024).decode("utf-8", errors="replace")
+        idx = text.find(marker)
         if idx < 0:
-            raise GuestError(f"the kernel log lost the phase marker {marker} (ring buffer overflow?)")
+            raise GuestError(f"the kernel log lost the phase marker {marker}: neither dmesg nor "
+                             f"the console log {self.guest.console_log} shows it")
         return text[text.index("\n", idx) + 1:] if "\n" in text[idx:] else ""
 
 

@@ -180,6 +180,15 @@ class KtapDocument:
                 out.extend(r.subtest.all_errors())
         return out
 
+    @property
+    def header(self) -> dict[str, int | str]:
+        """key=value data of the document's own diagnostics (those before its plan)."""
+        merged: dict[str, int | str] = {}
+        for d in self.diagnostics:
+            if d.values and d.line_no < (self.results[0].line_no if self.results else 1 << 62):
+                merged.update(d.values)
+        return merged
+
     def walk(self, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], KtapResult]]:
         """Every result, depth first, subtests before their parent, with its name path."""
         for r in self.results:
@@ -314,7 +323,14 @@ class _Parser:
         if stripped.startswith("#"):
             body = stripped[1:].strip()
             name, values = parse_values(body)
-            self._frame_for(indent).pending.append(Diagnostic(body, line_no, name, values))
+            frame = self._frame_for(indent)
+            diagnostic = Diagnostic(body, line_no, name, values)
+            if frame.doc.plan is None and not frame.doc.results:
+                # Before the plan: a header about the whole document (kmodlab modules print
+                # "# kmodlab: module=... phase=..." there), not about its first test.
+                frame.doc.diagnostics.append(diagnostic)
+            else:
+                frame.pending.append(diagnostic)
             return
         # unknown line: allowed by the spec, ignored
 

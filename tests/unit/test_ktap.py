@@ -34,7 +34,9 @@ def test_kunit_output_from_dmesg() -> None:
     assert sub.results[0].values_by_name == {"kmalloc_160": {"ksize": 192, "cache": "kmalloc-192"}}
     assert sub.results[1].values["addr"] == 0xffff8880
     assert sub.results[2].reason == "no ZONE_DMA"
-    assert [d.text for d in sub.diagnostics] == []          # all attached forwards
+    # KUnit's "# module: ..." line comes before the plan: a header of the subtest document,
+    # as KUnit's own kunit_parser.py reads it; every later diagnostic attaches forwards.
+    assert [d.text for d in sub.diagnostics] == ["module: kmodlab_probe"]
     assert [d.text for d in kmalloc.diagnostics] == ["kmalloc: pass:2 fail:0 skip:1 total:3"]
     assert vmalloc.status == "fail" and vmalloc.subtest is not None
     assert vmalloc.subtest.results[0].values == {"size": 16384, "pages": 3}
@@ -131,3 +133,11 @@ def test_subtest_without_result_before_sibling() -> None:
     (doc,) = parse_ktap(text)
     messages = [i.message for i in doc.all_errors()]
     assert any("has no result line" in m for m in messages)
+
+
+def test_diagnostics_before_the_plan_belong_to_the_document() -> None:
+    text = ("KTAP version 1\n# kmodlab: module=kml_x family=x phase=load\n1..1\n"
+            "# t1: ksize=192\nok 1 t1\n")
+    (doc,) = parse_ktap(text)
+    assert doc.header == {"module": "kml_x", "family": "x", "phase": "load"}
+    assert doc.results[0].values == {"ksize": 192}
