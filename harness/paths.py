@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,18 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 """The source checkout (holds ``kconfig/``, ``images/``, ``modules/``)."""
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
+
+# A wheel installs modules/, kconfig/ and images/ under <prefix>/share/kmodlab (pyproject's
+# data-files); a checkout or editable install reads them from the source tree.
+_INSTALLED_DATA = Path(sys.prefix) / "share" / "kmodlab"
+
+
+def data_path(name: str) -> Path:
+    """A data folder of the project (``modules``, ``kconfig`` or ``images``)."""
+    for root in (PROJECT_ROOT, _INSTALLED_DATA):
+        if (root / name).is_dir():
+            return root / name
+    return PROJECT_ROOT / name
 
 
 def cache_root() -> Path:

@@ -23,11 +23,11 @@ from kmodlab.images.guest_packages import Userland, busybox_applets, ensure_user
 from kmodlab.images.keys import dropbear_host_key_path, ssh_client_public_key
 from kmodlab.images.kmods import DEFAULT_MODULES, ModuleSelection, select_modules, stage_modules
 from kmodlab.kernels.kernel import Kernel
-from kmodlab.paths import PROJECT_ROOT, atomic_dir, cache_dir
+from kmodlab.paths import data_path, atomic_dir, cache_dir
 from kmodlab.profiles import arch_profile
 
-INIT_SOURCE = PROJECT_ROOT / "images" / "init"
-AGENT_SOURCE = PROJECT_ROOT / "images" / "agent.sh"
+INIT_SOURCE = data_path("images") / "init"
+AGENT_SOURCE = data_path("images") / "agent.sh"
 AGENT_PATH = "/etc/kmodlab/agent.sh"
 
 IMAGE_NAME = "initramfs.cpio.gz"

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from kmodlab.errors import ConfigError, KernelConfigError
 from kmodlab.kernels.kernel import Kernel, parse_kconfig
-from kmodlab.paths import PROJECT_ROOT
+from kmodlab.paths import data_path
 from kmodlab.profiles import arch_profile
 
-KCONFIG_DIR = PROJECT_ROOT / "kconfig"
+KCONFIG_DIR = data_path("kconfig")
 COMMON_FILE = "required.config"
 
 _LINE = re.compile(r"^(?P<option>CONFIG_[A-Za-z0-9_]+)=(?P<values>\S+)\s*(?:#\s*(?P<why>.*))?$")

@@ -18,9 +18,9 @@ from kmodlab.errors import ConfigError
 from kmodlab.kernels.kernel import Kernel
 from kmodlab.modules.families import Family, get_family
 from kmodlab.modules.params.base import FamilyParams, validate_params
-from kmodlab.paths import PROJECT_ROOT
+from kmodlab.paths import data_path
 
-MODULES_DIR = PROJECT_ROOT / "modules"
+MODULES_DIR = data_path("modules")
 COMMON_DIR = MODULES_DIR / "common"
 
 
