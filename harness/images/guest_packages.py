@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kmodlab.errors import MissingToolError, ProvisionError
-from kmodlab.images._lock import file_lock
+from kmodlab.paths import file_lock
 from kmodlab.images.elf import EM_AARCH64, EM_X86_64, resolve_in_root
 from kmodlab.paths import atomic_dir, cache_dir
 

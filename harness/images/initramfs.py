@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kmodlab.errors import ProvisionError
-from kmodlab.images._lock import file_lock
+from kmodlab.paths import file_lock
 from kmodlab.images.cpio import CpioArchive
 from kmodlab.images.elf import needed_closure
 from kmodlab.images.guest_packages import Userland, busybox_applets, ensure_userland

@@ -15,7 +15,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kmodlab.errors import MissingToolError, ProvisionError
-from kmodlab.images._lock import file_lock
+from kmodlab.paths import file_lock
 from kmodlab.paths import cache_dir
 
 CLIENT_KEY = "id_ed25519"

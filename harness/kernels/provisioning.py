@@ -17,14 +17,12 @@ per-release lock, so an interrupted or concurrent provision never leaves a half 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
 import shutil
 import struct
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +35,7 @@ from kmodlab.kernels.progress import progress_reporter
 from kmodlab.kernels.resolution import Resolved, default_apt, parse_spec, resolve
 from kmodlab.kernels.series import load_series
 from kmodlab.kernels.vmlinux import extract_vmlinux
-from kmodlab.paths import atomic_dir, cache_dir
+from kmodlab.paths import atomic_dir, cache_dir, file_lock
 from kmodlab.profiles import ArchProfile, arch_profile, known_arches
 
 log = logging.getLogger("kmodlab.kernels")
@@ -93,16 +91,9 @@ def _write_pin(resolved: Resolved) -> None:
     tmp.rename(path)
 
 
-@contextlib.contextmanager
-def _entry_lock(name: str) -> Iterator[None]:
+def _entry_lock(name: str) -> contextlib.AbstractContextManager[None]:
     """One builder per entry at a time (pytest-xdist workers share the cache)."""
-    lock = cache_dir("kernels", ".locks") / f"{name}.lock"
-    with open(lock, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    return file_lock(cache_dir("kernels", ".locks") / f"{name}.lock")
 
 
 def _remove_stale_partials(final: Path) -> None:

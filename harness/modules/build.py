@@ -9,7 +9,6 @@ arch, and the compiler's version.  A cache hit reads one JSON file.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import hashlib
 import json
@@ -18,7 +17,7 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from kmodlab.errors import BuildError, ConfigError
 from kmodlab.kernels.kernel import Kernel
 from kmodlab.modules.params.base import FamilyParams
 from kmodlab.modules.render import MODULES_DIR, RenderedModule, render, template_digest
-from kmodlab.paths import atomic_dir, cache_dir
+from kmodlab.paths import atomic_dir, cache_dir, file_lock
 
 BUILD_RECIPE = "1"
 """Bump when this file changes what goes into a build directory: old cache entries then miss."""
@@ -235,16 +234,9 @@ def _need_kernel(kernel: Kernel | None) -> Kernel:
     return kernel
 
 
-@contextlib.contextmanager
-def _entry_lock(name: str) -> Iterator[None]:
+def _entry_lock(name: str) -> contextlib.AbstractContextManager[None]:
     """Serialise builds of one cache entry across processes (pytest-xdist, parallel CLIs)."""
-    path = cache_dir("builds", ".locks") / f"{name}.lock"
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return file_lock(cache_dir("builds", ".locks") / f"{name}.lock")
 
 
 # --- public API -------------------------------------------------------------------------------
