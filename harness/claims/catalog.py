@@ -1,0 +1,106 @@
+"""Load ``claims.yaml``: the claims and the probes that measure them, checked on load.
+
+A claim names a check (a function in :mod:`kmodlab.claims.checks`) and the probes whose KTAP
+values that check reads; both must exist, so a typo fails here, naming the claim, and not
+halfway through booting four kernels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kmodlab.errors import ConfigError
+
+CATALOG = Path(__file__).with_name("claims.yaml")
+VERDICTS = ("true", "false", "depends", "dated")
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One module run per kernel: a family with ``-p`` parameters, or kmodlab's own
+    measurement module (``module``) with insmod arguments."""
+
+    name: str
+    what: str
+    family: str | None = None
+    params: tuple[str, ...] = ()
+    module: str | None = None
+    args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    statement: str
+    source: str
+    check: str
+    evaluate: str
+    measure_how: str
+    probes: tuple[str, ...]
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    claims: tuple[Claim, ...]
+    probes: dict[str, Probe]
+
+    def claim(self, claim_id: str) -> Claim:
+        for c in self.claims:
+            if c.id == claim_id:
+                return c
+        raise ConfigError(f"no claim {claim_id!r}; known: {', '.join(c.id for c in self.claims)}")
+
+    def probes_for(self, claims: tuple[Claim, ...] | list[Claim]) -> list[Probe]:
+        """The probes these claims read, each once, in catalog order."""
+        wanted = {p for c in claims for p in c.probes}
+        return [p for name, p in self.probes.items() if name in wanted]
+
+
+def _probe(name: str, data: dict[str, Any]) -> Probe:
+    family, module = data.get("family"), data.get("module")
+    if (family is None) == (module is None):
+        raise ConfigError(f"claims.yaml: probe {name!r} needs exactly one of 'family' or 'module'")
+    return Probe(name, str(data.get("what", "")), family, tuple(data.get("params") or ()),
+                 module, tuple(str(a) for a in data.get("args") or ()))
+
+
+def _claim(data: dict[str, Any], probes: dict[str, Probe], checks: set[str]) -> Claim:
+    cid = data.get("id", "?")
+    missing = [k for k in ("id", "statement", "source", "check", "evaluate", "measure")
+               if k not in data]
+    if missing:
+        raise ConfigError(f"claims.yaml: claim {cid!r} lacks {', '.join(missing)}")
+    if data["check"] not in checks:
+        raise ConfigError(f"claims.yaml: claim {cid!r} names check {data['check']!r}; known: "
+                          f"{', '.join(sorted(checks))}")
+    measure = data["measure"]
+    names = tuple(measure.get("probes") or ())
+    unknown = [n for n in names if n not in probes]
+    if unknown:
+        raise ConfigError(f"claims.yaml: claim {cid!r} reads unknown probe(s) {unknown}; "
+                          f"known: {', '.join(probes)}")
+    return Claim(str(data["id"]), str(data["statement"]), str(data["source"]),
+                 str(data["check"]), str(data["evaluate"]), str(measure.get("how", "")), names,
+                 dict(data.get("args") or {}))
+
+
+def load_catalog(path: Path = CATALOG) -> Catalog:
+    """Parse and check the catalog (default: the ``claims.yaml`` next to this module)."""
+    from kmodlab.claims.checks import CHECKS
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read the claims catalog {path}: {exc}") from None
+    probes = {name: _probe(name, p) for name, p in (data.get("probes") or {}).items()}
+    claims = tuple(_claim(c, probes, set(CHECKS)) for c in data.get("claims") or ())
+    ids = [c.id for c in claims]
+    dupes = {i for i in ids if ids.count(i) > 1}
+    if dupes:
+        raise ConfigError(f"claims.yaml: duplicate claim ids {sorted(dupes)}")
+    return Catalog(claims, probes)

@@ -1,0 +1,114 @@
+"""Run the claims' probes on one booted kernel and collect their KTAP values.
+
+One guest per kernel: every probe module is built first (a build error is recorded against
+its probe, the others still run), then loaded, observed and unloaded in turn with
+:func:`kmodlab.runner.run_module`.  While the guest is up, its slab state is stored as a
+capture (:mod:`kmodlab.claims.captures`) for ``kmodlab model cache``'s merge prediction, and
+the boot log's ``mem auto-init`` line is kept as a fact.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+from kmodlab.claims.captures import capture_from_guest
+from kmodlab.claims.catalog import Probe
+from kmodlab.claims.observations import Observations, Values
+from kmodlab.claims.probe_module import build_probe_module
+from kmodlab.errors import KmodlabError
+from kmodlab.guest import Guest, GuestOptions
+from kmodlab.kernels.kernel import Kernel
+from kmodlab.modules import BuiltModule, build, parse_params
+from kmodlab.runner import ModuleRun, run_module
+
+log = logging.getLogger("kmodlab.claims")
+
+Report = Callable[[str], None]
+RUN_TIMEOUT = 180.0      # the timing probe runs thousands of allocations under TCG
+BENIGN_EVENTS = ("module_taint",)
+
+
+def build_probe(probe: Probe, kernel: Kernel) -> BuiltModule:
+    """The .ko of one probe for ``kernel`` (cached by the module builder)."""
+    if probe.family is not None:
+        return build(probe.family, parse_params(probe.family, probe.params), kernel)
+    assert probe.module is not None
+    return build_probe_module(probe.module, kernel, probe.args)
+
+
+def ktap_values(run: ModuleRun) -> tuple[dict[str, Values], dict[str, str]]:
+    """Values and status of every load-phase test point, by test name.  Only the
+    diagnostics that name the test count (``# <test>: k=v``), not the document header."""
+    values: dict[str, Values] = {}
+    status: dict[str, str] = {}
+    for doc in run.load.ktap:
+        for _path, result in doc.walk():
+            values[result.name] = dict(result.values_by_name.get(result.name, {}))
+            status[result.name] = result.status
+    return values, status
+
+
+def read_facts(guest: Guest) -> dict[str, str]:
+    """Boot-time facts the checks quote: init_on_alloc/free as the kernel reported them."""
+    facts: dict[str, str] = {}
+    out = guest.run("dmesg | grep -m1 'mem auto-init' || true").stdout.strip()
+    if out:
+        facts["mem_auto_init"] = out.split("] ", 1)[-1]
+    cmdline = guest.run("cat /proc/cmdline").stdout.strip()
+    if cmdline:
+        facts["cmdline"] = cmdline
+    return facts
+
+
+def build_probes(kernel: Kernel, probes: Iterable[Probe], obs: Observations,
+                 report: Report = log.info) -> dict[str, BuiltModule]:
+    """Every probe's module for ``kernel``; a build failure is recorded in ``obs.errors``."""
+    built: dict[str, BuiltModule] = {}
+    for probe in probes:
+        try:
+            built[probe.name] = build_probe(probe, kernel)
+        except KmodlabError as exc:
+            obs.errors[probe.name] = f"build failed: {exc}"
+            report(f"{kernel.label}: {probe.name}: build failed")
+    return built
+
+
+def measure_on_guest(guest: Guest, kernel: Kernel, probes: Iterable[Probe], *,
+                     capture: bool = True, report: Report = log.info) -> Observations:
+    """Run every probe on a booted ``guest`` of ``kernel``.  Failures are recorded, not
+    raised, so one broken probe does not hide the others' results.  ``capture`` also stores
+    the guest's slab state (do it on a freshly booted guest: loaded modules add caches)."""
+    obs = Observations(kernel.release, kernel.label, guest.options.cpus,
+                       time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    built = build_probes(kernel, probes, obs, report)
+    obs.facts.update(read_facts(guest))
+    if capture:
+        try:
+            capture_from_guest(guest, kernel)
+        except KmodlabError as exc:
+            report(f"{kernel.label}: slab capture failed: {exc}")
+    for name, module in built.items():
+        try:
+            run = run_module(guest, module, timeout=RUN_TIMEOUT)
+        except KmodlabError as exc:
+            obs.errors[name] = f"run failed: {str(exc).splitlines()[0]}"
+            report(f"{kernel.label}: {name}: {obs.errors[name]}")
+            continue
+        obs.probes[name], obs.status[name] = ktap_values(run)
+        bad = [e.kind for e in run.load.events if e.kind not in BENIGN_EVENTS]
+        if bad:
+            obs.facts[f"{name}_events"] = ", ".join(bad)
+        failed = [t for t, s in obs.status[name].items() if s not in ("pass", "skip")]
+        report(f"{kernel.label}: {name}: {len(obs.status[name])} test points"
+               + (f", not ok: {', '.join(failed)}" if failed else ", all ok"))
+    return obs
+
+
+def measure_kernel(kernel: Kernel, probes: Iterable[Probe], options: GuestOptions | None = None,
+                   report: Report = log.info) -> Observations:
+    """Boot ``kernel`` once (a guest of its own) and run every probe on it."""
+    probes = list(probes)
+    with Guest(kernel, options or GuestOptions()) as guest:
+        return measure_on_guest(guest, kernel, probes, report=report)

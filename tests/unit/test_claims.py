@@ -1,0 +1,232 @@
+"""The claims catalog, its evaluation by the model on all four kernels, measured checks fed
+with synthetic observations, and the rendered report.  Pure: no guest, no cached kernel."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import kmodlab.cli
+from kmodlab.claims.catalog import load_catalog
+from kmodlab.claims.checks import CHECKS
+from kmodlab.claims.evaluate import evaluate, judge
+from kmodlab.claims.observations import Observations
+from kmodlab.claims.report import render_markdown, results_to_json
+from kmodlab.claims.target import ModelTarget, all_targets
+from kmodlab.cli import main
+from kmodlab.errors import ConfigError
+from kmodlab.modules import parse_params
+
+LABELS = ("x86_64-6.1", "x86_64-6.12", "arm64-6.1", "arm64-6.12")
+
+
+@pytest.fixture(autouse=True)
+def only_claims_commands(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real kmodlab main(), wired with this package's commands only, so another feature
+    package's state cannot break these tests."""
+    monkeypatch.setattr(kmodlab.cli, "FEATURE_COMMANDS", ("kmodlab.claims.cli",))
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_catalog()
+
+
+@pytest.fixture(scope="module")
+def targets() -> list[ModelTarget]:
+    return all_targets(use_cache=False)
+
+
+@pytest.fixture(scope="module")
+def results(catalog, targets):
+    return {r.claim.id: r for r in evaluate(catalog, targets)}
+
+
+def verdicts(result) -> dict[str, str]:
+    return {k.target.label: k.verdict for k in result.kernels}
+
+
+def test_catalog_is_complete_and_consistent(catalog) -> None:
+    ids = [c.id for c in catalog.claims]
+    assert {"ksize-160", "smallest-kmalloc", "waste-twice", "vmalloc-slower", "contiguity",
+            "get-zeroed-page", "free-pages-order", "mempool-reserve"} <= set(ids)
+    for claim in catalog.claims:
+        assert claim.statement and claim.source and claim.evaluate and claim.measure_how
+        assert claim.check in CHECKS
+        assert claim.probes, f"{claim.id} names no probe"
+
+
+def test_every_family_probe_has_valid_parameters(catalog) -> None:
+    for probe in catalog.probes.values():
+        if probe.family is not None:
+            parse_params(probe.family, probe.params)   # raises ConfigError if not
+        else:
+            assert (Path(__file__).parents[2] / "harness/claims/module"
+                    / f"{probe.module}.c").is_file()
+
+
+@pytest.mark.parametrize("text, message", [
+    (("probes: {}\nclaims:\n  - {id: a, statement: s, source: s, check: nope, evaluate: e, "
+     "measure: {probes: []}}\n"), "names check 'nope'"),
+    (("probes: {}\nclaims:\n  - {id: a, statement: s, source: s, check: ksize_is, evaluate: e, "
+     "measure: {probes: [ghost]}}\n"), "unknown probe"),
+    ("probes: {p: {what: x}}\nclaims: []\n", "exactly one of 'family' or 'module'"),
+    ("probes: {}\nclaims:\n  - {id: a, statement: s}\n", "lacks source"),
+])
+def test_catalog_errors_name_the_claim(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "claims.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_catalog(path)
+
+
+def test_model_verdicts_on_the_four_kernels(results) -> None:
+    assert verdicts(results["ksize-160"]) == {
+        "x86_64-6.1": "true", "x86_64-6.12": "true", "arm64-6.1": "false", "arm64-6.12": "true"}
+    assert results["ksize-160"].verdict == "depends"
+    assert set(verdicts(results["smallest-kmalloc"]).values()) == {"dated"}
+    smallest = {k.target.label: k.model.value for k in results["smallest-kmalloc"].kernels}
+    assert smallest == {"x86_64-6.1": "8", "x86_64-6.12": "8", "arm64-6.1": "128",
+                        "arm64-6.12": "8"}
+    for claim, verdict in (("waste-twice", "depends"), ("kmalloc-max-128k", "dated"),
+                           ("vmalloc-slower", "true"), ("contiguity", "depends"),
+                           ("get-zeroed-page", "true"), ("free-pages-order", "true"),
+                           ("not-cleared", "depends"), ("mempool-reserve", "true"),
+                           ("mempool-reserve-first", "false")):
+        assert set(verdicts(results[claim]).values()) == {verdict}, claim
+
+
+def test_waste_ratio_answers(results) -> None:
+    by = {k.target.label: k.model for k in results["waste-twice"].kernels}
+    assert by["x86_64-6.1"].value == "max 8x; 1.999999x above 8 B"
+    assert by["arm64-6.1"].value.startswith("max 128x;")
+    assert "kmalloc(4097) -> 8192" in by["x86_64-6.12"].answer
+    # Never printed as "2.00x": the worst case above the minimum stays under twice.
+    assert "2.00x" not in by["arm64-6.12"].answer
+
+
+def test_answers_group_kernels(results) -> None:
+    groups = results["ksize-160"].answer_groups()
+    assert groups == [(["x86_64 6.1", "x86_64 6.12", "arm64 6.12"],
+                       "ksize(160) = 192 (kmalloc-192)"),
+                      (["arm64 6.1"], "ksize(160) = 256 (kmalloc-256)")]
+
+
+def observations(label: str, **probes: dict) -> Observations:
+    return Observations(release=f"release-{label}", label=label, ncpus=1, probes=probes)
+
+
+def sweep(**ksizes: int) -> dict:
+    tests = {"kmalloc_constants": {"KMALLOC_MIN_SIZE": 8, "KMALLOC_MAX_SIZE": 4 << 20}}
+    for name, ksize in ksizes.items():
+        n = int(name[1:])
+        tests[f"kmalloc_{n}_kernel"] = {"requested": n, "allocated": 1, "ksize": ksize}
+    return tests
+
+
+def test_a_measurement_that_matches_the_model_agrees(catalog, targets) -> None:
+    x86 = targets[0]
+    obs = observations("x86_64-6.1", kmalloc_sweep=sweep(n1=8, n160=192, n4097=8192))
+    verdict = judge(catalog.claim("ksize-160"), x86, obs)
+    assert verdict.measured is not None and verdict.measured.value == "192"
+    assert verdict.agrees is True and verdict.verdict == "true"
+    waste = judge(catalog.claim("waste-twice"), x86, obs)
+    assert waste.agrees is True and waste.verdict == "depends"
+
+
+def test_the_kernel_wins_when_it_disagrees_with_the_model(catalog, targets) -> None:
+    x86 = targets[0]
+    obs = observations("x86_64-6.1", kmalloc_sweep=sweep(n1=8, n160=256))
+    verdict = judge(catalog.claim("ksize-160"), x86, obs)
+    assert verdict.verdict == "false" and verdict.model.verdict == "true"
+    assert verdict.agrees is False
+    result = evaluate(catalog, [x86], {"x86_64-6.1": obs}, [catalog.claim("ksize-160")])[0]
+    assert result.disagreements == [result.kernels[0]]
+
+
+def test_a_probe_that_did_not_run_is_reported(catalog, targets) -> None:
+    obs = observations("x86_64-6.1")
+    obs.errors["vmalloc_contiguity"] = "build failed: boom"
+    verdict = judge(catalog.claim("contiguity"), targets[0], obs)
+    assert verdict.measured is None and verdict.verdict == "depends"
+    assert verdict.not_measured == "build failed: boom"
+
+
+def test_measured_contiguity_zeroing_and_mempool(catalog, targets) -> None:
+    obs = observations(
+        "arm64-6.12",
+        vmalloc_contiguity={
+            "vmalloc_65536": {"requested": 65536, "allocated": 1, "pages": 16, "discontig": 0},
+            "vmalloc_1048576": {"requested": 1048576, "allocated": 1, "pages": 256,
+                                "discontig": 7},
+            "kmalloc_contig": {"allocated": 1, "pages": 16, "discontig": 0}},
+        pages_orders={"get_zeroed_page": {"allocated": 1, "zeroed": 1}},
+        claims_module={"reuse_zeroed_page": {"same_pfn": 1, "zeroed": 1},
+                       "reuse_page": {"same_pfn": 1, "zeroed": 1, "init_on_alloc": 1},
+                       "reuse_kmalloc": {"same_ptr": 1, "zeroed": 1}},
+        mempool_reserve={"kmalloc_pool_create": {"curr_nr": 4},
+                         "kmalloc_pool_alloc": {"allocated": 8, "curr_nr": 4},
+                         "kmalloc_pool_drain": {"allocated": 4, "curr_nr": 0}})
+    arm = targets[3]
+    contiguity = judge(catalog.claim("contiguity"), arm, obs)
+    assert contiguity.verdict == "depends" and contiguity.agrees is True
+    assert "7 breaks in 272 pages" in contiguity.measured.answer
+    zeroed = judge(catalog.claim("get-zeroed-page"), arm, obs)
+    assert zeroed.verdict == "true" and zeroed.agrees is True
+    cleared = judge(catalog.claim("not-cleared"), arm, obs)
+    assert cleared.verdict == "depends" and cleared.agrees is True
+    assert judge(catalog.claim("mempool-reserve"), arm, obs).agrees is True
+    first = judge(catalog.claim("mempool-reserve-first"), arm, obs)
+    assert first.verdict == "false" and first.agrees is True
+
+
+def test_timing_is_reported_not_compared(catalog, targets) -> None:
+    timing = {f"timing_{n}": {"iterations": 100, "kmalloc_min_ns": 100 * (n // 64 + 1),
+                              "vmalloc_min_ns": 150 * (n // 64 + 1) + 2000,
+                              "pages_min_ns": 140 * (n // 64 + 1)}
+              for n in (64, 4096, 16384, 131072, 1048576)}
+    obs = observations("x86_64-6.12", claims_module=timing)
+    verdict = judge(catalog.claim("vmalloc-slower"), targets[1], obs)
+    assert verdict.measured is not None and verdict.measured.agrees is None
+    assert verdict.agrees is None and verdict.verdict == "true"
+    assert "fastest of 100" in verdict.measured.answer
+
+
+def test_markdown_report(catalog, targets, results) -> None:
+    text = render_markdown(list(results.values()), targets, {}, "kmodlab claims")
+    header = "| claim | source | x86_64 6.1 | x86_64 6.12 | arm64 6.1 | arm64 6.12 | " \
+             "the true answer |"
+    assert header in text
+    for claim in catalog.claims:
+        assert f"| **{claim.id}**:" in text and f"### {claim.id}:" in text
+    assert "**false** 256" in text
+    assert "arm64 6.1: 256 (kmalloc-256)" in text
+    assert "Model verdicts only" in text
+
+
+def test_json_report_shape(catalog, targets, results) -> None:
+    data = results_to_json(list(results.values()), targets, {})
+    assert [k["label"] for k in data["kernels"]] == list(LABELS)
+    claim = next(c for c in data["claims"] if c["id"] == "ksize-160")
+    assert set(claim["kernels"]) == set(LABELS)
+    arm = claim["kernels"]["arm64-6.1"]
+    assert arm["verdict"] == "false" and arm["model"]["value"] == "256"
+    assert arm["measured"] is None
+    json.dumps(data)
+
+
+def test_claims_command_without_measurements(capsys: pytest.CaptureFixture[str],
+                                             tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KMODLAB_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "claims.md"
+    assert main(["claims", "--arch", "arm64", "--kernel", "6.1", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "Generated by `kmodlab claims --arch arm64 --kernel 6.1 --out" in text
+    assert "| arm64 6.1 |" in text and "x86_64 6.12" not in text.split("## ")[0]
+    assert main(["claims", "--json", "--claim", "ksize-160"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [c["id"] for c in data["claims"]] == ["ksize-160"]
+    assert main(["claims", "--claim", "no-such-claim"]) == 2
