@@ -1,7 +1,8 @@
 # kmodlab guest agent: runs framed commands read from stdin, writes framed results to stdout.
 #
-# It runs on the virtio command console (serial transport) and on an SSH channel (ssh transport),
-# so both transports speak one protocol.  The host sends lines of shell text that call the
+# Started as `cat /etc/kmodlab/agent.sh - | sh -s` on the virtio command port (serial transport)
+# and on an SSH channel (ssh transport), so both transports speak one protocol: the shell reads
+# these definitions, then keeps reading its input as the host's requests.  The host sends lines of shell text that call the
 # functions below with single-quoted arguments; every reply is framed by a random per-request
 # nonce, so a command's output can contain anything (prompts, binary, no final newline) and still
 # be cut out exactly:
@@ -44,4 +45,3 @@ __km_push() {
 }
 
 printf '\001KMODLAB-AGENT-READY %s\n' "$$"
-. /proc/self/fd/0

@@ -20,6 +20,8 @@ from kmodlab.console.protocol import CommandResult, Console, shell_quote
 from kmodlab.errors import ChannelClosed, CommandTimeout, GuestError, TransferError
 
 READY_BANNER = b"\x01KMODLAB-AGENT-READY "
+# How the agent starts on a byte stream: its definitions first, then the host's requests.
+AGENT_COMMAND = "cat /etc/kmodlab/agent.sh - | sh -s"
 
 
 class ByteStream(abc.ABC):

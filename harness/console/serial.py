@@ -1,7 +1,9 @@
-"""Serial transport: pexpect on QEMU's virtio console (the guest's /dev/hvc0).
+"""Serial transport: pexpect on QEMU's virtio serial port ``kmodlab.cmd``.
 
-QEMU exposes the console as a unix socket (``-chardev socket,server=on,wait=on``): QEMU does not
-start the guest until we are connected, so the agent's banner can never be missed.
+QEMU exposes the port as a unix socket (``-chardev socket,server=on,wait=on``): QEMU does not
+start the guest until we are connected, so the agent's banner can never be missed.  A serial
+*port* rather than a virtio *console*: QEMU throttles a port whose reader is slow, but drops
+console output (hw/char/virtio-console.c:flush_buf()), which corrupted large reads under load.
 """
 
 from __future__ import annotations

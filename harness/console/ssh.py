@@ -12,7 +12,7 @@ from pathlib import Path
 
 import paramiko
 
-from kmodlab.console.agent import AgentConsole, ByteStream
+from kmodlab.console.agent import AGENT_COMMAND, AgentConsole, ByteStream
 from kmodlab.errors import ChannelClosed, GuestError
 
 
@@ -62,7 +62,7 @@ def connect_ssh(port: int, key_path: Path, timeout: float = 30.0,
             assert transport is not None
             transport.set_keepalive(15)
             channel = transport.open_session()
-            channel.exec_command("sh /etc/kmodlab/agent.sh")
+            channel.exec_command(AGENT_COMMAND)
             console = AgentConsole(SSHStream(client, channel), transport="ssh")
             console.wait_ready(10.0)
             return console

@@ -70,11 +70,12 @@ def build_argv(profile: ArchProfile, config: QemuConfig, paths: RunPaths,
     else:
         argv += ["-chardev", f"file,id=kcon,path={paths.console_log}", "-serial", "chardev:kcon"]
     argv += ["-qmp", f"unix:{paths.qmp_socket},server=on,wait=off"]
-    # The command console: a virtio console whose host end is a unix socket QEMU waits on.
+    # The command channel: a virtio serial port (flow-controlled; a virtconsole would drop output
+    # when the host is slow) whose host end is a unix socket QEMU waits on.
     argv += ["-device", profile.virtio_device("serial"),
              "-chardev", f"socket,id=cmd,path={paths.command_socket},server=on,"
              f"wait={'off' if config.interactive else 'on'}",
-             "-device", "virtconsole,chardev=cmd"]
+             "-device", "virtserialport,chardev=cmd,name=kmodlab.cmd"]
     if config.ssh:
         if paths.ssh_port is None:
             raise ValueError("an SSH guest needs a host port")

@@ -49,7 +49,8 @@ def test_kernel_messages_do_not_corrupt_output(guest: Guest) -> None:
 
 
 def test_push_and_read_back(guest: Guest, tmp_path: Path) -> None:
-    payload = os.urandom(300 * 1024)
+    # 2 MiB: large enough that a lossy channel shows (a virtconsole dropped bytes under load).
+    payload = os.urandom(2 * 1024 * 1024)
     src = tmp_path / "blob.bin"
     src.write_bytes(payload)
     guest.push(src, "/tmp/blob.bin")

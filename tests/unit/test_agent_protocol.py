@@ -50,7 +50,9 @@ class PipeStream(ByteStream):
 
 @pytest.fixture
 def agent(tmp_path: Path):
-    proc = subprocess.Popen([BUSYBOX, "sh", str(PROJECT_ROOT / "images" / "agent.sh")],
+    script = str(PROJECT_ROOT / "images" / "agent.sh")
+    # The same pipeline as AGENT_COMMAND, with the host's busybox standing in for the guest's.
+    proc = subprocess.Popen([BUSYBOX, "sh", "-c", f"{BUSYBOX} cat {script} - | {BUSYBOX} sh -s"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=tmp_path)
     console = AgentConsole(PipeStream(proc), transport="pipe")
     console.wait_ready(10)

@@ -34,7 +34,7 @@ def test_kernel_log_and_command_channel_are_separate() -> None:
     argv = build_argv(arch_profile("x86_64"), CONFIG, PATHS)
     assert "file,id=kcon,path=/r/console.log" in argv
     assert "socket,id=cmd,path=/s/cmd.sock,server=on,wait=on" in argv
-    assert "virtconsole,chardev=cmd" in argv
+    assert "virtserialport,chardev=cmd,name=kmodlab.cmd" in argv
 
 
 def test_ssh_adds_port_forward_only_when_asked() -> None:
