@@ -94,3 +94,22 @@ def test_new_kernels(model):
     skipped = 2 if kernel.version < (6, 5) else 1
     result.assert_outcomes(passed=2 - skipped, skipped=skipped)
     result.stdout.fnmatch_lines([f"*test is for arch {other}*"])
+
+
+def test_xdist_workers_own_their_guests_and_junit_counts_every_test(
+        pytester: pytest.Pytester, kernel: Kernel) -> None:
+    junit = pytester.path / "junit.xml"
+    result = _run(pytester, kernel, """
+import os
+
+def test_a(guest):
+    assert guest.run("uname -r").ok
+
+def test_b(guest):
+    assert guest.run("cat /proc/buddyinfo").ok
+
+def test_c(kmodule):
+    kmodule("percpu").load()
+""", "-n", "2", f"--junitxml={junit}")
+    result.assert_outcomes(passed=3)
+    assert 'tests="3"' in junit.read_text() and 'failures="0"' in junit.read_text()
