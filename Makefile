@@ -13,7 +13,7 @@ setup:
 	@./scripts/setup.sh
 
 demo: setup
-	$(KMODLAB) summary
+	$(KMODLAB) check
 
 kernels: setup
 	@for entry in $(MATRIX); do \

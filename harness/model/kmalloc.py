@@ -217,3 +217,21 @@ def kmalloc_size_roundup(p: KernelParams, size: int) -> int:
     if 1 <= size <= p.kmalloc_max_size:
         return p.page_size << get_order(size, p.page_shift)
     return size
+
+
+@dataclass(frozen=True)
+class KreallocStep:
+    """krealloc(p, new_size) of an object whose ksize() is known."""
+
+    moved: bool          # a new object was allocated and the data copied
+    ksize: int           # ksize() of the object krealloc returns
+
+
+def krealloc_step(p: KernelParams, old_ksize: int, new_size: int, ksize_of_new: int
+                  ) -> KreallocStep:
+    """mm/slab_common.c:__do_krealloc() (6.1 and 6.12): ``if (ks >= new_size) return p`` --
+    the object stays while it still fits its slot (growing or shrinking); otherwise
+    kmalloc(new_size) and copy."""
+    if new_size <= old_ksize:
+        return KreallocStep(False, old_ksize)
+    return KreallocStep(True, ksize_of_new)

@@ -82,3 +82,27 @@ def mempool_use(min_nr: int, allocs: int, frees: int = 0, allocator_fails: bool 
     reserve = min_nr - from_reserve
     refill = min(frees, min_nr - reserve)
     return MempoolUse(reserve + refill, 0, frees - refill)
+
+
+@dataclass(frozen=True)
+class MempoolResize:
+    """The pool after mempool_resize(pool, new_min_nr)."""
+
+    min_nr: int
+    curr_nr: int
+    elements_cache: str | None       # kmalloc cache of the element array afterwards
+    reallocated: bool                # a new element array was kmalloc'ed
+
+
+def mempool_resize(p: KernelParams, min_nr: int, curr_nr: int, new_min_nr: int,
+                   elements_cache: str | None) -> MempoolResize:
+    """mm/mempool.c:mempool_resize() (same in 6.1 and 6.12): shrinking frees reserve elements
+    down to new_min_nr and keeps the array; growing kmalloc_array()s a new array of new_min_nr
+    pointers and fills the reserve up to new_min_nr with pool->alloc (which succeeds in an idle
+    guest)."""
+    if new_min_nr <= 0:
+        raise ModelError("mempool_resize() BUG_ONs on new_min_nr <= 0")
+    if new_min_nr <= min_nr:
+        return MempoolResize(new_min_nr, min(curr_nr, new_min_nr), elements_cache, False)
+    return MempoolResize(new_min_nr, new_min_nr,
+                         kmalloc_cache_name(p, new_min_nr * p.pointer_size), True)

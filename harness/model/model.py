@@ -231,11 +231,11 @@ class Model:
                          f"{p.rule_kmalloc_large} + mm/slab_common.c:__ksize(): folio_size()")
         cache = kmalloc.kmalloc_slab(p, size, self.kmalloc_type(gfp_flags))
         value = slab.slab_ksize(cache.layout, cache.flags)
-        rule = f"{p.rule_kmalloc_slab} + mm/slab.h:slab_ksize() = s->size of {cache.name}"
+        rule = f"{p.rule_kmalloc_slab} + mm/slab.h:slab_ksize() = s->size"
         if p.kfence_sampling:
             return bounded(value, size, value, rule, "KFENCE sampling is on: a sampled object "
                            "reports its exact size (mm/kfence/core.c:kfence_ksize())")
-        return exact(value, rule)
+        return exact(value, rule, f"s->size of {cache.name}")
 
     def kmalloc_large_order(self, size: int) -> Prediction[int | None]:
         """Page order behind kmalloc(size) above KMALLOC_MAX_CACHE_SIZE, None below it."""
@@ -249,6 +249,38 @@ class Model:
             reason = (f"order {order} > {p.max_order_name}: __alloc_pages() WARNs and returns "
                       "NULL")
         return exact(order, f"{p.rule_kmalloc_large} + {R_GETORDER}", reason)
+
+    def krealloc(self, old_ksize: int, new_size: int) -> Prediction[kmalloc.KreallocStep]:
+        """krealloc() of an object with ksize ``old_ksize`` to ``new_size`` (GFP_KERNEL):
+        in place while it fits, else a new kmalloc(new_size)."""
+        self._check_size(new_size)
+        step = kmalloc.krealloc_step(self.params, old_ksize, new_size,
+                                     self.ksize(new_size).value)
+        why = (f"{new_size} <= ksize {old_ksize}: same object" if not step.moved else
+               f"{new_size} > ksize {old_ksize}: kmalloc({new_size}) + memcpy")
+        return exact(step, "mm/slab_common.c:__do_krealloc(): ks >= new_size keeps the object",
+                     why)
+
+    def kvmalloc(self, size: int) -> Prediction[vmalloc.KvmallocPlan]:
+        """kvmalloc(size, GFP_KERNEL): kmalloc first (with __GFP_NORETRY above PAGE_SIZE), the
+        vmalloc fallback only when that fails -- always above KMALLOC_MAX_SIZE (the order is too
+        large), otherwise only under fragmentation, which an idle guest does not have."""
+        self._check_size(size)
+        p = self.params
+        rule = "mm/util.c:kvmalloc_node() (6.12 __kvmalloc_node_noprof())"
+        if 0 < size <= p.kmalloc_max_size:
+            return exact(vmalloc.KvmallocPlan(size, False, self.ksize(size).value), rule,
+                         "kmalloc succeeds in an idle guest")
+        plan = vmalloc.vmalloc_plan(p, size)
+        pmd = vmalloc.pmd_size(p)
+        if size >= pmd and size % pmd:
+            return Prediction(vmalloc.KvmallocPlan(size, True, 0, plan.areas), rule, False, None,
+                              "VM_ALLOW_HUGE_VMAP may round the area up to PMD_SIZE where the "
+                              "arch maps huge vmalloc")
+        return exact(vmalloc.KvmallocPlan(size, True, 0, plan.areas),
+                     f"{rule} -> __vmalloc_node_range(VM_ALLOW_HUGE_VMAP)",
+                     f"{size} > KMALLOC_MAX_SIZE {p.kmalloc_max_size}: vmalloc; a multiple of "
+                     "PMD_SIZE, so huge mappings would not change the area")
 
     def kmalloc_waste(self, size: int, gfp_flags: str = "GFP_KERNEL") -> Prediction[Waste]:
         """Internal waste of kmalloc(size): ksize - size, and its share of ksize."""
@@ -421,31 +453,46 @@ class Model:
     def is_pcp_order(self, order: int) -> bool:
         return pages.pcp_allowed_order(self.params, order)
 
-    def _pcp_bound(self, counts: Sequence[int], order: int, count: int) -> tuple[int, int]:
-        per_refill = pages.pcp_refill_blocks(self.params, order)
+    def _pcp_bound(self, counts: Sequence[int], order: int, count: int,
+                   batch: int | None = None) -> tuple[int, int]:
+        per_refill = pages.pcp_refill_blocks(self.params, order, batch)
         refills = -(-count // per_refill)
         fp = pages.free_pages(counts)
         return fp - refills * per_refill * (1 << order), fp
 
-    def buddy_alloc(self, counts: Sequence[int], order: int, count: int = 1
-                    ) -> Prediction[tuple[int, ...]]:
+    def zone_pcp_batch(self, managed_pages: int) -> Prediction[int]:
+        """pcp->batch of a zone with ``managed_pages`` (/proc/zoneinfo "managed" -> "batch")."""
+        return exact(pages.pcp_batch(managed_pages, self.params.page_shift),
+                     "mm/page_alloc.c:zone_batchsize() + zone_set_pageset_high_and_batch()")
+
+    def buddy_alloc(self, counts: Sequence[int], order: int, count: int = 1, *,
+                    migratetype_counts: Mapping[str, Sequence[int]] | None = None,
+                    gfp_flags: str = "GFP_KERNEL", pcp_batch: int | None = None,
+                    zone: str | None = None) -> Prediction[tuple[int, ...]]:
         """Buddyinfo counts of the zone while ``count`` order-``order`` blocks are held.
 
-        Orders 4..8 and 10 go straight to the buddy lists: exact (the smallest free block of
-        order >= requested is split), assuming that block is of the requested migratetype.
+        Orders 4..8 and 10 go straight to the buddy lists: exact (mm/page_alloc.c:
+        __rmqueue_smallest() splits the smallest free block of order >= requested).  Given
+        ``migratetype_counts`` (the free-list lengths per migratetype, as /proc/pagetypeinfo
+        prints them) the block is looked up on the request's own migratetype list, with the
+        fallback claim of a whole block >= pageblock_order when that list is empty
+        (:func:`pages.rmqueue_typed`); without them the smallest block of any type is assumed.
         pcp orders (0..3 and 9) are usually served from per-cpu lists: the value is 'no
         change', the bound is on the zone's buddy-free pages (a refill may take up to
-        batch-sized chunks)."""
+        batch-sized chunks; ``pcp_batch`` is the zone's pcp->batch)."""
         self._check_order(order)
         counts = tuple(counts)
         if len(counts) != self.params.nr_page_orders:
             raise ModelError(f"expected {self.params.nr_page_orders} order counts, got "
                              f"{len(counts)}")
         if self.is_pcp_order(order):
-            lo, hi = self._pcp_bound(counts, order, count)
+            lo, hi = self._pcp_bound(counts, order, count, pcp_batch)
             return bounded(counts, lo, hi, R_PCP,
                            f"order {order} uses the per-cpu lists; bound is on the zone's "
                            "buddy-free pages (refills of max(batch >> order, 2) blocks)")
+        if migratetype_counts is not None:
+            return self._buddy_alloc_typed(counts, order, count, migratetype_counts, gfp_flags,
+                                           zone)
         after, done = pages.simulate_alloc(counts, order, count)
         if done < count:
             return Prediction(after, R_BUDDY, False, None,
@@ -454,16 +501,42 @@ class Model:
         return exact(after, R_BUDDY, "assumes the smallest free block is of the request's "
                      "migratetype (else __rmqueue_fallback() steals a pageblock)")
 
-    def buddy_free(self, counts_before: Sequence[int], order: int, count: int = 1
-                   ) -> Prediction[tuple[int, ...]]:
+    def _buddy_alloc_typed(self, counts: tuple[int, ...], order: int, count: int,
+                           migratetype_counts: Mapping[str, Sequence[int]], gfp_flags: str,
+                           zone: str | None) -> Prediction[tuple[int, ...]]:
+        mt = gfp.migratetype(gfp.parse_gfp(gfp_flags))
+        typed = {name: list(migratetype_counts.get(name, (0,) * len(counts)))
+                 for name in pages.FALLBACKS}
+        state = list(counts)
+        how = []
+        for _ in range(count):
+            k, why = pages.rmqueue_typed(self.params, state, typed, order, mt)
+            if k is None or (why == "claim" and zone == "Normal"):
+                fp = pages.free_pages(counts) - (count << order)
+                reason = why if k is None else ("ALLOC_NOFRAGMENT in ZONE_NORMAL prefers other "
+                                                "zones before a fallback")
+                return bounded(counts, fp, fp, f"{R_BUDDY} + __rmqueue_fallback()",
+                               f"{reason}; bound is on the zone's buddy-free pages, which drop "
+                               f"by exactly {count << order}")
+            how.append(f"order {k} ({why})")
+        rule = R_BUDDY if all("smallest" in h for h in how) else \
+            f"{R_BUDDY} + __rmqueue_fallback()/__rmqueue_claim()"
+        return exact(tuple(state), rule, f"{mt} list; split " + ", ".join(how))
+
+    def buddy_free(self, counts_before: Sequence[int], order: int, count: int = 1, *,
+                   pcp_pages: int = 0) -> Prediction[tuple[int, ...]]:
         """Counts after the blocks from :meth:`buddy_alloc` are freed again: the buddies split
         off are still free, so __free_one_page() merges back to the original blocks (verified
-        exact restore for 4 x order 5, 6 and 8)."""
+        exact restore for 4 x order 5, 6 and 8).  Freed pcp-order blocks go onto the per-cpu
+        list; the zone's buddy-free pages then grow by between 0 and everything on that list
+        (``pcp_pages`` before the free, plus the blocks): free_unref_page_commit() drains it
+        with free_pcppages_bulk() once pcp->count reaches pcp->high."""
         self._check_order(order)
         counts = tuple(counts_before)
         if self.is_pcp_order(order):
-            lo, hi = self._pcp_bound(counts, order, count)
-            return bounded(counts, lo, hi, f"{R_PCP} + free_unref_page()",
+            fp = pages.free_pages(counts)
+            return bounded(counts, fp, fp + pcp_pages + (count << order),
+                           f"{R_PCP} + free_unref_page_commit()",
                            "freed pcp-order pages stay on per-cpu lists until pcp->high; "
                            "bound is on the zone's buddy-free pages")
         return exact(counts, R_MERGE_FREE, "assumes nothing else took the split-off buddies")
@@ -529,6 +602,13 @@ class Model:
         underlying allocator fails; an idle VM never makes it fail)."""
         return exact(mempool.mempool_use(min_nr, allocs, frees, allocator_fails),
                      R_MEMPOOL_ALLOC)
+
+    def mempool_resize(self, min_nr: int, curr_nr: int, new_min_nr: int
+                       ) -> Prediction[mempool.MempoolResize]:
+        """mempool_resize(pool, new_min_nr) of a pool with ``min_nr``/``curr_nr``."""
+        cache = kmalloc.kmalloc_cache_name(self.params, min_nr * self.params.pointer_size)
+        return exact(mempool.mempool_resize(self.params, min_nr, curr_nr, new_min_nr, cache),
+                     "mm/mempool.c:mempool_resize()")
 
     # ------------------------------------------------------------------ percpu
     def alloc_percpu(self, size: int, align: int | None = None

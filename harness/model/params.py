@@ -78,10 +78,12 @@ class KernelParams:
     orig_size_bytes: int
     costly_order: int
     pcp_huge_order: int | None
+    pageblock_order: int
     pcp_batch: int
     pcp_order0_scale: int
     zone_fallback: tuple[str, ...]
     vm_struct_size: int
+    thread_size: int
     mempool_t_size: int
     devres_header_size: int
     devres_roundup: bool
@@ -195,10 +197,15 @@ def resolve(arch: str, version: tuple[int, int] | str, kconfig: Mapping[str, str
         freeptr_offset_arg=t("FREEPTR_OFFSET_ARG"),
         redzone_orig_size_freeptr=t("REDZONE_ORIG_SIZE_FREEPTR"), track_size=t("TRACK_SIZE"),
         orig_size_bytes=t("ORIG_SIZE_BYTES"), costly_order=t("PAGE_ALLOC_COSTLY_ORDER"),
-        pcp_huge_order=(page_shift - 3) if thp else None, pcp_batch=t("PCP_BATCH"),
+        pcp_huge_order=(page_shift - 3) if thp else None,
+        pageblock_order=min(page_shift - 3, max_page_order)
+        if _on(kc, "CONFIG_HUGETLB_PAGE") or (thp and t("PAGEBLOCK_ORDER_FROM_THP"))
+        else max_page_order,
+        pcp_batch=t("PCP_BATCH"),
         pcp_order0_scale=(_int(kc, "CONFIG_PCP_BATCH_SCALE_MAX") or 5)
         if t("PCP_REFILL_SCALES_ORDER0") else 0,
         zone_fallback=t("ZONE_FALLBACK"), vm_struct_size=t("VM_STRUCT_SIZE"),
+        thread_size=t("THREAD_SIZE"),
         mempool_t_size=t("MEMPOOL_T_SIZE"),
         devres_header_size=(node_size + data_align - 1) // data_align * data_align,
         devres_roundup=t("DEVRES_ROUNDUP"), pcpu_min_alloc_size=t("PCPU_MIN_ALLOC_SIZE"),

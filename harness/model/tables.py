@@ -50,10 +50,17 @@ TABLE: dict[str, Entry] = {
         {"*": 9},
         "mm/page_alloc.c:pcp_allowed_order(): 6.1 pageblock_order, 6.12 HPAGE_PMD_ORDER; "
         "= 9 on x86_64 and arm64-4K with TRANSPARENT_HUGEPAGE"),
+    "PAGEBLOCK_ORDER_FROM_THP": Entry(
+        {"6.1": False, "6.12": True},
+        "include/linux/pageblock-flags.h: pageblock_order = min(HUGETLB_PAGE_ORDER, max order) "
+        "with HUGETLB_PAGE (PMD order, PAGE_SHIFT - 3 on 64-bit); without it 6.12 uses "
+        "HPAGE_PMD_ORDER under TRANSPARENT_HUGEPAGE, 6.1 the largest order"),
     "PCP_BATCH": Entry(
         {"*": 63},
-        "mm/page_alloc.c:zone_batchsize(): 63 for zones of ~256 MiB or more (verified 6.1 DMA32 "
-        "batch 63 in /proc/zoneinfo)"),
+        "mm/page_alloc.c:zone_batchsize(): 63 for zones of ~688 MiB (176128 pages) or more "
+        "(verified 6.1 DMA32 batch 63 at 1 GiB); smaller zones get less -- 31 in the 512 MiB "
+        "guests (verified in /proc/zoneinfo), 1 for x86's 16 MiB DMA zone.  Only a default: "
+        "Model.zone_pcp_batch() computes a zone's batch from its managed pages"),
     "PCP_REFILL_SCALES_ORDER0": Entry(
         {"6.1": False, "6.12": True},
         "6.1 mm/page_alloc.c:__rmqueue_pcplist(): max(batch >> order, 2) blocks; 6.12 "
@@ -136,6 +143,11 @@ TABLE: dict[str, Entry] = {
         "mm/slub.c:calculate_sizes(): SLAB_STORE_USER on kmalloc caches adds "
         "sizeof(unsigned int) (6.1 and 6.12 source; KERNEL-FACTS says 8 on 6.12, not observable "
         "after the 8-byte alignment)"),
+    "THREAD_SIZE": Entry(
+        {"*": 16384},
+        "arch/x86/include/asm/page_64_types.h: PAGE_SIZE << THREAD_SIZE_ORDER (2, no KASAN); "
+        "arch/arm64/include/asm/memory.h: 1 << MIN_THREAD_SHIFT (14, no KASAN); with "
+        "VMAP_STACK every task stack is a vmalloc area of this size (+ guard page)"),
     # ------------------------------------------------------------------ structures
     "SIZEOF_POINTER": Entry({"*": 8}, "64-bit: sizeof(void *)"),
     "VM_STRUCT_SIZE": Entry(
@@ -188,6 +200,7 @@ _COMMON = {
     "CONFIG_INIT_ON_ALLOC_DEFAULT_ON": "y",
     "CONFIG_NUMA": "y",
     "CONFIG_TRANSPARENT_HUGEPAGE": "y",
+    "CONFIG_HUGETLB_PAGE": "y",
     "CONFIG_STACKDEPOT": "y",
 }
 DEBIAN_KCONFIG: dict[tuple[str, str], dict[str, str]] = {

@@ -79,3 +79,18 @@ def vmalloc_plan(p: KernelParams, size: int) -> VmallocPlan:
         request, nested = array_bytes, True
     return VmallocPlan(size, areas[0].pages, tuple(areas), areas[0].pages * p.pointer_size,
                        vm_struct_cache)
+
+
+@dataclass(frozen=True)
+class KvmallocPlan:
+    """Where kvmalloc(size) ends up."""
+
+    request: int
+    vmalloc: bool                    # the vmalloc fallback was used
+    ksize: int                       # ksize() of the kmalloc object (0 for vmalloc)
+    areas: tuple[VmArea, ...] = ()   # vmallocinfo lines of the fallback
+
+
+def pmd_size(p: KernelParams) -> int:
+    """PMD_SIZE: one page table page of PTEs maps PAGE_SIZE * PAGE_SIZE / 8 bytes (2 MiB)."""
+    return p.page_size * (p.page_size // p.pointer_size)

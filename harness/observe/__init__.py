@@ -22,11 +22,13 @@ from kmodlab.observe.vmallocinfo import (
     diff_vmallocinfo,
     parse_vmallocinfo,
 )
+from kmodlab.observe.zoneinfo import Pageset, Zone, ZoneInfo, parse_zoneinfo
 
 __all__ = [
     "BuddyInfo", "DmesgLine", "EventDetector", "KernelEvent", "KtapDocument", "KtapResult",
-    "MemInfo", "ParseError", "SlabCache", "SlabInfo", "VmallocEntry", "VmallocInfo",
+    "MemInfo", "Pageset", "ParseError", "SlabCache", "SlabInfo", "VmallocEntry", "VmallocInfo",
+    "Zone", "ZoneInfo",
     "diff_buddyinfo", "diff_meminfo", "diff_slabinfo", "diff_vmallocinfo", "find_events",
     "parse_buddyinfo", "parse_dmesg", "parse_ktap", "parse_meminfo", "parse_slabinfo",
-    "parse_vmallocinfo",
+    "parse_vmallocinfo", "parse_zoneinfo",
 ]

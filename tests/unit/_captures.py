@@ -13,7 +13,7 @@ from pathlib import Path
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 PROC = FIXTURES / "proc"
-KINDS = ("slabinfo", "buddyinfo", "vmallocinfo", "meminfo", "dmesg")
+KINDS = ("slabinfo", "buddyinfo", "vmallocinfo", "meminfo", "zoneinfo", "dmesg")
 
 
 def capture_dirs() -> list[Path]:

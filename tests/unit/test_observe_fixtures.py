@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
+
 from kmodlab.observe import (
     parse_buddyinfo,
     parse_dmesg,
@@ -72,7 +74,9 @@ def test_meminfo_capture(path: Path) -> None:
 def test_dmesg_capture(path: Path) -> None:
     lines = parse_dmesg(path.read_text())
     assert lines and all(line.timestamp is not None for line in lines)
-    stamps = [line.timestamp for line in lines]
-    assert stamps == sorted(stamps)
+    # Timestamps only go back where sched_clock changes source: x86 starts on jiffies and
+    # restarts on the TSC (arch/x86/kernel/tsc.c:tsc_early_init(), seen in real captures).
+    steps_back = [b for a, b in itertools.pairwise(lines) if b.timestamp < a.timestamp]
+    assert all(line.text.startswith("clocksource: tsc-early") for line in steps_back)
     for event in find_events(path.read_text()):
         assert event.lines and event.title

@@ -1,0 +1,76 @@
+"""``kmodlab check [FAMILY ...]``: predict, measure, cross-check.
+
+Exit status: 0 when every row passed, 1 when a prediction failed (the output names the rule
+that predicted it), 2 when a family could not be checked (build error, guest crash...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from kmodlab.check.families import CHECKS
+from kmodlab.check.observation import Observation, Probe
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from kmodlab.cli import DEFAULT_ARCH, DEFAULT_FLAVOUR, DEFAULT_SERIES
+
+    p = subparsers.add_parser(
+        "check", help="predict allocator numbers with the model, measure them in a guest, compare",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("families", nargs="*", metavar="FAMILY",
+                   help=f"families to check (default: all): {', '.join(CHECKS)}")
+    p.add_argument("--arch", default=DEFAULT_ARCH, help="x86_64 or arm64 (default: %(default)s)")
+    p.add_argument("--kernel", default=DEFAULT_SERIES,
+                   help="series (6.1, 6.12) or exact release (default: %(default)s)")
+    p.add_argument("--flavour", default=DEFAULT_FLAVOUR,
+                   help="cloud or generic (default: %(default)s)")
+    p.add_argument("--transport", default="serial", choices=("serial", "ssh"))
+    p.add_argument("--cpus", type=int, default=1, help="guest CPUs (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--all", dest="all_rows", action="store_true",
+                   help="list every row (test, quantity, predicted, observed, rule, verdict)")
+    p.add_argument("--record", metavar="DIR", type=Path,
+                   help="also save each probe's observation in DIR (<probe>.json.gz; compare "
+                        "again offline with kmodlab.check.replay.load_observation)")
+    p.set_defaults(func=cmd_check)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from kmodlab.check.report import render_check, report_to_json
+    from kmodlab.check.run import resolve_families, run_check
+    from kmodlab.kernels import provision
+
+    families = resolve_families(args.families)
+    kernel = provision(args.arch, args.kernel, flavour=args.flavour)
+    record = None
+    if args.record is not None:
+        from kmodlab.check.replay import save_observation
+
+        args.record.mkdir(parents=True, exist_ok=True)
+
+        def record(obs: Observation) -> None:
+            save_observation(obs, args.record / f"{obs.probe.name.replace('/', '-')}.json.gz")
+
+    report = run_check(kernel, families, cpus=args.cpus, transport=args.transport,
+                       on_probe=_progress, on_observation=record)
+    if args.json:
+        json.dump(report_to_json(report), sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(render_check(report, all_rows=args.all_rows))
+    return report.exit_code
+
+
+def _progress(probe: Probe) -> None:
+    """One line per probe on a terminal (builds and the first boot take a while)."""
+    if sys.stderr.isatty():
+        print(f"kmodlab check: {probe.name} ...", file=sys.stderr, flush=True)
+    else:
+        log.info("probe %s", probe.name)

@@ -1,0 +1,28 @@
+"""The family checks, as data: each module exposes FAMILY, probes(model) and compare(obs, model).
+
+Adding a family check means adding a module next to this one and one line here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol
+
+from kmodlab.check import devres, kmalloc, kmem_cache, mempool, pages, percpu, vmalloc
+from kmodlab.check.observation import Observation, Probe
+from kmodlab.check.rows import CheckRow
+from kmodlab.model import Model
+
+
+class FamilyCheck(Protocol):
+    FAMILY: str
+
+    def probes(self, model: Model) -> list[Probe]: ...
+
+    def compare(self, obs: Observation, model: Model) -> Iterator[CheckRow]: ...
+
+
+CHECKS: dict[str, FamilyCheck] = {
+    m.FAMILY: m  # type: ignore[misc]
+    for m in (kmalloc, kmem_cache, mempool, vmalloc, percpu, devres, pages)
+}

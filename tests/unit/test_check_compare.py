@@ -1,0 +1,239 @@
+"""The family comparators on recorded guest observations (no guest needed).
+
+tests/fixtures/check/<arch>-<series>/<probe>.json.gz are real runs saved with
+``kmodlab check --record`` (kmodlab.check.replay; read them with ``zcat``).  Replayed as recorded, every row passes;
+each deliberately wrong observation below must turn into the failure it stands for, so the
+check can fail -- and says which rule predicted what.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kmodlab.check.families import CHECKS
+from kmodlab.check.observation import Observation, slab_dump
+from kmodlab.check.replay import observation_from_dict, read_recording
+from kmodlab.check.rows import MISMATCH, NOT_OBSERVED, OUT, CheckRow
+from kmodlab.model import Model
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "check"
+RECORDINGS = sorted(FIXTURES.glob("*/*.json.gz"))
+MIN_ROWS = {"kmalloc": 400, "kmem_cache": 15, "mempool": 50, "vmalloc": 50, "percpu": 20,
+            "devres": 40, "pages": 60}       # per probe
+
+
+def model_for(path: Path) -> Model:
+    arch, series = path.parent.name.rsplit("-", 1)
+    return Model(arch, series, ncpus=1)
+
+
+def rows_of(data: dict[str, Any], model: Model) -> list[CheckRow]:
+    obs = observation_from_dict(data)
+    return list(CHECKS[obs.probe.family].compare(obs, model))
+
+
+def recording(name: str, kernel: str = "x86_64-6.1") -> tuple[dict[str, Any], Model]:
+    path = FIXTURES / kernel / f"{name}.json.gz"
+    return read_recording(path), model_for(path)
+
+
+def find(rows: list[CheckRow], test: str, quantity: str) -> CheckRow:
+    hits = [r for r in rows if r.test == test and r.quantity == quantity]
+    assert len(hits) == 1, f"{test}/{quantity}: {len(hits)} rows"
+    return hits[0]
+
+
+def edit_log(data: dict[str, Any], phase: str, edit: Callable[[str], str]) -> None:
+    before = data[phase]["log"]
+    data[phase]["log"] = edit(before)
+    assert data[phase]["log"] != before, "the edit changed nothing"
+
+
+def test_there_are_recordings_of_every_family() -> None:
+    families = {read_recording(p)["probe"]["family"] for p in RECORDINGS}
+    assert families == set(CHECKS)
+
+
+@pytest.mark.parametrize("path", RECORDINGS,
+                         ids=lambda p: f"{p.parent.name}/{p.name.removesuffix('.json.gz')}")
+def test_recorded_run_passes(path: Path) -> None:
+    data = read_recording(path)
+    rows = rows_of(data, model_for(path))
+    family = data["probe"]["family"]
+    failed = [f"{r.test} {r.quantity}: predicted {r.predicted} observed {r.observed} "
+              f"({r.verdict}; {r.rule})" for r in rows if r.failed]
+    assert not failed, "\n".join(failed)
+    assert len(rows) >= MIN_ROWS[family]
+    assert not [r for r in rows if r.verdict == NOT_OBSERVED]
+
+
+# ------------------------------------------------------------------ deliberately wrong kernels
+def test_wrong_ksize_is_a_mismatch_naming_the_rule() -> None:
+    data, model = recording("kmalloc")
+    edit_log(data, "load", lambda log: re.sub(
+        r"(# kmalloc_160_kernel: requested=160 .*?ksize=)192", r"\g<1>200", log))
+    row = find(rows_of(data, model), "kmalloc_160_kernel", "ksize")
+    assert (row.verdict, row.predicted, row.observed) == (MISMATCH, 192, 200)
+    assert "slab_ksize" in row.rule and row.failed
+
+
+def test_wrong_cache_type_is_a_mismatch() -> None:
+    # GFP_KERNEL_ACCOUNT served from the plain cache: kmalloc_type() would be wrong
+    data, model = recording("kmalloc")
+    edit_log(data, "load", lambda log: log.replace(
+        "kmalloc_96_kernel_account: object slab kmalloc-cg-96",
+        "kmalloc_96_kernel_account: object slab kmalloc-96"))
+    row = find(rows_of(data, model), "kmalloc_96_kernel_account", "cache (kmem_dump_obj)")
+    assert (row.verdict, row.predicted) == (MISMATCH, "kmalloc-cg-96")
+    assert "kmalloc_type" in row.rule
+
+
+def test_a_missing_test_is_not_observed() -> None:
+    data, model = recording("kmalloc")
+    edit_log(data, "load", lambda log: "\n".join(
+        line for line in log.splitlines() if "kmalloc_8_kernel:" not in line))
+    rows = rows_of(data, model)
+    row = find(rows, "kmalloc_8_kernel", "ksize")
+    assert row.verdict == NOT_OBSERVED and row.failed
+
+
+def test_an_extra_dma_object_breaks_the_exact_count() -> None:
+    data, model = recording("kmalloc")
+    text = data["held"]["/proc/slabinfo"]
+    line = next(x for x in text.splitlines() if x.startswith("dma-kmalloc-64 "))
+    fields = line.split()
+    bumped = line.replace(f" {fields[1]} ", f" {int(fields[1]) + 1} ", 1)
+    data["held"]["/proc/slabinfo"] = text.replace(line, bumped)
+    row = find(rows_of(data, model), "slabinfo dma-kmalloc-64", "Δactive_objs (shrunk)")
+    assert row.verdict == MISMATCH and row.exact
+
+
+def test_wrong_slab_geometry_is_a_mismatch() -> None:
+    data, model = recording("kmem_cache")
+    text = data["held"]["/proc/slabinfo"]
+    line = next(x for x in text.splitlines() if x.startswith("kml_cache "))
+    name, active, num, objsize, rest = line.split(None, 4)
+    assert objsize == "128"
+    data["held"]["/proc/slabinfo"] = text.replace(line, f"{name} {active} {num} 136 {rest}")
+    row = find(rows_of(data, model), "kmem_cache", "slabinfo objsize")
+    assert (row.verdict, row.predicted, row.observed) == (MISMATCH, 128, 136)
+    assert "calculate_sizes" not in row.rule or "cache_show" in row.rule
+
+
+def test_a_merged_cache_with_its_own_line_is_a_mismatch() -> None:
+    data, model = recording("kmem_cache-merged")
+    held = data["held"]["/proc/slabinfo"]
+    data["held"]["/proc/slabinfo"] = held + (
+        "kml_cache             20     32    256   16    1 : tunables    0    0    0 : "
+        "slabdata      2      2      0\n")
+    row = find(rows_of(data, model), "merged", "merged (no slabinfo line of its own)")
+    assert (row.verdict, row.predicted, row.observed) == (MISMATCH, "yes", "no")
+
+
+def test_a_leak_report_fails_the_unload() -> None:
+    data, model = recording("kmem_cache")
+    data["unload"]["log"] += (
+        "[  100.000000] =============================================================\n"
+        "[  100.000001] BUG kml_cache (Tainted: G           OE     ): Objects remaining in "
+        "kml_cache on __kmem_cache_shutdown()\n")
+    row = find(rows_of(data, model), "rmmod", "kernel reports (leaks, WARNs)")
+    assert row.verdict == MISMATCH and "slab_leak" in str(row.observed)
+
+
+def edit_free_after(data: dict[str, Any], test: str, edit: Callable[[list[int]], None]) -> None:
+    """Change the free-list counts the module printed after allocating ``test``'s block."""
+    pattern = re.compile(rf"(# {test}: alloc_zone=\S+ alloc_free_before=\S+ "
+                         rf"alloc_free_after=)(\S+)")
+    match = pattern.search(data["load"]["log"])
+    assert match
+    after = [int(x) for x in match.group(2).split(",")]
+    edit(after)
+    edit_log(data, "load", lambda log: pattern.sub(
+        lambda m: m.group(1) + ",".join(map(str, after)), log, count=1))
+
+
+def test_wrong_buddy_split_is_a_mismatch() -> None:
+    data, model = recording("pages")
+    test = "alloc_pages_nowait_o5"
+
+    def split_order_6(after: list[int]) -> None:   # as if an order-6 block had been split
+        after[5] += 1
+        after[6] -= 1
+
+    edit_free_after(data, test, split_order_6)
+    row = find(rows_of(data, model), test, "buddy free lists after alloc")
+    assert row.verdict == MISMATCH and "__rmqueue_smallest" in row.rule
+
+
+def test_pcp_bound_is_a_real_bound() -> None:
+    data, model = recording("pages")
+    test = "alloc_pages_nowait_o2"
+
+    def appear(after: list[int]) -> None:         # 1024 pages from nowhere during an order-2
+        after[10] += 1
+
+    edit_free_after(data, test, appear)
+    rows = rows_of(data, model)
+    assert find(rows, test, "buddy-free pages after alloc (pcp order)").verdict == OUT
+    assert find(rows, test, "Δ(buddy + pcp pages) on alloc").verdict == MISMATCH
+
+
+def test_wrong_devres_header_is_a_mismatch() -> None:
+    data, model = recording("devres")
+    edit_log(data, "load", lambda log: re.sub(
+        r"(devm_kzalloc_100: object slab \S+ start \S+ pointer offset )40", r"\g<1>48", log))
+    row = find(rows_of(data, model), "devm_kzalloc_100", "devres header (pointer offset)")
+    assert (row.verdict, row.predicted, row.observed) == (MISMATCH, 40, 48)
+
+
+def test_a_lost_vmalloc_line_is_a_mismatch() -> None:
+    data, model = recording("vmalloc")
+    text = data["held"]["/proc/vmallocinfo"]
+    lines = text.splitlines()
+    drop = next(i for i, x in enumerate(lines) if "kml_vmalloc_area+" in x and "vpages" in x)
+    data["held"]["/proc/vmallocinfo"] = "\n".join(lines[:drop] + lines[drop + 1:]) + "\n"
+    row = find(rows_of(data, model), "vmallocinfo kml_vmalloc_area",
+               "lines (incl. nested page arrays)")
+    assert row.verdict == MISMATCH
+
+
+def test_mempool_reserve_semantics() -> None:
+    data, model = recording("mempool")
+    edit_log(data, "load", lambda log: re.sub(
+        r"(# slab_pool_drain: requested=\d+ allocated=\d+ curr_nr=)0", r"\g<1>4", log))
+    row = find(rows_of(data, model), "slab_pool_drain", "curr_nr (allocator starved)")
+    assert (row.verdict, row.predicted) == (MISMATCH, 0)
+
+
+def test_percpu_copies() -> None:
+    data, _model = recording("percpu")
+    rows = rows_of(data, Model("x86_64", "6.1", ncpus=2))      # a model of the wrong machine
+    assert find(rows, "percpu_cpuN", "copies (possible CPUs)").verdict == MISMATCH
+
+
+def test_slab_dump_parser() -> None:
+    data, _model = recording("devres")
+    obs: Observation = observation_from_dict(data)
+    dump = slab_dump(obs.load, "devm_kzalloc_100")
+    assert dump is not None and dump.cache == "kmalloc-192" and dump.offset == 40
+    large = slab_dump(obs.load, "devm_kzalloc_10000")
+    assert large is not None and large.cache is None
+    assert slab_dump(obs.load, "no_such_test") is None
+
+
+def test_a_recording_round_trips(tmp_path: Path) -> None:
+    from kmodlab.check.replay import load_observation, save_observation
+
+    path = FIXTURES / "x86_64-6.1" / "mempool.json.gz"
+    obs = load_observation(path)
+    for name in ("again.json", "again.json.gz"):
+        save_observation(obs, tmp_path / name)
+        again = load_observation(tmp_path / name)
+        model = model_for(path)
+        assert list(CHECKS["mempool"].compare(again, model)) == \
+            list(CHECKS["mempool"].compare(obs, model))

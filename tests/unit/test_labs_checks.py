@@ -1,0 +1,152 @@
+"""Check kinds evaluated on observations built from captured /proc files and kernel logs."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from kmodlab.console.protocol import CommandResult
+from kmodlab.labs.checks import evaluate_checks
+from kmodlab.labs.engine import Observations
+from kmodlab.labs.lab import parse_lab_text
+from kmodlab.labs.params import parameter_env
+from kmodlab.labs.views import OutputView
+from kmodlab.model import Model
+from kmodlab.observe import (
+    find_events,
+    parse_buddyinfo,
+    parse_ktap,
+    parse_meminfo,
+    parse_slabinfo,
+    parse_vmallocinfo,
+)
+from kmodlab.runner import ProcSnapshot
+
+PROC = Path(__file__).resolve().parent.parent / "fixtures" / "proc" / "x86_64-6.1"
+DMESG = Path(__file__).resolve().parent.parent / "fixtures" / "dmesg"
+
+
+def snapshot(**bump: int) -> ProcSnapshot:
+    """The captured /proc files, with ``bump`` added to caches' active_objs."""
+    lines = []
+    for line in (PROC / "slabinfo.txt").read_text().splitlines():
+        name = line.split(" ", 1)[0]
+        if name in bump:
+            parts = line.split()
+            parts[1] = str(int(parts[1]) + bump[name])
+            parts[2] = str(max(int(parts[2]), int(parts[1])))
+            line = " ".join(parts)
+        lines.append(line)
+    return ProcSnapshot(parse_slabinfo("\n".join(lines) + "\n"),
+                        parse_buddyinfo((PROC / "buddyinfo.txt").read_text()),
+                        parse_vmallocinfo((PROC / "vmallocinfo.txt").read_text()),
+                        parse_meminfo((PROC / "meminfo.txt").read_text()))
+
+
+KTAP = """\
+[    1.0] KTAP version 1
+[    1.0] 1..1
+[    1.0] # alloc: requested=100 ksize=128 waste=28 count=64
+[    1.0] ok 1 alloc
+"""
+
+LAB = """\
+title: T
+instructions: x
+module: kml_t
+submit: [t.c]
+parameters: {size: 100, count: 64}
+derived: {cache: model.kmalloc_cache_for(size)}
+checks:
+  - {name: ktap, ktap: alloc}
+  - {name: ksize, model: {predict: model.ksize(size), observed: ktap.alloc.ksize}}
+  - {name: waste, expect: ktap.alloc.waste == model.ksize(size) - size}
+  - {name: slab, expect: 'loaded.slab[cache].active_objs - before.slab[cache].active_objs >= count'}
+  - {name: leaks, no_leaks: {caches: ["{{ cache }}"], tolerance: "{{ count // 2 }}"}}
+  - {name: clean, no_crash: true}
+  - {name: greeting, dmesg: 'ok 1 alloc'}
+  - {name: quiet, dmesg_absent: 'WARNING'}
+  - {name: read, expect: read.stats.sum == 3 and read.stats.text.startswith == 1}
+"""
+
+
+def run_checks(obs: Observations, lab_text: str = LAB):
+    spec = parse_lab_text(textwrap.dedent(lab_text))
+    model = Model("x86_64", (6, 1))
+    env = parameter_env(spec, {"size": 100, "count": 64}, model, {"ncpus": 1})
+    return {r.name: r for r in evaluate_checks(spec, spec.checks, obs, env, model)}
+
+
+def good_obs(leak: int = 0, log: str = KTAP) -> Observations:
+    obs = Observations()
+    obs.snapshots = {"before": snapshot(), "loaded": snapshot(**{"kmalloc-128": 64}),
+                     "after": snapshot(**{"kmalloc-128": leak})}
+    obs.phase_logs = {"load": log}
+    obs.ktap = parse_ktap(log)
+    obs.events = find_events(log)
+    obs.unload = CommandResult("rmmod", 0, b"", b"", 0.1)
+    obs.outputs["stats"] = OutputView("read.stats", "sum=3 cpu0=3\n", 0, False)
+    return obs
+
+
+def test_a_good_run_passes() -> None:
+    results = run_checks(good_obs())
+    failed = {n: (r.expected, r.observed, r.message) for n, r in results.items()
+              if not r.passed and n != "read"}
+    assert not failed
+    assert results["ksize"].expected.startswith("model.ksize(size) = 128 (exact")
+    assert "ktap.alloc.ksize = 128" in results["ksize"].observed
+
+
+def test_expected_and_observed_values_are_reported() -> None:
+    obs = good_obs(log=KTAP.replace("ksize=128 waste=28", "ksize=100 waste=0"))
+    results = run_checks(obs)
+    assert not results["ksize"].passed and "= 100" in results["ksize"].observed
+    assert not results["waste"].passed
+    assert "ktap.alloc.waste = 0" in results["waste"].observed
+
+
+def test_leak_detection() -> None:
+    results = run_checks(good_obs(leak=64))
+    assert not results["leaks"].passed
+    assert "kmalloc-128: 64 more live objects" in results["leaks"].observed
+    assert run_checks(good_obs(leak=10))["leaks"].passed
+
+
+def test_kernel_reports_fail_no_crash_with_the_excerpt() -> None:
+    warning = (DMESG / "x86_64-6.12-warning.txt").read_text()
+    results = run_checks(good_obs(log=KTAP + warning))
+    assert not results["clean"].passed and "warning" in results["clean"].observed
+    assert not results["quiet"].passed
+
+
+def test_slab_leak_report_fails_no_leaks() -> None:
+    leak = (DMESG / "x86_64-6.1-slab-leak.txt").read_text()
+    results = run_checks(good_obs(log=KTAP + leak))
+    assert not results["leaks"].passed and "Objects remaining" in results["leaks"].observed
+
+
+def test_missing_observations_fail_with_the_reason() -> None:
+    obs = Observations()
+    obs.snapshots = {"before": snapshot()}
+    obs.crash, obs.crash_kind = "BUG: kernel NULL pointer dereference", "oops"
+    results = run_checks(obs)
+    assert not any(r.passed for r in results.values() if r.name not in ("quiet",))
+    assert "'loaded' was not observed: the kernel crashed (oops)" in results["slab"].message
+    assert "no KTAP test point 'alloc' was printed" in results["ksize"].message
+    assert "oops" in results["clean"].observed
+
+
+def test_unknown_names_are_explained() -> None:
+    text = LAB + "  - {name: typo, expect: ktap.alloc.kszie == 1}\n"
+    result = run_checks(good_obs(), text)["typo"]
+    assert not result.passed and "printed no value 'kszie'" in result.message
+    assert "ksize" in result.message
+
+
+@pytest.mark.parametrize("expr", ["ktap.alloc", "before.slab"])
+def test_non_boolean_expectations_fail(expr: str) -> None:
+    result = run_checks(good_obs(), LAB + f"  - {{name: nb, expect: '{expr}'}}\n")["nb"]
+    assert not result.passed
