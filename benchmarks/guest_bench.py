@@ -49,7 +49,7 @@ def bench_kernel(arch: str, series: str, rounds: int, n_rtt: int, payload: Path)
             cold.append(time.perf_counter() - t0)
     # Make sure a snapshot exists, then time restores.
     with Guest(kernel) as g:
-        key = snapshot_key(g.profile, g._config, kernel.release)  # noqa: SLF001 - benchmark introspection
+        key = snapshot_key(g.profile, g._config, kernel.release)
     assert snapshot_path(key).exists()
     for _ in range(rounds):
         t0 = time.perf_counter()

@@ -64,14 +64,11 @@ def slab_table(phase: Phase, names: list[str]) -> str:
     """before -> after rows of /proc/slabinfo for ``names``."""
     lines = [f"  {'cache':24} {'active_objs':>20} {'num_objs':>20} {'num_slabs':>16}"]
     for name in names:
-        b, a = phase.before.slabinfo.get(name), phase.after.slabinfo.get(name)
-
-        def cell(attr: str) -> str:
-            left = getattr(b, attr) if b else "-"
-            right = getattr(a, attr) if a else "-"
-            return f"{left} -> {right}"
-        lines.append(f"  {name:24} {cell('active_objs'):>20} {cell('num_objs'):>20} "
-                     f"{cell('num_slabs'):>16}")
+        before, after = phase.before.slabinfo.get(name), phase.after.slabinfo.get(name)
+        cells = [f"{getattr(before, attr) if before else '-'} -> "
+                 f"{getattr(after, attr) if after else '-'}"
+                 for attr in ("active_objs", "num_objs", "num_slabs")]
+        lines.append(f"  {name:24} {cells[0]:>20} {cells[1]:>20} {cells[2]:>16}")
     return "\n".join(lines)
 
 

@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 @cache
 def qemu_version(binary: str) -> str:
     try:
-        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10)
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10,
+                             check=False)
         return out.stdout.splitlines()[0] if out.stdout else "unknown"
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"

@@ -22,7 +22,8 @@ def missing_packages() -> list[str]:
         raise KmodlabError("dpkg-query not found: kmodlab's host set-up needs Debian (or a derivative)")
     missing = []
     for pkg in required_packages():
-        out = subprocess.run(["dpkg-query", "-W", "-f=${Status}", pkg], capture_output=True, text=True)
+        out = subprocess.run(["dpkg-query", "-W", "-f=${Status}", pkg], capture_output=True,
+                             text=True, check=False)
         if "install ok installed" not in out.stdout:
             missing.append(pkg)
     return missing

@@ -77,7 +77,8 @@ def _probe_kvm(profile: ArchProfile) -> tuple[bool, str]:
         argv += ["-serial", "stdio", "-bios", "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd"]
         sign = b"UEFI"
     try:
-        proc = subprocess.run(argv, capture_output=True, timeout=5, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(argv, capture_output=True, timeout=5, stdin=subprocess.DEVNULL,
+                              check=False)
         output = proc.stdout + proc.stderr
     except subprocess.TimeoutExpired as exc:
         output = (exc.stdout or b"") + (exc.stderr or b"")

@@ -6,7 +6,7 @@ the profile, everything that varies per guest from :class:`QemuConfig`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from kmodlab.profiles import ArchProfile
@@ -73,8 +73,8 @@ def build_argv(profile: ArchProfile, config: QemuConfig, paths: RunPaths,
     # The command channel: a virtio serial port (flow-controlled; a virtconsole would drop output
     # when the host is slow) whose host end is a unix socket QEMU waits on.
     argv += ["-device", profile.virtio_device("serial"),
-             "-chardev", f"socket,id=cmd,path={paths.command_socket},server=on,"
-             f"wait={'off' if config.interactive else 'on'}",
+             "-chardev", (f"socket,id=cmd,path={paths.command_socket},server=on,"
+                          f"wait={'off' if config.interactive else 'on'}"),
              "-device", "virtserialport,chardev=cmd,name=kmodlab.cmd"]
     if config.ssh:
         if paths.ssh_port is None:

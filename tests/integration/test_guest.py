@@ -10,7 +10,6 @@ import pytest
 from kmodlab.errors import BootTimeout, KernelCrash
 from kmodlab.guest import Guest, GuestState
 from kmodlab.kernels.kernel import Kernel
-
 from kmodlab.qemu.process import running_qemu_pids as qemu_pids
 
 

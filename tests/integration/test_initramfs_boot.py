@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from kmodlab.images import (
     append_files_cpio,
     build_initramfs,

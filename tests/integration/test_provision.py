@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from kmodlab.kernels import (
     check_build_tools,
     check_kernel_config,

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
+from test_initramfs_kmods import RELEASE, fake_tree, module_bytes
+
 from kmodlab.errors import ProvisionError
 from kmodlab.images import (
     append_files_cpio,
@@ -25,7 +27,6 @@ from kmodlab.images import (
 )
 from kmodlab.images.guest_packages import GUEST_ARCHES, Userland
 from kmodlab.kernels.kernel import Kernel
-from test_initramfs_kmods import RELEASE, fake_tree, module_bytes
 
 HOST_TOOLS = ["cpio", "depmod", "dropbearkey", "dpkg"]
 HOST_FILES = ["/bin/busybox", "/usr/sbin/dropbear", "/usr/lib/openssh/sftp-server"]

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from kmodlab.errors import ProvisionError
 from kmodlab.images.elf import (
     ElfError,

@@ -7,6 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
+
 from kmodlab.images.keys import (
     dropbear_host_key_path,
     ssh_client_key_path,

@@ -7,6 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from test_initramfs_elf import relocatable_elf
+
 from kmodlab.images.kmods import (
     DEFAULT_MODULES,
     load_module,
@@ -17,7 +19,6 @@ from kmodlab.images.kmods import (
     select_modules,
     stage_modules,
 )
-from test_initramfs_elf import relocatable_elf
 
 RELEASE = "9.9.9-test"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from kmodlab.errors import ProvisionError
 from kmodlab.images.guest_packages import (
     DEBIAN_SUITE,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from kmodlab.errors import ConfigError, KernelConfigError
 from kmodlab.kernels.kconfig_check import (
     KCONFIG_DIR,

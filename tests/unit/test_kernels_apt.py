@@ -6,6 +6,7 @@ import json
 import time
 
 import pytest
+
 from kmodlab.kernels.apt import (
     PrivateApt,
     parse_dlstatus,

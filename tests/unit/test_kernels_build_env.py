@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from kmodlab.errors import MissingToolError
 from kmodlab.kernels import build_env
 from kmodlab.kernels.build_env import check_build_tools, kbuild_command, required_tools

@@ -8,6 +8,7 @@ import subprocess
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from kmodlab.kernels.debversion import DebVersion, compare_versions, version_key
 
 PAIRS = [

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from kmodlab.errors import ProvisionError
 from kmodlab.kernels.headers import (
     check_headers_tree,

@@ -11,12 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
+from test_kernels_vmlinux import fake_bzimage, fake_elf
+
 from kmodlab.errors import ConfigError, ProvisionError
 from kmodlab.kernels import provisioning as prov
 from kmodlab.kernels.apt import AptRecord
 from kmodlab.kernels.kernel import Kernel
 from kmodlab.kernels.resolution import Resolved
-from test_kernels_vmlinux import fake_bzimage, fake_elf
 
 pytestmark = pytest.mark.skipif(not shutil.which("dpkg-deb"), reason="needs dpkg-deb")
 

@@ -6,6 +6,7 @@ import re
 import subprocess
 
 import pytest
+
 from kmodlab.errors import ConfigError
 from kmodlab.kernels.apt import AptRecord
 from kmodlab.kernels.resolution import (

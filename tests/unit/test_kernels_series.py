@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from kmodlab.errors import ConfigError
 from kmodlab.kernels.series import ere_escape, load_series, release_name
 from kmodlab.profiles import arch_profile

@@ -10,6 +10,7 @@ import struct
 import subprocess
 
 import pytest
+
 from kmodlab.errors import MissingToolError
 from kmodlab.kernels import vmlinux as vm
 

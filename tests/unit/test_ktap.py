@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from kmodlab.observe import parse_ktap
 from kmodlab.observe.ktap import KtapError, convert_value, parse_values
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from kmodlab.errors import ConfigError
 from kmodlab.kernels.kernel import Kernel
 from kmodlab.model import Model, ModelError, Prediction

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from kmodlab.model import Model
 from kmodlab.observe import parse_buddyinfo, parse_slabinfo, parse_vmallocinfo
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from kmodlab.model import Model, ModelError
 from kmodlab.model.pages import free_pages, pcp_refill_blocks, simulate_alloc
 

@@ -6,6 +6,7 @@ from functools import cache
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from kmodlab.model import Model, SlabFlag
 from kmodlab.model.pages import free_pages, simulate_alloc
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from kmodlab.model import Model, ModelError
 
 KERNELS = [("x86_64", (6, 1)), ("x86_64", (6, 12)), ("arm64", (6, 1)), ("arm64", (6, 12))]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from kmodlab.observe import ParseError, diff_buddyinfo, parse_buddyinfo
 from kmodlab.observe.buddyinfo import free_pages
 

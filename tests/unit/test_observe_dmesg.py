@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from kmodlab.observe import EventDetector, ParseError, find_events, parse_dmesg
 from kmodlab.observe.dmesg import classify, parse_line, strip_prefixes
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from kmodlab.observe import ParseError, diff_meminfo, parse_meminfo
 
 TEXT = """MemTotal:        1004548 kB

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from kmodlab.observe import ParseError, diff_slabinfo, parse_slabinfo
 
 HEADER = ("slabinfo - version: 2.1\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from kmodlab.observe import ParseError, diff_vmallocinfo, parse_vmallocinfo
 from kmodlab.observe.vmallocinfo import parse_entry
 

@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Lab grading benchmark: prints figures, asserts nothing.
+
+Grades a class of 20 mixed submissions of one sample lab (correct, wrong, leaking, crashing,
+hanging, malicious, compile error) with ``kmodlab lab grade``'s engine, and reports:
+
+* submissions per hour (wall clock, cold build cache, and again with the build cache warm);
+* per outcome, the mean time a student costs, split into build / guest start / steps;
+* the cost of a crash: a crash kills the guest, but every student starts from a pristine guest
+  anyway, so a crash costs its own guest start (a snapshot restore) plus the time to detect it;
+  the figure is the crash students' mean minus the correct students' mean.
+
+Usage: .venv/bin/python benchmarks/grading_bench.py [--lab kmalloc_waste] [--target x86_64:6.1]
+       [--jobs 1] [--students 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from kmodlab.labs.classroom import grade_class
+from kmodlab.labs.lab import load_lab
+from kmodlab.labs.schema import Target
+from kmodlab.paths import cache_dir
+
+# 20 students: mostly correct work, as in a real class, plus one of each failure mode.
+MIX = (["correct"] * 11 + ["wrong"] * 2 + ["leaking"] * 2 + ["crashing"] * 2 + ["hanging"]
+       + ["malicious"] + ["syntax"])
+
+
+def make_class(lab, root: Path, students: int) -> dict[str, str]:
+    variants = {}
+    subs = lab.path / "tests" / "submissions"
+    for i in range(students):
+        variant = MIX[i % len(MIX)]
+        student = f"s{i:02d}-{variant}"
+        dest = root / student
+        if variant == "syntax":
+            shutil.copytree(subs / "correct", dest)
+            source = next(dest.glob("*.c"))
+            source.write_text(source.read_text().replace(";", "", 3))
+        else:
+            shutil.copytree(subs / variant, dest)
+        variants[student] = variant
+    return variants
+
+
+def run_once(lab, subs: Path, out: Path, target: Target, jobs: int) -> tuple[float, list]:
+    t0 = time.monotonic()
+    run = grade_class(lab, subs, out, targets=[target], jobs=jobs, regrade=True, progress=False)
+    return time.monotonic() - t0, run.results
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lab", default="kmalloc_waste")
+    ap.add_argument("--target", default="x86_64:6.1")
+    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--students", type=int, default=20)
+    args = ap.parse_args()
+    lab = load_lab(args.lab)
+    target = Target.model_validate(args.target)
+    with tempfile.TemporaryDirectory(prefix="kmodlab-grading-bench-") as tmp:
+        root = Path(tmp)
+        variants = make_class(lab, root / "subs", args.students)
+        shutil.rmtree(cache_dir("lab-builds"), ignore_errors=True)   # cold build cache
+        cold, results = run_once(lab, root / "subs", root / "out-cold", target, args.jobs)
+        warm, _ = run_once(lab, root / "subs", root / "out-warm", target, args.jobs)
+
+    per_variant: dict[str, list] = defaultdict(list)
+    for r in results:
+        per_variant[variants[r.student]].append(r)
+    n = len(results)
+    print(f"lab {lab.id} on {target}, {n} submissions, jobs={args.jobs}")
+    print(f"  cold build cache: {cold:7.1f} s  -> {3600 * n / cold:6.0f} submissions/hour")
+    print(f"  warm build cache: {warm:7.1f} s  -> {3600 * n / warm:6.0f} submissions/hour")
+    print(f"  {'variant':10} {'n':>2} {'outcome':14} {'total s':>8} {'build':>6} "
+          f"{'guest':>6} {'steps':>6}")
+    means: dict[str, float] = {}
+    for variant in dict.fromkeys(MIX):
+        rows = per_variant.get(variant)
+        if not rows:
+            continue
+        total = statistics.mean(r.seconds for r in rows)
+        means[variant] = total
+        secs = [r.targets[0].seconds for r in rows if r.targets]
+        build = statistics.mean(s.get("build", 0.0) for s in secs)
+        guest = statistics.mean(s.get("guest_start", 0.0) for s in secs)
+        steps = statistics.mean(s.get("run", 0.0) - s.get("guest_start", 0.0) for s in secs)
+        outcome = ",".join(sorted({r.outcome.value for r in rows}))
+        print(f"  {variant:10} {len(rows):>2} {outcome:14} {total:8.2f} {build:6.2f} "
+              f"{guest:6.2f} {steps:6.2f}")
+    if "crashing" in means and "correct" in means:
+        crash_rows = per_variant["crashing"]
+        restore = statistics.mean(r.targets[0].seconds.get("guest_start", 0.0)
+                                  for r in crash_rows)
+        print(f"  cost of a crash: {means['crashing'] - means['correct']:+.2f} s over a correct "
+              f"submission (its pristine guest restore: {restore:.2f} s, paid by every student)")
+    if "hanging" in means and "correct" in means:
+        print(f"  cost of a hang:  {means['hanging'] - means['correct']:+.2f} s (the lab's load "
+              f"timeout is {lab.spec.timeouts.load:g} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
