@@ -7,8 +7,12 @@ The plugin boots the kernel (once; later tests reuse the warm guest), builds eac
 and hands tests a `model` of that exact kernel to compare with.
 """
 
-from kmodlab.assertions import (assert_clean_unload, assert_ktap_passed, assert_matches,
-                                assert_slab_growth)
+from kmodlab.assertions import (
+    assert_clean_unload,
+    assert_ktap_passed,
+    assert_matches,
+    assert_slab_growth,
+)
 
 FLAGS = ["SLAB_HWCACHE_ALIGN", "SLAB_NOLEAKTRACE"]   # NOLEAKTRACE keeps the cache unmerged
 

@@ -25,8 +25,15 @@ from kmodlab.console.protocol import CommandResult
 from kmodlab.console.serial import connect_serial
 from kmodlab.console.ssh import connect_ssh
 from kmodlab.console.watch import ConsoleWatcher
-from kmodlab.errors import (BootTimeout, CommandFailed, CommandTimeout, ConfigError, GuestError,
-                            KernelCrash, KmodlabError)
+from kmodlab.errors import (
+    BootTimeout,
+    CommandFailed,
+    CommandTimeout,
+    ConfigError,
+    GuestError,
+    KernelCrash,
+    KmodlabError,
+)
 from kmodlab.kernels.kernel import Kernel
 from kmodlab.paths import cache_dir
 from kmodlab.profiles import arch_profile

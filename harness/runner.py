@@ -17,9 +17,20 @@ from kmodlab.console.protocol import CommandResult, shell_quote
 from kmodlab.errors import GuestError
 from kmodlab.guest import Guest
 from kmodlab.modules.build import BuiltModule
-from kmodlab.observe import (BuddyInfo, KernelEvent, KtapDocument, MemInfo, SlabInfo, VmallocInfo,
-                             find_events, parse_buddyinfo, parse_ktap, parse_meminfo,
-                             parse_slabinfo, parse_vmallocinfo)
+from kmodlab.observe import (
+    BuddyInfo,
+    KernelEvent,
+    KtapDocument,
+    MemInfo,
+    SlabInfo,
+    VmallocInfo,
+    find_events,
+    parse_buddyinfo,
+    parse_ktap,
+    parse_meminfo,
+    parse_slabinfo,
+    parse_vmallocinfo,
+)
 
 PROC_FILES = ("/proc/slabinfo", "/proc/buddyinfo", "/proc/vmallocinfo", "/proc/meminfo")
 _SEPARATOR = "--kmodlab-proc-separator--"

@@ -103,7 +103,10 @@ class AgentConsole(Console):
         self.stream.send(verb + nonce + b" " + shell_quote(command).encode() + b"\n")
         what = f"running {command[:80]!r}"
         self.stream.read_until(b"\x02" + nonce + b"\n", timeout, what)
-        remaining = lambda: max(0.1, timeout - (time.monotonic() - start))  # noqa: E731
+
+        def remaining() -> float:
+            return max(0.1, timeout - (time.monotonic() - start))
+
         stdout = self.stream.read_until(b"\x03" + nonce + b" ", remaining(), what)
         status = int(self.stream.read_line(remaining(), what))
         stderr = self.stream.read_until(b"\x04" + nonce + b"\n", remaining(), what)

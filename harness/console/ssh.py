@@ -6,7 +6,6 @@ trip on an open channel (~2 ms) instead of a new exec channel per command (~70 m
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 
@@ -29,7 +28,7 @@ class SSHStream(ByteStream):
         self._channel.settimeout(timeout)
         try:
             data = self._channel.recv(65536)
-        except socket.timeout:
+        except TimeoutError:
             return b""
         if not data:
             raise ChannelClosed("the SSH agent channel closed (guest gone or agent died)")

@@ -15,7 +15,6 @@ from pathlib import Path
 from kmodlab.observe.dmesg import CRASH_KINDS, classify, parse_line
 
 
-
 def classify_console_line(raw: str) -> str | None:
     """The crash kind of a console line (panic, oops, bug, kasan, kfence), else None.
 

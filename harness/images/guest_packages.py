@@ -25,9 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kmodlab.errors import MissingToolError, ProvisionError
-from kmodlab.paths import file_lock
 from kmodlab.images.elf import EM_AARCH64, EM_X86_64, resolve_in_root
-from kmodlab.paths import atomic_dir, cache_dir
+from kmodlab.paths import atomic_dir, cache_dir, file_lock
 
 
 @dataclass(frozen=True)

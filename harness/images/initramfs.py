@@ -16,14 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kmodlab.errors import ProvisionError
-from kmodlab.paths import file_lock
 from kmodlab.images.cpio import CpioArchive
 from kmodlab.images.elf import needed_closure
 from kmodlab.images.guest_packages import Userland, busybox_applets, ensure_userland
 from kmodlab.images.keys import dropbear_host_key_path, ssh_client_public_key
 from kmodlab.images.kmods import DEFAULT_MODULES, ModuleSelection, select_modules, stage_modules
 from kmodlab.kernels.kernel import Kernel
-from kmodlab.paths import data_path, atomic_dir, cache_dir
+from kmodlab.paths import atomic_dir, cache_dir, data_path, file_lock
 from kmodlab.profiles import arch_profile
 
 INIT_SOURCE = data_path("images") / "init"

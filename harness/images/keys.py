@@ -14,9 +14,9 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from kmodlab.errors import MissingToolError, ProvisionError
-from kmodlab.paths import file_lock
-from kmodlab.paths import cache_dir
+from kmodlab.paths import cache_dir, file_lock
 
 CLIENT_KEY = "id_ed25519"
 HOST_KEY = "dropbear_ed25519_host_key"

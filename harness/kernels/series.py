@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
 from kmodlab.errors import ConfigError
 from kmodlab.profiles import ArchProfile
 
