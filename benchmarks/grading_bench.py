@@ -4,7 +4,8 @@
 Grades a class of 20 mixed submissions of one sample lab (correct, wrong, leaking, crashing,
 hanging, malicious, compile error) with ``kmodlab lab grade``'s engine, and reports:
 
-* submissions per hour (wall clock, cold build cache, and again with the build cache warm);
+* submissions per hour (wall clock): every submission differs, so each one is compiled (cold
+  build cache); a regrade of the same class (warm cache) skips compilation;
 * per outcome, the mean time a student costs, split into build / guest start / steps;
 * the cost of a crash: a crash kills the guest, but every student starts from a pristine guest
   anyway, so a crash costs its own guest start (a snapshot restore) plus the time to detect it;
@@ -48,6 +49,8 @@ def make_class(lab, root: Path, students: int) -> dict[str, str]:
             source.write_text(source.read_text().replace(";", "", 3))
         else:
             shutil.copytree(subs / variant, dest)
+        for source in dest.glob("*.c"):          # every student's code differs: real builds
+            source.write_text(source.read_text() + f"/* {student} */\n")
         variants[student] = variant
     return variants
 
