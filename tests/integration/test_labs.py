@@ -1,0 +1,142 @@
+"""Labs on real kernels: every sample lab verifies, every synthetic submission gets its outcome.
+
+Runs on the plugin's kernel matrix (every arch x series by default; narrow it with
+``--kmodlab-arch arm64 --kmodlab-kernel 6.12``).  Each lab folder's ``tests/expected.yaml``
+says what its submissions in ``tests/submissions/`` must get.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kmodlab.kernels.kernel import Kernel
+from kmodlab.labs import GradeOptions, Outcome, grade_submission, list_labs, verify_lab
+from kmodlab.labs.classroom import grade_class
+from kmodlab.labs.lab import load_lab
+from kmodlab.labs.reports import student_markdown
+from kmodlab.labs.schema import Target
+from kmodlab.paths import cache_dir
+
+pytestmark = pytest.mark.integration
+
+LABS = list_labs()
+PASSWD_LINE = Path("/etc/passwd").read_text().splitlines()[0]
+
+
+def target(kernel: Kernel) -> Target:
+    return Target(arch=kernel.arch, kernel=kernel.series)
+
+
+def expectations(lab) -> dict[str, dict]:
+    return yaml.safe_load((lab.path / "tests" / "expected.yaml").read_text())
+
+
+CASES = [(lab, variant, spec) for lab in LABS for variant, spec in expectations(lab).items()]
+
+
+@pytest.mark.parametrize("lab", LABS, ids=lambda lab: lab.id)
+def test_lab_is_shippable(kernel: Kernel, lab) -> None:
+    rows = verify_lab(lab, [target(kernel)])
+    problems = [f"{r.target} {r.student}: {p}" for r in rows for p in r.problems]
+    assert not problems, "\n".join(problems)
+    for row in rows:
+        assert row.solution.score == lab.spec.max_points
+        assert row.skeleton.outcome is Outcome.FAILED
+
+
+@pytest.mark.parametrize("lab, variant, spec", CASES,
+                         ids=[f"{lab.id}-{variant}" for lab, variant, _ in CASES])
+def test_synthetic_submission(kernel: Kernel, lab, variant: str, spec: dict) -> None:
+    folder = lab.path / "tests" / "submissions" / variant
+    options = GradeOptions(targets=[target(kernel)], build_cache=cache_dir("lab-builds"))
+    result = grade_submission(lab, folder, variant, options)
+    report = student_markdown(lab, result) + json.dumps(result.to_dict())
+    assert result.outcome.value == spec["outcome"], report
+    failed = {c.name for c in result.checks if not c.passed}
+    missing = [name for name in spec.get("fails", []) if name not in failed]
+    assert not missing, f"expected {missing} to fail:\n{report}"
+    if result.outcome is Outcome.PASSED:
+        assert result.score == lab.spec.max_points
+    if "output_contains" in spec:
+        assert spec["output_contains"] in result.targets[0].build_output, report
+    if variant.startswith("malicious"):
+        assert PASSWD_LINE not in report
+        assert result.score == 0
+    if result.outcome in (Outcome.CRASH, Outcome.HANG):
+        assert result.targets[0].crash, "a crash or hang carries its excerpt"
+
+
+def test_flooding_module_is_stopped_with_bounded_reads(kernel: Kernel, tmp_path: Path) -> None:
+    lab_dir = tmp_path / "lab"
+    shutil.copytree(load_lab("kmalloc_waste").path, lab_dir,
+                    ignore=shutil.ignore_patterns("tests"))
+    text = (lab_dir / "lab.yaml").read_text() + "limits: {console_bytes: 1048576}\n"
+    (lab_dir / "lab.yaml").write_text(text)
+    lab = load_lab(lab_dir)
+    sub = tmp_path / "flood"
+    sub.mkdir()
+    source = (lab.solution_dir / "waste.c").read_text().replace(
+        '\tkml_ktap_begin(&t, "load", 1);\n',
+        '\tkml_ktap_begin(&t, "load", 1);\n\tfor (i = 0; i < 400000; i++)\n'
+        '\t\tpr_info("flood %d: %s\\n", i, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");\n')
+    (sub / "waste.c").write_text(source)
+    result = grade_submission(lab, sub, "flooder", GradeOptions(targets=[target(kernel)]))
+    assert result.outcome in (Outcome.FAILED, Outcome.HANG, Outcome.CRASH)
+    assert result.score < lab.spec.max_points
+    target_result = result.targets[0]
+    assert any("console passed" in n for n in target_result.notes) or result.outcome is Outcome.HANG
+    assert len(json.dumps(result.to_dict())) < 2_000_000
+
+
+def test_class_grading_resumes_and_escapes(kernel: Kernel, tmp_path: Path) -> None:
+    lab = load_lab("kmalloc_waste")
+    subs = tmp_path / "subs"
+    names = {"correct": "alice", "leaking": "bob", "malicious": "<img src=x onerror=alert(1)>"}
+    for variant, student in names.items():
+        shutil.copytree(lab.path / "tests" / "submissions" / variant, subs / student)
+    out = tmp_path / "reports"
+    run = grade_class(lab, subs, out, targets=[target(kernel)], progress=False)
+    outcomes = {r.student: r.outcome for r in run.results}
+    assert outcomes == {"alice": Outcome.PASSED, "bob": Outcome.FAILED,
+                        names["malicious"]: Outcome.COMPILE_ERROR}
+    page = (out / "class.html").read_text()
+    assert "<img src=x" not in page and "&lt;img src=x" in page
+    for student_dir in (out / "students").iterdir():
+        results = json.loads((student_dir / "results.json").read_text())
+        assert {"score", "tests"} <= set(results)
+    again = grade_class(lab, subs, out, targets=[target(kernel)], progress=False)
+    assert sorted(again.reused) == sorted(names.values()) and not again.graded
+
+
+def test_harness_errors_are_retried_and_never_charged(kernel: Kernel, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from kmodlab.errors import BootTimeout
+    from kmodlab.guest import Guest
+
+    lab = load_lab("kmalloc_waste")
+    real_start = Guest.start
+    calls = {"n": 0}
+
+    def flaky_start(self):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise BootTimeout("simulated: the guest did not boot", state="starting")
+        return real_start(self)
+
+    monkeypatch.setattr(Guest, "start", flaky_start)
+    options = GradeOptions(targets=[target(kernel)])
+    result = grade_submission(lab, lab.solution_dir, "retry", options)
+    assert result.outcome is Outcome.PASSED and result.attempts == 2
+
+    def broken_start(self):
+        raise BootTimeout("simulated: the guest did not boot", state="starting")
+
+    monkeypatch.setattr(Guest, "start", broken_start)
+    result = grade_submission(lab, lab.solution_dir, "broken", options)
+    assert result.outcome is Outcome.HARNESS_ERROR and result.score is None
+    assert "not charged" in student_markdown(lab, result)
