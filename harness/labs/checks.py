@@ -176,6 +176,8 @@ def _no_crash(check: Check, obs: Observations, env: dict[str, Any], model: Any) 
         return False, expected, f"{obs.crash_kind}:\n{_excerpt(obs.crash)}", ""
     if obs.hang:
         return False, expected, f"hang: {obs.hang}", ""
+    if obs.flood:
+        return False, expected, obs.stopped_early, ""
     bad = [e for e in obs.events if e.kind in kinds]
     if bad:
         return False, expected, f"{bad[0].kind}: {_excerpt(bad[0].excerpt)}", \

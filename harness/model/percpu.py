@@ -28,7 +28,10 @@ class PercpuAlloc:
 
 def percpu_alloc(p: KernelParams, size: int, align: int | None = None) -> PercpuAlloc:
     """alloc_percpu(type) is __alloc_percpu(sizeof(type), __alignof__(type))."""
-    align = align if align is not None else min(max(size, 1), 8)
+    if align is None:
+        # __alignof__ of a type that size: a power of two dividing the size, at most 8 (the
+        # largest scalar alignment on x86_64 and arm64), e.g. 4 for 12 bytes, 1 for char[5].
+        align = min(size & -size, 8) if size > 0 else 1
     align = max(align, p.pcpu_min_alloc_size)
     rounded = -(-size // p.pcpu_min_alloc_size) * p.pcpu_min_alloc_size
     problems = []

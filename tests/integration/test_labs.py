@@ -90,6 +90,8 @@ def test_flooding_module_is_stopped_with_bounded_reads(kernel: Kernel, tmp_path:
     assert result.score < lab.spec.max_points
     target_result = result.targets[0]
     assert any("console passed" in n for n in target_result.notes) or result.outcome is Outcome.HANG
+    clean = next(c for c in result.checks if c.kind == "no_crash")
+    assert not clean.passed
     assert len(json.dumps(result.to_dict())) < 2_000_000
 
 

@@ -139,6 +139,13 @@ def test_missing_observations_fail_with_the_reason() -> None:
     assert "oops" in results["clean"].observed
 
 
+def test_a_console_flood_is_not_a_clean_kernel() -> None:
+    obs = good_obs()
+    obs.flood = True
+    result = run_checks(obs)["clean"]
+    assert not result.passed and "flooded the console" in result.observed
+
+
 def test_unknown_names_are_explained() -> None:
     text = LAB + "  - {name: typo, expect: ktap.alloc.kszie == 1}\n"
     result = run_checks(good_obs(), text)["typo"]

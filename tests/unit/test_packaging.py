@@ -17,3 +17,10 @@ def test_every_module_folder_is_packaged() -> None:
 
 def test_data_path_prefers_the_checkout() -> None:
     assert data_path("modules") == PROJECT_ROOT / "modules"
+
+
+def test_test_files_have_unique_basenames() -> None:
+    # tests/ are not packages (helpers import siblings by name), so pytest's default import mode
+    # refuses two test files with one basename in a single run ("import file mismatch").
+    names = [p.name for p in (PROJECT_ROOT / "tests").rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
