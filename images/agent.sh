@@ -2,28 +2,23 @@
 #
 # Started as `cat /etc/kmodlab/agent.sh - | sh -s` on the virtio command port (serial transport)
 # and on an SSH channel (ssh transport), so both transports speak one protocol: the shell reads
-# these definitions, then keeps reading its input as the host's requests.  The host sends lines of shell text that call the
-# functions below with single-quoted arguments; every reply is framed by a random per-request
-# nonce, so a command's output can contain anything (prompts, binary, no final newline) and still
-# be cut out exactly:
+# these definitions, then keeps reading its input as the host's requests.  The host sends lines
+# of shell text that call the functions below with single-quoted arguments; every reply is
+# framed by a random per-request nonce, so a command's output can contain anything (prompts,
+# binary, no final newline) and still be cut out exactly:
 #   \002NONCE\n  stdout...  \003NONCE RC\n  stderr...  \004NONCE\n
-# Each command runs in its own subshell with stdin from /dev/null: `exit`, `cd` or a syntax error
-# in a command cannot harm the agent.
+# `__km_run NONCE ISOLATE COMMAND`: with ISOLATE=1 the command runs in its own subshell, so
+# `exit`, `cd` or a syntax error in it cannot harm the agent; stdin is always /dev/null.
 
 __km_run() {
 	printf '\002%s\n' "$1"
-	( eval "$2" ) </dev/null 2>/tmp/.km_err.$$
-	__km_rc=$?
-	printf '\003%s %d\n' "$1" "$__km_rc"
-	[ -s /tmp/.km_err.$$ ] && cat /tmp/.km_err.$$
-	printf '\004%s\n' "$1"
-}
-
-# The same without the subshell, for the harness's own fixed commands (reading /proc files):
-# a fork costs ~3 ms under TCG on arm64.  Never used for user text, which could `exit` the agent.
-__km_runq() {
-	printf '\002%s\n' "$1"
-	eval "$2" </dev/null 2>/tmp/.km_err.$$
+	if [ "$2" = 1 ]; then
+		( eval "$3" ) </dev/null 2>/tmp/.km_err.$$
+	else
+		# No subshell, for the harness's own fixed commands (reading /proc files): a fork
+		# costs ~3 ms under TCG on arm64.  Never used for user text, which could `exit`.
+		eval "$3" </dev/null 2>/tmp/.km_err.$$
+	fi
 	__km_rc=$?
 	printf '\003%s %d\n' "$1" "$__km_rc"
 	[ -s /tmp/.km_err.$$ ] && cat /tmp/.km_err.$$

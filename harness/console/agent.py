@@ -99,8 +99,8 @@ class AgentConsole(Console):
     def run(self, command: str, timeout: float = 30.0, isolate: bool = True) -> CommandResult:
         nonce = secrets.token_hex(8).encode()
         start = time.monotonic()
-        verb = b"__km_run " if isolate else b"__km_runq "
-        self.stream.send(verb + nonce + b" " + shell_quote(command).encode() + b"\n")
+        flag = b" 1 " if isolate else b" 0 "
+        self.stream.send(b"__km_run " + nonce + flag + shell_quote(command).encode() + b"\n")
         what = f"running {command[:80]!r}"
         self.stream.read_until(b"\x02" + nonce + b"\n", timeout, what)
 

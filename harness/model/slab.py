@@ -168,21 +168,18 @@ def order_objects(p: KernelParams, order: int, size: int) -> int:
 
 def _calc_slab_order_61(p: KernelParams, size: int, min_objects: int, max_order: int,
                         fract_leftover: int) -> int:
-    """6.1 mm/slub.c:calc_slab_order()."""
+    """6.1 mm/slub.c:calc_slab_order(): the 6.7+ search, started at the order that holds
+    ``min_objects``, after capping huge object counts (MAX_OBJS_PER_PAGE)."""
     if order_objects(p, 0, size) > p.max_objs_per_page:
         return get_order(size * p.max_objs_per_page, p.page_shift) - 1
-    order = get_order(min_objects * size, p.page_shift)
-    while order <= max_order:
-        slab_size = p.page_size << order
-        if slab_size % size <= slab_size // fract_leftover:
-            break
-        order += 1
-    return order
+    return _calc_slab_order_67(p, size, get_order(min_objects * size, p.page_shift), max_order,
+                               fract_leftover)
 
 
 def _calc_slab_order_67(p: KernelParams, size: int, min_order: int, max_order: int,
                         fract_leftover: int) -> int:
-    """6.7+ mm/slub.c:calc_slab_order()."""
+    """6.7+ mm/slub.c:calc_slab_order(): the first order from ``min_order`` whose leftover is at
+    most 1/fract_leftover of the slab."""
     order = min_order
     while order <= max_order:
         slab_size = p.page_size << order
