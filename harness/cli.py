@@ -224,6 +224,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="kmodlab: %(message)s")
     signal.signal(signal.SIGTERM, _sigterm_as_exit)
+    # Ctrl-C raises KeyboardInterrupt even when a parent shell started us with SIGINT ignored
+    # (background jobs of non-interactive shells), so guests stop in order.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
