@@ -255,7 +255,8 @@ def _histogram_svg(scores: Sequence[float], max_score: float, bins: int = 10,
     top = max(counts) or 1
     left, bottom, pad = 36, 36, 10
     bw = (width - left - pad) / bins
-    ph = height - bottom - pad - 20
+    top_gap = 34                      # room for the title and the tallest bar's count
+    ph = height - bottom - pad - top_gap
     parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
               'role="img" aria-label="score distribution">'),
              (f'<text x="{pad}" y="{pad + 12}" font-size="14" font-weight="bold">'
@@ -263,7 +264,7 @@ def _histogram_svg(scores: Sequence[float], max_score: float, bins: int = 10,
     for i, n in enumerate(counts):
         h = ph * n / top
         x = left + i * bw
-        y = pad + 20 + ph - h
+        y = pad + top_gap + ph - h
         lo, hi = 100 * i / bins, 100 * (i + 1) / bins
         parts.append(f'<rect x="{x + 2:.1f}" y="{y:.1f}" width="{bw - 4:.1f}" height="{h:.1f}" '
                      f'fill="#3949ab"><title>{lo:.0f}–{hi:.0f}%: {n} student(s)</title></rect>')
@@ -272,8 +273,8 @@ def _histogram_svg(scores: Sequence[float], max_score: float, bins: int = 10,
                          f'text-anchor="middle">{n}</text>')
         parts.append(f'<text x="{x + bw / 2:.1f}" y="{height - bottom + 16}" font-size="10" '
                      f'text-anchor="middle">{lo:.0f}%</text>')
-    parts.append(f'<line x1="{left}" y1="{pad + 20 + ph}" x2="{width - pad}" '
-                 f'y2="{pad + 20 + ph}" stroke="#333"/>')
+    parts.append(f'<line x1="{left}" y1="{pad + top_gap + ph}" x2="{width - pad}" '
+                 f'y2="{pad + top_gap + ph}" stroke="#333"/>')
     parts.append("</svg>")
     return "".join(parts)
 
