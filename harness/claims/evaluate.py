@@ -36,7 +36,7 @@ class KernelVerdict:
     @property
     def agrees(self) -> bool | None:
         """Model and measurement agree (None: not measured, or nothing comparable)."""
-        if self.measured is None:
+        if self.measured is None or not self.measured.comparable:
             return None
         if self.measured.agrees is False or self.measured.verdict != self.model.verdict:
             return False

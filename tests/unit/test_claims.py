@@ -230,3 +230,16 @@ def test_claims_command_without_measurements(capsys: pytest.CaptureFixture[str],
     data = json.loads(capsys.readouterr().out)
     assert [c["id"] for c in data["claims"]] == ["ksize-160"]
     assert main(["claims", "--claim", "no-such-claim"]) == 2
+
+
+def test_timings_never_count_as_disagreement() -> None:
+    # Under load vmalloc can come out faster at some size: the verdict is "depends" then,
+    # and that must not read as the measurement contradicting the model.
+    from kmodlab.claims.checks.base import Finding
+    from kmodlab.claims.evaluate import KernelVerdict
+
+    model = Finding("true", "more work", "structure, not time")
+    measured = Finding("depends", "x0.6..x8.7", "not at every size", comparable=False)
+    assert KernelVerdict(target=None, model=model, measured=measured).agrees is None  # type: ignore[arg-type]
+    assert KernelVerdict(target=None, model=model,  # type: ignore[arg-type]
+                         measured=Finding("false", "", "")).agrees is False

@@ -31,6 +31,9 @@ class Finding:
     rule: str = ""          # kernel source (model) or KTAP tests (measurement) it rests on
     agrees: bool | None = None   # measurement only: consistent with the model?
     short: str = ""         # the answer in a few words, for the summary table
+    # False for measurements the model cannot predict (timings): they are reported, never
+    # counted as agreeing or disagreeing, so a loaded machine cannot fail a claim.
+    comparable: bool = True
 
 
 class Check:

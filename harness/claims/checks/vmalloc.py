@@ -59,7 +59,7 @@ class VmallocSlower(Check):
         return Finding("true" if slower else "depends",
                        f"x{min(r for _, r, _ in ratios):.1f}..x{max(r for _, r, _ in ratios):.1f}",
                        answer, "claims_module/timing_<n> *_min_ns", None,
-                       short if slower else "not at every size here")
+                       short if slower else "not at every size here", comparable=False)
 
 
 def _iterations(obs: Observations, sizes: list[int]) -> int | str:
