@@ -32,12 +32,11 @@ from kmodlab.errors import (
     ConfigError,
     GuestError,
     KernelCrash,
-    KmodlabError,
 )
 from kmodlab.kernels.kernel import Kernel
 from kmodlab.paths import cache_dir
 from kmodlab.profiles import arch_profile
-from kmodlab.qemu.accel import choose_accel
+from kmodlab.qemu.accel import AccelChoice, choose_accel
 from kmodlab.qemu.command import QemuConfig, RunPaths, build_argv
 from kmodlab.qemu.process import QemuProcess
 from kmodlab.qemu.qmp import QMPClient
@@ -215,25 +214,15 @@ class Guest:
 
     # ----------------------------------------------------------------- internals
     def _prepare(self) -> QemuConfig:
-        from kmodlab.images import build_initramfs
-
-        if self.options.check_config:
-            from kmodlab.kernels import require_kernel_config
-
-            require_kernel_config(self.kernel)
-        accel = choose_accel(self.profile, self.options.accel)
+        config, accel = prepare_qemu_config(self.kernel, self.options)
         self.timings.notes.append(f"accel={accel.accel} ({accel.reason})")
-        initrd = build_initramfs(self.kernel, ssh=True)
-        return QemuConfig(kernel_image=self.kernel.boot_image, initrd=initrd,
-                          memory_mb=self.options.memory_mb, cpus=self.options.cpus,
-                          accel=accel.accel, ssh=self.options.wants_ssh,
-                          extra_cmdline=tuple(self.options.extra_cmdline))
+        return config
 
     def _launch(self, incoming: Path | None) -> None:
         assert self._config is not None
         self.state = GuestState.RESTORING if incoming else GuestState.STARTING
         if self.options.wants_ssh:
-            self.ssh_port = _free_port()
+            self.ssh_port = free_port()
         paths = RunPaths(console_log=self.console_log,
                          command_socket=self._sock_dir / "cmd.sock",
                          qmp_socket=self._sock_dir / "qmp.sock",
@@ -330,7 +319,25 @@ class Guest:
         self.state = GuestState.OFF
 
 
-def _free_port() -> int:
+def prepare_qemu_config(kernel: Kernel, options: GuestOptions, *,
+                        interactive: bool = False) -> tuple[QemuConfig, AccelChoice]:
+    """What a guest's QEMU needs before it starts: the kernel's .config checked against
+    kconfig/, the initramfs (cached), the accelerator.  Shared by Guest and ``kmodlab boot``."""
+    from kmodlab.images import build_initramfs
+
+    if options.check_config:
+        from kmodlab.kernels import require_kernel_config
+
+        require_kernel_config(kernel)
+    accel = choose_accel(arch_profile(kernel.arch), options.accel)
+    config = QemuConfig(kernel_image=kernel.boot_image, initrd=build_initramfs(kernel, ssh=True),
+                        memory_mb=options.memory_mb, cpus=options.cpus, accel=accel.accel,
+                        ssh=options.wants_ssh, interactive=interactive,
+                        extra_cmdline=tuple(options.extra_cmdline))
+    return config, accel
+
+
+def free_port() -> int:
     """A free TCP port on 127.0.0.1, so parallel guests never collide on the forward."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -348,4 +355,4 @@ def _new_run_dir(label: str) -> Path:
     return path
 
 
-__all__ = ["Guest", "GuestOptions", "GuestState", "KmodlabError"]
+__all__ = ["Guest", "GuestOptions", "GuestState", "prepare_qemu_config"]

@@ -6,29 +6,26 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from kmodlab.guest import GuestOptions, free_port, prepare_qemu_config
 from kmodlab.kernels.kernel import Kernel
 from kmodlab.paths import cache_dir
 from kmodlab.profiles import arch_profile
-from kmodlab.qemu.accel import choose_accel
-from kmodlab.qemu.command import QemuConfig, RunPaths, build_argv
+from kmodlab.qemu.command import RunPaths, build_argv
 from kmodlab.qemu.process import QemuProcess
 
 
 def boot_interactive(kernel: Kernel, *, memory_mb: int = 512, cpus: int = 1, accel: str = "auto",
                      ssh: bool = False) -> int:
-    from kmodlab.images import build_initramfs
-    from kmodlab.kernels import require_kernel_config
-
-    require_kernel_config(kernel)
+    options = GuestOptions(memory_mb=memory_mb, cpus=cpus, accel=accel, ssh=ssh)
+    config, _accel = prepare_qemu_config(kernel, options, interactive=True)
     profile = arch_profile(kernel.arch)
-    config = QemuConfig(kernel_image=kernel.boot_image, initrd=build_initramfs(kernel, ssh=True),
-                        memory_mb=memory_mb, cpus=cpus, accel=choose_accel(profile, accel).accel,
-                        ssh=ssh, interactive=True)
     sock_dir = Path(tempfile.mkdtemp(prefix="kml-", dir="/tmp"))
     run_dir = cache_dir("runs", "interactive")
+    port = free_port() if ssh else None
     paths = RunPaths(console_log=run_dir / "console.log", command_socket=sock_dir / "cmd.sock",
-                     qmp_socket=sock_dir / "qmp.sock", ssh_port=2222 if ssh else None)
-    print(f"kmodlab: booting {kernel.release} on {profile.name}; Ctrl-A x quits QEMU")
+                     qmp_socket=sock_dir / "qmp.sock", ssh_port=port)
+    where = f"; ssh -p {port} root@127.0.0.1 (kmodlab's key)" if port else ""
+    print(f"kmodlab: booting {kernel.release} on {profile.name}; Ctrl-A x quits QEMU{where}")
     qemu = QemuProcess(build_argv(profile, config, paths), profile.qemu_package,
                        run_dir / "qemu.stderr", interactive=True)
     try:

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import pytest
 
-_POOL_KEY = pytest.StashKey["object"]()
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ def phase_changes(phase: Phase) -> dict[str, Any]:
                             "num_slabs": d.num_slabs} for n, d in slab.changed.items()},
         },
         "buddyinfo": {f"{node}/{zone}": list(delta) for (node, zone), delta in buddy.items()
-                      if any(delta)} if hasattr(buddy, "items") else {},
+                      if any(delta)},
         "vmallocinfo": {k: {"count": d.count, "size": d.size, "pages": d.pages}
                         for k, d in vmalloc.items()},
         "meminfo_kb": {k: v for k, v in meminfo.items() if k in MEMINFO_KEYS},
@@ -80,9 +80,8 @@ def render_run(run: ModuleRun, width: int = 140) -> str:
         console.print(table)
         if p.command.output.strip():
             console.print(f"output: {p.command.output.strip()[:2000]}")
-        for e in p.events:
-            if e.kind != "module_taint":   # loading any out-of-tree module taints: expected
-                console.print(f"kernel event: {e.kind}: {e.subject}")
+        for e in p.complaints:
+            console.print(f"kernel event: {e.kind}: {e.subject}")
         changes = phase_changes(p)
         for section, data in changes.items():
             if any(data.values()) if isinstance(data, dict) else data:

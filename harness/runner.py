@@ -71,10 +71,14 @@ class Phase:
     seconds: float
 
     @property
+    def complaints(self) -> list[KernelEvent]:
+        """Kernel reports of this phase other than the expected out-of-tree taint notices."""
+        return [e for e in self.events if e.is_complaint]
+
+    @property
     def ok(self) -> bool:
         """The command succeeded, every KTAP document passed, and no crash/WARN/leak report."""
-        return (self.command.ok and all(doc.ok for doc in self.ktap)
-                and not [e for e in self.events if e.kind not in ("module_taint",)])
+        return self.command.ok and all(doc.ok for doc in self.ktap) and not self.complaints
 
     def result(self, name: str):
         """The KTAP result named ``name`` in this phase's documents."""

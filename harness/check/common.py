@@ -16,7 +16,6 @@ R_EVENTS = "kernel log: no oops/BUG/WARNING/slab-leak report (kmodlab.observe.dm
 R_KTAP = "module self-checks (KTAP 'not ok' lines)"
 R_CACHE_GONE = "mm/slab_common.c:kmem_cache_destroy() -> shutdown_cache(): list_del(&s->list)"
 R_VMAP_GONE = "mm/vmalloc.c:vfree() -> remove_vm_area(): the area leaves vmallocinfo"
-IGNORED_EVENTS = frozenset({"module_taint"})     # out-of-tree, unsigned: expected on every load
 
 
 def populated_zones(snapshot: ProcSnapshot, node: int = 0) -> list[str]:
@@ -31,7 +30,7 @@ def _failed_tests(phase: Phase) -> list[str]:
 
 
 def _events(phase: Phase) -> list[str]:
-    return [f"{e.kind}: {e.subject}" for e in phase.events if e.kind not in IGNORED_EVENTS]
+    return [f"{e.kind}: {e.subject}" for e in phase.complaints]
 
 
 def lifecycle_rows(rows: Rows, obs: Observation, own_caches: Iterable[str] = ()) -> None:

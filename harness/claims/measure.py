@@ -27,7 +27,6 @@ log = logging.getLogger("kmodlab.claims")
 
 Report = Callable[[str], None]
 RUN_TIMEOUT = 180.0      # the timing probe runs thousands of allocations under TCG
-BENIGN_EVENTS = ("module_taint",)
 
 
 def build_probe(probe: Probe, kernel: Kernel) -> BuiltModule:
@@ -97,7 +96,7 @@ def measure_on_guest(guest: Guest, kernel: Kernel, probes: Iterable[Probe], *,
             report(f"{kernel.label}: {name}: {obs.errors[name]}")
             continue
         obs.probes[name], obs.status[name] = ktap_values(run)
-        bad = [e.kind for e in run.load.events if e.kind not in BENIGN_EVENTS]
+        bad = [e.kind for e in run.load.complaints]
         if bad:
             obs.facts[f"{name}_events"] = ", ".join(bad)
         failed = [t for t, s in obs.status[name].items() if s not in ("pass", "skip")]

@@ -109,6 +109,9 @@ def strip_prefixes(text: str) -> str:
 CRASH_KINDS = frozenset({"panic", "oops", "bug", "kasan", "kfence"})
 """Kinds after which the kernel state is not trustworthy (the guest layer raises KernelCrash)."""
 
+BENIGN_KINDS = frozenset({"module_taint"})
+"""Kinds expected on every load of an out-of-tree, unsigned module: not a complaint."""
+
 _T = re.compile
 # (kind, pattern) in matching order; the named group "subject" says what the report is about.
 TRIGGERS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -200,6 +203,11 @@ class KernelEvent:
     @property
     def is_crash(self) -> bool:
         return self.kind in CRASH_KINDS
+
+    @property
+    def is_complaint(self) -> bool:
+        """The kernel reported a problem (anything but the expected module taint notices)."""
+        return self.kind not in BENIGN_KINDS
 
     @property
     def module(self) -> str | None:

@@ -38,6 +38,9 @@ class ArchProfile:
     nic_romfile: bool
     extra_args: tuple[str, ...] = field(default_factory=tuple)
     cmdline: tuple[str, ...] = field(default_factory=tuple)
+    kvm_host_machines: tuple[str, ...] = field(default_factory=tuple)
+    kvm_probe_args: tuple[str, ...] = field(default_factory=tuple)
+    kvm_probe_sign: str = ""
 
     def virtio_device(self, kind: str) -> str:
         """QEMU device name of a virtio device on this machine, e.g. ``virtio-net-pci``."""
@@ -57,7 +60,7 @@ def arch_profile(name: str) -> ArchProfile:
             f"unknown architecture '{name}'; known: {', '.join(known_arches())}"
         )
     data = yaml.safe_load(path.read_text())
-    for key in ("extra_args", "cmdline"):
+    for key in ("extra_args", "cmdline", "kvm_host_machines", "kvm_probe_args"):
         data[key] = tuple(data.get(key) or ())
     try:
         return ArchProfile(**data)

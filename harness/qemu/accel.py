@@ -20,10 +20,6 @@ from kmodlab.profiles import ArchProfile
 
 log = logging.getLogger(__name__)
 
-# Host `uname -m` values that can run each guest arch under KVM.
-_KVM_HOST_MACHINES = {"x86_64": {"x86_64"}, "arm64": {"aarch64", "arm64"}}
-
-
 @dataclass(frozen=True)
 class AccelChoice:
     accel: str   # "kvm" or "tcg"
@@ -45,7 +41,7 @@ def choose_accel(profile: ArchProfile, requested: str = "auto") -> AccelChoice:
 
 
 def kvm_usable(profile: ArchProfile) -> tuple[bool, str]:
-    if platform.machine() not in _KVM_HOST_MACHINES.get(profile.name, set()):
+    if platform.machine() not in profile.kvm_host_machines:
         return False, f"guest arch {profile.name} differs from host {platform.machine()}"
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return False, "/dev/kvm is missing or not accessible"
@@ -64,18 +60,15 @@ def kvm_usable(profile: ArchProfile) -> tuple[bool, str]:
 
 
 def _probe_kvm(profile: ArchProfile) -> tuple[bool, str]:
-    """Run the firmware under KVM for up to 5 s: it prints on the debug console if KVM works."""
+    """Run the firmware under KVM for up to 5 s: it prints its banner (the profile's
+    ``kvm_probe_sign``) only if KVM really runs guest code."""
     qemu = shutil.which(profile.qemu_binary)
     if qemu is None:
         return False, f"{profile.qemu_binary} not installed"
     argv = [qemu, "-accel", "kvm", "-machine", profile.machine, "-cpu", profile.kvm_cpu,
-            "-nodefaults", "-display", "none", "-m", "64", "-no-reboot"]
-    if profile.name == "x86_64":
-        argv += ["-debugcon", "stdio"]   # SeaBIOS logs to port 0x402 from its first instruction
-        sign = b"SeaBIOS"
-    else:
-        argv += ["-serial", "stdio", "-bios", "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd"]
-        sign = b"UEFI"
+            "-nodefaults", "-display", "none", "-m", "64", "-no-reboot",
+            *profile.kvm_probe_args]
+    sign = profile.kvm_probe_sign.encode()
     try:
         proc = subprocess.run(argv, capture_output=True, timeout=5, stdin=subprocess.DEVNULL,
                               check=False)

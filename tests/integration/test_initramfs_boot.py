@@ -12,7 +12,6 @@ import base64
 import contextlib
 import hashlib
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from kmodlab.guest import free_port
 from kmodlab.images import (
     append_files_cpio,
     build_initramfs,
@@ -35,12 +35,6 @@ pytestmark = pytest.mark.integration
 TEST_INIT = Path(__file__).parent / "data" / "initramfs_test_init"
 BOOT_TIMEOUT = 120.0
 EXEC_ROUNDS = 150
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _qemu_command(kernel: Kernel, initrd: Path, *, append: str = "",
                   hostfwd_port: int | None = None) -> list[str]:
@@ -127,7 +121,7 @@ def test_ssh_login_and_sftp(kernel: Kernel, tmp_path: Path) -> None:
     """paramiko logs in with kmodlab's key, pins the host key, runs a command and an SFTP put."""
     paramiko = pytest.importorskip("paramiko")
     image = build_initramfs(kernel, extra_files={"/init": TEST_INIT})
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "console.log"
     host_key_type, host_key_b64 = ssh_host_public_key().split()[:2]
     cmd = _qemu_command(kernel, image, append="kmodlab_test.ssh=1", hostfwd_port=port)
