@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages kmodlab runs, one list for this script and `kmodlab doctor`.
-mapfile -t PACKAGES < <(grep -v -e '^#' -e '^$' harness/host-packages.txt)
+mapfile -t PACKAGES < <(grep -v -e '^#' -e '^$' harness/kmodlab/host-packages.txt)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

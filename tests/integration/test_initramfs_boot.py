@@ -28,7 +28,7 @@ from kmodlab.images import (
     ssh_host_public_key,
 )
 from kmodlab.kernels.kernel import Kernel
-from kmodlab.profiles import arch_profile
+from kmodlab.registry.arch import arch_profile
 
 pytestmark = pytest.mark.integration
 

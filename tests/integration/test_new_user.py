@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from kmodlab.kernels.kernel import Kernel
-from kmodlab.paths import PROJECT_ROOT
+from kmodlab.locate import CHECKOUT_ROOT as PROJECT_ROOT
 
 pytestmark = pytest.mark.kmodlab(arch="x86_64", kernel="6.1")
 
@@ -40,3 +40,10 @@ def test_wheel_install_runs_the_example(kernel: Kernel, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert str(venv) in result.stdout.splitlines()[0], "kmodlab was imported from the checkout"
     assert "2 passed" in result.stdout
+    located = subprocess.run(
+        [venv / "bin" / "python", "-c",
+         "from kmodlab.locate import DATA_DIRS, data_dir; "
+         "print('\\n'.join(str(data_dir(n)) for n in DATA_DIRS))"],
+        cwd=work, capture_output=True, text=True, check=True)
+    for line in located.stdout.splitlines():
+        assert line.startswith(str(venv)) and "/kmodlab/_data/" in line, line

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from kmodlab.console.agent import AgentConsole, ByteStream
+from kmodlab.channel.agent import AgentConsole, ByteStream
 from kmodlab.errors import CommandTimeout, GuestError, TransferError
-from kmodlab.paths import PROJECT_ROOT
+from kmodlab.locate import data_dir
 
 BUSYBOX = shutil.which("busybox")
 pytestmark = pytest.mark.skipif(BUSYBOX is None, reason="host busybox (busybox-static) not installed")
@@ -50,7 +50,7 @@ class PipeStream(ByteStream):
 
 @pytest.fixture
 def agent(tmp_path: Path):
-    script = str(PROJECT_ROOT / "images" / "agent.sh")
+    script = str(data_dir("images") / "agent.sh")
     # The same pipeline as AGENT_COMMAND, with the host's busybox standing in for the guest's.
     proc = subprocess.Popen([BUSYBOX, "sh", "-c", f"{BUSYBOX} cat {script} - | {BUSYBOX} sh -s"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=tmp_path)

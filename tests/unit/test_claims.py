@@ -63,7 +63,7 @@ def test_every_family_probe_has_valid_parameters(catalog) -> None:
         if probe.family is not None:
             parse_params(probe.family, probe.params)   # raises ConfigError if not
         else:
-            assert (Path(__file__).parents[2] / "harness/claims/module"
+            assert (Path(__file__).parents[2] / "harness/kmodlab/claims/module"
                     / f"{probe.module}.c").is_file()
 
 

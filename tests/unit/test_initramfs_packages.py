@@ -15,7 +15,7 @@ from kmodlab.images.guest_packages import (
     lib_deps,
     parse_stanzas,
 )
-from kmodlab.profiles import arch_profile, known_arches
+from kmodlab.registry.arch import arch_profile, known_arches
 
 SHOW = """\
 Package: dropbear-bin

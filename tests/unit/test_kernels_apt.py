@@ -14,7 +14,7 @@ from kmodlab.kernels.apt import (
     parse_search,
     sources_list,
 )
-from kmodlab.kernels.series import load_series
+from kmodlab.registry.series import load_series
 
 MADISON = """\
 linux-image-6.12.95+deb12-cloud-arm64:arm64 | 6.12.95-1~bpo12+1 | http://deb.debian.org/debian bookworm-backports/main arm64 Packages

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kmodlab.console.protocol import CommandResult
+from kmodlab.channel.protocol import CommandResult
 from kmodlab.labs.checks import evaluate_checks
 from kmodlab.labs.engine import Observations
 from kmodlab.labs.lab import parse_lab_text

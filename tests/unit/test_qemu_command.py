@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from kmodlab.errors import ConfigError
-from kmodlab.profiles import arch_profile, known_arches
+from kmodlab.registry.arch import arch_profile, known_arches
 from kmodlab.qemu.command import QemuConfig, RunPaths, build_argv, kernel_cmdline
 
 PATHS = RunPaths(console_log=Path("/r/console.log"), command_socket=Path("/s/cmd.sock"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kmodlab.errors import ConfigError
-from kmodlab.targets import arch_matches, kernel_matches, parse_shard, version_of
+from kmodlab.registry.target import arch_matches, kernel_matches, parse_shard, version_of
 
 
 @pytest.mark.parametrize(("series", "constraint", "expected"), [

@@ -1,0 +1,358 @@
+"""A running guest: a real kernel under QEMU that you can run commands in.
+
+The lifecycle is an explicit state machine (off -> starting|restoring -> booted -> ready ->
+stopped, or crashed/broken), and every failure names the state it happened in.
+
+    with Guest(provision("arm64", "6.12")) as g:
+        print(g.run("cat /proc/buddyinfo").stdout)
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import logging
+import os
+import shutil
+import socket
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from kmodlab.channel.agent import AgentConsole
+from kmodlab.channel.protocol import CommandResult
+from kmodlab.channel.serial import connect_serial
+from kmodlab.channel.ssh import connect_ssh
+from kmodlab.console.watch import ConsoleWatcher
+from kmodlab.errors import (
+    BootTimeout,
+    CommandFailed,
+    CommandTimeout,
+    ConfigError,
+    GuestError,
+    KernelCrash,
+)
+from kmodlab.kernels.kernel import Kernel
+from kmodlab.paths import cache_dir
+from kmodlab.registry.arch import arch_profile
+from kmodlab.qemu.accel import AccelChoice, choose_accel
+from kmodlab.qemu.command import QemuConfig, RunPaths, build_argv
+from kmodlab.qemu.process import QemuProcess
+from kmodlab.qemu.qmp import QMPClient
+from kmodlab.snapshot import save_snapshot, snapshot_key, snapshot_path
+
+log = logging.getLogger(__name__)
+
+TRANSPORTS = ("serial", "ssh")
+_run_counter = itertools.count()
+KEEP_RUN_DIRS = 40
+
+
+class GuestState(str, enum.Enum):
+    OFF = "off"
+    STARTING = "starting"      # cold boot: QEMU started, waiting for the agent
+    RESTORING = "restoring"    # QEMU loading a snapshot
+    BOOTED = "booted"          # agent answered on the command console
+    READY = "ready"            # the chosen transport is connected
+    CRASHED = "crashed"        # the kernel panicked/oopsed, or QEMU died
+    BROKEN = "broken"          # a command hung; the guest cannot be trusted any more
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class GuestOptions:
+    transport: str = "serial"
+    memory_mb: int = 512
+    cpus: int = 1
+    accel: str = "auto"
+    boot_timeout: float = 60.0
+    snapshots: bool = True          # start from a saved state when one matches; save one if not
+    ssh: bool | None = None         # network + dropbear in the guest; default: transport == "ssh"
+    extra_cmdline: tuple[str, ...] = ()
+    check_config: bool = True
+
+    def __post_init__(self) -> None:
+        if self.transport not in TRANSPORTS:
+            raise ConfigError(f"unknown transport '{self.transport}'; use one of {TRANSPORTS}")
+        if self.transport == "ssh" and self.ssh is False:
+            raise ConfigError("the ssh transport needs ssh enabled in the guest")
+
+    @property
+    def wants_ssh(self) -> bool:
+        return self.transport == "ssh" if self.ssh is None else self.ssh
+
+
+@dataclass
+class GuestTimings:
+    start_to_ready: float = 0.0
+    booted_from: str = ""           # "cold" or "snapshot"
+    snapshot_save: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class Guest:
+    """A booted guest with a console (serial or SSH).  Use as a context manager."""
+
+    def __init__(self, kernel: Kernel, options: GuestOptions | None = None, **overrides: object):
+        self.kernel = kernel
+        self.options = replace(options or GuestOptions(), **overrides)  # type: ignore[arg-type]
+        self.profile = arch_profile(kernel.arch)
+        self.state = GuestState.OFF
+        self.timings = GuestTimings()
+        self.run_dir = _new_run_dir(kernel.label)
+        self.console_log = self.run_dir / "console.log"
+        self._sock_dir = Path(tempfile.mkdtemp(prefix="kml-", dir="/tmp"))
+        self._qemu: QemuProcess | None = None
+        self._watcher: ConsoleWatcher | None = None
+        self._serial: AgentConsole | None = None
+        self._ssh: AgentConsole | None = None
+        self._qmp: QMPClient | None = None
+        self.ssh_port: int | None = None
+        self._config: QemuConfig | None = None
+        self.qemu_pids: list[int] = []     # every QEMU this guest started (restore + fallback)
+
+    # ----------------------------------------------------------------- lifecycle
+    def __enter__(self) -> Guest:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> Guest:
+        if self.state != GuestState.OFF:
+            raise GuestError("a guest can be started once", state=self.state.value)
+        t0 = time.monotonic()
+        try:
+            self._config = self._prepare()
+            snap = snapshot_path(snapshot_key(self.profile, self._config, self.kernel.release))
+            if self.options.snapshots and snap.exists():
+                try:
+                    self._launch(incoming=snap)
+                    self.timings.booted_from = "snapshot"
+                except KernelCrash:
+                    raise
+                except GuestError as exc:
+                    note = f"snapshot {snap.name} unusable ({str(exc).splitlines()[0]}); cold boot"
+                    log.warning(note)
+                    self.timings.notes.append(note)
+                    self._teardown()
+                    snap.unlink(missing_ok=True)
+                    self._reset_for_retry()
+            if self.timings.booted_from != "snapshot":
+                self._launch(incoming=None)
+                self.timings.booted_from = "cold"
+                if self.options.snapshots:
+                    self._save_snapshot(snap)
+            self._connect_transport()
+        except BaseException:
+            self.stop()
+            raise
+        self.timings.start_to_ready = time.monotonic() - t0
+        self.state = GuestState.READY
+        return self
+
+    def stop(self) -> None:
+        """Power off: close channels, stop QEMU, keep the console log.  Safe to call twice."""
+        self._teardown()
+        shutil.rmtree(self._sock_dir, ignore_errors=True)
+        if self.state not in (GuestState.CRASHED, GuestState.BROKEN):
+            self.state = GuestState.STOPPED
+
+    # ----------------------------------------------------------------- commands
+    @property
+    def console(self) -> AgentConsole:
+        channel = self._ssh if self.options.transport == "ssh" else self._serial
+        if channel is None or self.state not in (GuestState.READY, GuestState.BOOTED):
+            raise GuestError("the guest is not running", state=self.state.value,
+                             log_path=str(self.console_log))
+        return channel
+
+    def run(self, command: str, timeout: float = 30.0, check: bool = False,
+            isolate: bool = True) -> CommandResult:
+        """Run a shell command in the guest; its output and exit status are exact.
+
+        See :meth:`Console.run` for ``isolate`` (only for the harness's own trusted commands).
+        """
+        try:
+            result = self.console.run(command, timeout=timeout, isolate=isolate)
+        except CommandTimeout as exc:
+            self.state = GuestState.BROKEN
+            raise CommandTimeout(str(exc).splitlines()[0], state="hung",
+                                 log_tail=self.console_tail(), log_path=str(self.console_log)) from None
+        if check and not result.ok:
+            raise CommandFailed(f"'{command}' exited with {result.exit_status}: "
+                                f"{result.output.strip()[-2000:]}", state=self.state.value)
+        return result
+
+    def push(self, local_path: Path | str, guest_path: str, timeout: float = 60.0) -> None:
+        self.console.push(local_path, guest_path, timeout=timeout)
+
+    def read(self, guest_path: str, timeout: float = 30.0) -> bytes:
+        return self.console.read(guest_path, timeout=timeout)
+
+    def console_tail(self, n: int = 30) -> str:
+        return self._watcher.tail(n) if self._watcher else ""
+
+    def console_text(self) -> str:
+        try:
+            return self.console_log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    @property
+    def healthy(self) -> bool:
+        """True when the guest can take commands: running, no fatal kernel report, not hung."""
+        if self.state != GuestState.READY or self._qemu is None or not self._qemu.alive():
+            return False
+        if self._watcher is not None:
+            self._watcher.poll_once()
+            if self._watcher.first_fatal() is not None:
+                return False
+        return True
+
+    # ----------------------------------------------------------------- internals
+    def _prepare(self) -> QemuConfig:
+        config, accel = prepare_qemu_config(self.kernel, self.options)
+        self.timings.notes.append(f"accel={accel.accel} ({accel.reason})")
+        return config
+
+    def _launch(self, incoming: Path | None) -> None:
+        assert self._config is not None
+        self.state = GuestState.RESTORING if incoming else GuestState.STARTING
+        if self.options.wants_ssh:
+            self.ssh_port = free_port()
+        paths = RunPaths(console_log=self.console_log,
+                         command_socket=self._sock_dir / "cmd.sock",
+                         qmp_socket=self._sock_dir / "qmp.sock",
+                         ssh_port=self.ssh_port, incoming=incoming)
+        self.console_log.write_bytes(b"")
+        argv = build_argv(self.profile, self._config, paths)
+        (self.run_dir / "qemu.argv").write_text(" ".join(argv) + "\n")
+        self._qemu = QemuProcess(argv, self.profile.qemu_package, self.run_dir / "qemu.stderr")
+        self.qemu_pids.append(self._qemu.pid)
+        self._watcher = ConsoleWatcher(self.console_log).start()
+        try:
+            self._serial = connect_serial(paths.command_socket, timeout=10.0)
+        except GuestError:
+            self._raise_if_dead()
+            raise
+        self._serial.stream.health_check = self._raise_if_dead
+        self._qmp = QMPClient(paths.qmp_socket)
+        timeout = self.options.boot_timeout
+        try:
+            if incoming:
+                self._serial.ping(timeout=min(timeout, 20.0))
+            else:
+                self._serial.wait_ready(timeout)
+        except CommandTimeout:
+            raise BootTimeout(
+                f"the guest did not reach its command prompt within {timeout:.0f} s",
+                state=self.state.value, log_tail=self.console_tail(),
+                log_path=str(self.console_log)) from None
+        self.state = GuestState.BOOTED
+
+    def _save_snapshot(self, path: Path) -> None:
+        assert self._qmp is not None
+        try:
+            self.timings.snapshot_save = save_snapshot(self._qmp, path)
+        except GuestError as exc:
+            note = f"could not save a snapshot: {exc}"
+            log.warning(note)
+            self.timings.notes.append(note)
+        status = self._qmp.execute("query-status")
+        if status.get("status") != "running":
+            self._qmp.execute("cont")
+
+    def _connect_transport(self) -> None:
+        if self.options.transport != "ssh":
+            return
+        from kmodlab.images import ssh_client_key_path
+
+        assert self.ssh_port is not None
+        self._ssh = connect_ssh(self.ssh_port, ssh_client_key_path(),
+                                timeout=max(10.0, self.options.boot_timeout / 2))
+        self._ssh.stream.health_check = self._raise_if_dead
+
+    def _raise_if_dead(self) -> None:
+        """Health check run while waiting on the guest: turn a dead kernel into KernelCrash."""
+        watcher, qemu = self._watcher, self._qemu
+        if watcher is None or qemu is None:
+            return
+        event = watcher.first_fatal()
+        if event is None and not qemu.alive():
+            watcher.poll_once()
+            event = watcher.first_fatal()
+            if event is None:
+                self.state = GuestState.CRASHED
+                raise GuestError(
+                    f"QEMU exited with status {qemu.exit_status()}: "
+                    f"{qemu.stderr_text().strip()[-1500:]}",
+                    state=self.state.value, log_tail=watcher.tail(), log_path=str(self.console_log))
+        if event is not None:
+            previous = self.state
+            self.state = GuestState.CRASHED
+            excerpt = watcher.excerpt(event)
+            raise KernelCrash(event.kind, excerpt, state=f"{previous.value} -> crashed",
+                              log_tail=excerpt, log_path=str(self.console_log))
+
+    def _teardown(self) -> None:
+        for channel in (self._ssh, self._serial):
+            if channel is not None:
+                try:
+                    channel.close()
+                except Exception:  # noqa: BLE001 - closing a dead channel must not mask the cause
+                    pass
+        if self._qmp is not None:
+            self._qmp.close()
+        if self._qemu is not None:
+            self._qemu.stop()
+        if self._watcher is not None:
+            self._watcher.stop()
+        self._ssh = self._serial = None
+        self._qmp = None
+        self._qemu = None
+
+    def _reset_for_retry(self) -> None:
+        self._watcher = None
+        self.state = GuestState.OFF
+
+
+def prepare_qemu_config(kernel: Kernel, options: GuestOptions, *,
+                        interactive: bool = False) -> tuple[QemuConfig, AccelChoice]:
+    """What a guest's QEMU needs before it starts: the kernel's .config checked against
+    kconfig/, the initramfs (cached), the accelerator.  Shared by Guest and ``kmodlab boot``."""
+    from kmodlab.images import build_initramfs
+
+    if options.check_config:
+        from kmodlab.kernels import require_kernel_config
+
+        require_kernel_config(kernel)
+    accel = choose_accel(arch_profile(kernel.arch), options.accel)
+    config = QemuConfig(kernel_image=kernel.boot_image, initrd=build_initramfs(kernel, ssh=True),
+                        memory_mb=options.memory_mb, cpus=options.cpus, accel=accel.accel,
+                        ssh=options.wants_ssh, interactive=interactive,
+                        extra_cmdline=tuple(options.extra_cmdline))
+    return config, accel
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1, so parallel guests never collide on the forward."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _new_run_dir(label: str) -> Path:
+    root = cache_dir("runs")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = root / f"{label}-{stamp}-{os.getpid()}-{next(_run_counter)}"
+    path.mkdir(parents=True)
+    runs = sorted(root.iterdir(), key=lambda p: p.stat().st_mtime)
+    for old in runs[:-KEEP_RUN_DIRS]:
+        shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+__all__ = ["Guest", "GuestOptions", "GuestState", "prepare_qemu_config"]

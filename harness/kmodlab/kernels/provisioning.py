@@ -1,0 +1,375 @@
+"""Provision kernels into the cache: download, extract, fix up, and describe them in kernel.json.
+
+Cache layout (``cache_dir("kernels")``)::
+
+    <release>/kernel.json       the Kernel manifest, written last: its presence means "complete"
+    <release>/resolved.json     which packages (name, version, suite) the entry was built from
+    <release>/vmlinux           x86: the ELF inside the bzImage, for PVH direct boot
+    <release>/root/...          the extracted .debs: boot/, lib/modules/<release>/, usr/src/,
+                                usr/lib/linux-kbuild-*/
+    series/<arch>-<series>-<flavour>.json   the newest release a series resolved to, and when
+    custom-<arch>-<release>-<id>/           entries for users' own kernels (custom_kernel)
+
+Entries are built in a temporary sibling and renamed into place (``paths.atomic_dir``), under a
+per-release lock, so an interrupted or concurrent provision never leaves a half entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import shutil
+import struct
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from kmodlab.errors import ConfigError, KmodlabError, ProvisionError
+from kmodlab.kernels.apt import AptRecord, PrivateApt, Progress, extract_deb
+from kmodlab.kernels.debversion import version_key
+from kmodlab.kernels.headers import check_headers_tree, fix_tree, run_depmod
+from kmodlab.kernels.kernel import MANIFEST, Kernel
+from kmodlab.kernels.progress import progress_reporter
+from kmodlab.kernels.resolution import Resolved, default_apt, parse_spec, resolve
+from kmodlab.registry.series import load_series
+from kmodlab.kernels.vmlinux import extract_vmlinux
+from kmodlab.paths import atomic_dir, cache_dir, file_lock
+from kmodlab.registry.arch import ArchProfile, arch_profile, known_arches
+
+log = logging.getLogger("kmodlab.kernels")
+
+RESOLVED = "resolved.json"
+
+# Arch profiles whose boot_image is this want the ELF vmlinux cut out of the bzImage.
+PVH_BOOT_IMAGE = "vmlinux-pvh"
+
+
+# --------------------------------------------------------------------------- cache entries
+
+
+def kernels_dir() -> Path:
+    return cache_dir("kernels")
+
+
+def load_kernel(entry: Path) -> Kernel | None:
+    """The Kernel in a cache entry, or None if the entry is absent or incomplete."""
+    manifest = entry / MANIFEST
+    try:
+        kernel = Kernel.from_json(manifest.read_text())
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    return kernel if kernel.image.exists() else None
+
+
+def cached_kernels() -> list[Kernel]:
+    """Every complete entry in the cache (Debian and custom kernels)."""
+    found = (load_kernel(p.parent) for p in sorted(kernels_dir().glob(f"*/{MANIFEST}")))
+    return [k for k in found if k is not None]
+
+
+def _pin_path(arch: str, series: str, flavour: str) -> Path:
+    return cache_dir("kernels", "series") / f"{arch}-{series}-{flavour}.json"
+
+
+def _read_pin(arch: str, series: str, flavour: str, max_age_hours: float) -> str | None:
+    """The release a series resolved to, if that was less than ``max_age_hours`` ago."""
+    try:
+        pin = json.loads(_pin_path(arch, series, flavour).read_text())
+        fresh = time.time() - float(pin["time"]) < max_age_hours * 3600
+        return str(pin["release"]) if fresh else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_pin(resolved: Resolved) -> None:
+    path = _pin_path(resolved.arch, resolved.series, resolved.flavour)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"release": resolved.release, "version": resolved.version,
+                               "time": time.time()}))
+    tmp.rename(path)
+
+
+def _entry_lock(name: str) -> contextlib.AbstractContextManager[None]:
+    """One builder per entry at a time (pytest-xdist workers share the cache)."""
+    return file_lock(cache_dir("kernels", ".locks") / f"{name}.lock")
+
+
+def _remove_stale_partials(final: Path) -> None:
+    """Leftovers of a killed build of this entry (we hold its lock, so none is live)."""
+    for partial in final.parent.glob(f".{final.name}.partial-*"):
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- provision
+
+
+def provision(arch: str, spec: str = "6.1", flavour: str | None = None,
+              progress: Progress | None = None, *, refresh: bool = False) -> Kernel:
+    """A ready Kernel for ``arch``: a series ("6.1", "6.12"), an ABI or an exact release.
+
+    ``flavour`` defaults to series.yaml's default (cloud).  A cached kernel comes back in
+    milliseconds without apt; a series is re-resolved (apt lists refreshed) at most every
+    ``refresh_hours``, or now with ``refresh=True``.  Without network, a series falls back to
+    the newest cached kernel of that series.
+    """
+    table = load_series()
+    profile = arch_profile(arch)
+    request = parse_spec(table, profile, spec, flavour)
+    series, flavour_name = request.series.name, request.flavour.name
+    if not refresh:
+        release = request.release or _read_pin(profile.name, series, flavour_name,
+                                               table.archive.refresh_hours)
+        if release and (kernel := load_kernel(kernels_dir() / release)):
+            return kernel
+
+    title = f"kernel {profile.name} {spec} ({flavour_name})"
+    with progress_reporter(progress, title) as report:
+        apt = default_apt()
+        try:
+            resolved = resolve(profile.name, spec, flavour_name, refresh=refresh, apt=apt,
+                               progress=report)
+        except ProvisionError as exc:      # apt could not refresh: offline, mirror down...
+            fallback = _newest_cached(profile.name, series, flavour_name, request.release)
+            if fallback is None:
+                raise
+            log.warning("%s\nusing the cached %s instead", exc, fallback.release)
+            return fallback
+        if request.abi is None:
+            _write_pin(resolved)
+        kernel = load_kernel(kernels_dir() / resolved.release)
+        if kernel and kernel.package_version == resolved.version:
+            return kernel
+        return build_entry(resolved, apt, report)
+
+
+def _newest_cached(arch: str, series: str, flavour: str, release: str | None) -> Kernel | None:
+    matches = [k for k in cached_kernels()
+               if k.arch == arch and k.series == series and k.flavour == flavour
+               and (release is None or k.release == release)]
+    return max(matches, key=lambda k: version_key(k.package_version), default=None)
+
+
+def build_entry(resolved: Resolved, apt: PrivateApt, progress: Progress) -> Kernel:
+    """Download, extract and prepare ``resolved`` into its cache entry; return its Kernel."""
+    profile = arch_profile(resolved.arch)
+    final = kernels_dir() / resolved.release
+    with _entry_lock(resolved.release):
+        kernel = load_kernel(final)
+        if kernel and kernel.package_version == resolved.version:
+            return kernel          # another process built it while we waited
+        _remove_stale_partials(final)
+        started = time.monotonic()
+        with atomic_dir(final) as tmp:
+            tmp.chmod(0o755)      # mkdtemp makes it private; the cache is for every user
+            kernel = _populate(tmp, final, resolved, profile, apt, progress)
+            (tmp / RESOLVED).write_text(json.dumps(resolved.to_dict(), indent=2))
+            (tmp / MANIFEST).write_text(kernel.to_json())     # last: marks the entry complete
+        log.info("provisioned %s (%s) in %.1f s", resolved.release, resolved.version,
+                 time.monotonic() - started)
+        return kernel
+
+
+def _populate(tmp: Path, final: Path, resolved: Resolved, profile: ArchProfile,
+              apt: PrivateApt, progress: Progress) -> Kernel:
+    release = resolved.release
+    root, debs = tmp / "root", tmp / "debs"
+    image = root / "boot" / f"vmlinuz-{release}"
+
+    def fetch(records: list[AptRecord]) -> None:
+        files = apt.download([r.download_spec for r in records], debs, progress=progress)
+        for i, deb in enumerate(files, 1):
+            progress(f"extracting packages: {deb.name}", i / len(files))
+            extract_deb(deb, root)
+            deb.unlink()
+
+    fetch([resolved.images[0], *resolved.support])
+    for alternative in resolved.images[1:]:
+        if image.is_file():
+            break
+        log.info("%s ships no /boot/vmlinuz; trying %s", resolved.images[0].name, alternative.name)
+        fetch([alternative])
+    if not image.is_file():
+        raise ProvisionError(
+            f"none of {', '.join(r.name for r in resolved.images)} contains /boot/vmlinuz-{release}"
+        )
+    shutil.rmtree(debs, ignore_errors=True)
+
+    progress("fixing up the headers tree", None)
+    fix_tree(root)
+    headers = root / "usr" / "src" / f"linux-headers-{release}"
+    check_headers_tree(headers)
+    progress("depmod", None)
+    modules = run_depmod(root, release)
+
+    vmlinux = None
+    if profile.boot_image == PVH_BOOT_IMAGE:
+        progress("extracting vmlinux for PVH boot", None)
+        vmlinux = extract_vmlinux(image, tmp / "vmlinux")
+        if vmlinux is None:
+            log.warning("no ELF vmlinux found in %s; guests boot the bzImage (slower)", image.name)
+
+    def moved(path: Path) -> Path:
+        return final / path.relative_to(tmp)
+
+    return Kernel(
+        arch=resolved.arch, series=resolved.series, flavour=resolved.flavour, release=release,
+        package_version=resolved.version, root=final, image=moved(image),
+        vmlinux=moved(vmlinux) if vmlinux else None,
+        config=moved(root / "boot" / f"config-{release}"),
+        system_map=moved(root / "boot" / f"System.map-{release}"),
+        modules_dir=moved(modules), headers_dir=moved(headers),
+    )
+
+
+# --------------------------------------------------------------------------- custom kernels
+
+
+def _release_from_bzimage(image: Path) -> str | None:
+    """x86 boot protocol: kernel_version (0x20E) points at "<release> (builder) #1 ..."."""
+    with open(image, "rb") as fh:
+        head = fh.read(0x10000)
+    if len(head) < 0x210 or head[0x202:0x206] != b"HdrS":
+        return None
+    (ptr,) = struct.unpack_from("<H", head, 0x20E)
+    start = ptr + 0x200
+    if not ptr or start >= len(head):
+        return None
+    text = head[start:start + 256].split(b"\0", 1)[0].decode("ascii", "replace")
+    return text.split(" ", 1)[0] or None
+
+
+def _custom_release(image: Path, headers_dir: Path, modules_dir: Path | None) -> str:
+    release_file = headers_dir / "include" / "config" / "kernel.release"
+    if release_file.is_file():
+        return release_file.read_text().strip()
+    if modules_dir is not None:
+        return modules_dir.name
+    from_image = _release_from_bzimage(image)
+    if from_image:
+        return from_image
+    raise ConfigError(
+        f"cannot tell the release of {image}: {release_file} is missing; "
+        "pass modules_dir=<…/lib/modules/RELEASE> or run 'make modules_prepare' in the tree"
+    )
+
+
+def custom_kernel(arch: str, image: str | Path, headers_dir: str | Path,
+                  config: str | Path | None = None,
+                  modules_dir: str | Path | None = None) -> Kernel:
+    """Wrap a user's own kernel (image + kbuild tree) as a Kernel, with a small cache entry.
+
+    The entry holds the PVH vmlinux (x86) and, when ``modules_dir`` is None, an empty
+    lib/modules/<release> with a modules.dep (for a kernel with everything built in).
+    """
+    profile = arch_profile(arch)
+    image = Path(image).expanduser().resolve()
+    headers_dir = Path(headers_dir).expanduser().resolve()
+    if not image.is_file():
+        raise ConfigError(f"kernel image {image} does not exist")
+    if not (headers_dir / "Makefile").is_file():
+        raise ConfigError(
+            f"{headers_dir} is not a kbuild tree (no Makefile): give the kernel build directory "
+            "or an installed /usr/src/linux-headers-<release>"
+        )
+    config_path = Path(config).expanduser().resolve() if config else headers_dir / ".config"
+    if not config_path.is_file():
+        raise ConfigError(
+            f"no kernel config at {config_path}: pass config=<path to the kernel's .config>"
+        )
+    modules = Path(modules_dir).expanduser().resolve() if modules_dir else None
+    if modules is not None and not (modules / "modules.dep").is_file():
+        raise ConfigError(
+            f"{modules} has no modules.dep; run: depmod -b <root containing lib/modules> "
+            f"{modules.name}"
+        )
+    release = _custom_release(image, headers_dir, modules)
+    st = image.stat()
+    ident = hashlib.sha256(
+        f"{image}:{st.st_size}:{st.st_mtime_ns}:{headers_dir}:{config_path}:{modules}".encode()
+    ).hexdigest()[:12]
+    final = kernels_dir() / f"custom-{profile.name}-{release}-{ident}"
+    if kernel := load_kernel(final):
+        return kernel
+    with _entry_lock(final.name):
+        if kernel := load_kernel(final):
+            return kernel
+        _remove_stale_partials(final)
+        with atomic_dir(final) as tmp:
+            tmp.chmod(0o755)
+            if modules is None:
+                (tmp / "lib" / "modules" / release).mkdir(parents=True)
+                run_depmod(tmp, release)
+                modules_path = final / "lib" / "modules" / release
+            else:
+                modules_path = modules
+            vmlinux = None
+            if profile.boot_image == PVH_BOOT_IMAGE and extract_vmlinux(image, tmp / "vmlinux"):
+                vmlinux = final / "vmlinux"
+            system_map = next(
+                (p for p in (headers_dir / "System.map", image.parent / f"System.map-{release}")
+                 if p.is_file()),
+                headers_dir / "System.map",
+            )
+            kernel = Kernel(
+                arch=profile.name, series="custom", flavour="custom", release=release,
+                package_version="", root=final, image=image, vmlinux=vmlinux,
+                config=config_path, system_map=system_map, modules_dir=modules_path,
+                headers_dir=headers_dir,
+            )
+            (tmp / MANIFEST).write_text(kernel.to_json())
+        return kernel
+
+
+# --------------------------------------------------------------------------- listing
+
+
+@dataclass(frozen=True)
+class KernelChoice:
+    """One row of ``kmodlab kernels list``."""
+
+    arch: str
+    series: str
+    flavour: str
+    default: bool                 # the default flavour
+    latest: str | None            # newest complete release in the archive (None: see note)
+    cached: tuple[str, ...]       # releases already in the cache
+    note: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        """Plain data for JSON output and tables (``kmodlab kernels list``)."""
+        return {"arch": self.arch, "series": self.series, "flavour": self.flavour,
+                "default": self.default, "latest": self.latest or "",
+                "cached": ", ".join(self.cached), "note": self.note}
+
+
+def list_kernels(*, online: bool = True, refresh: bool = False) -> list[KernelChoice]:
+    """Every arch x series x flavour, with the newest release Debian offers and what is cached.
+
+    ``online=False`` only reads the cache (no apt at all).  A combination Debian does not
+    build, or an unreachable archive, shows up with ``latest=None`` and a note.
+    """
+    table = load_series()
+    cached = cached_kernels()
+    apt = default_apt() if online else None
+    rows = []
+    for arch in known_arches():
+        for series in table.series:
+            for flavour in table.flavours:
+                latest, note = None, "" if online else "not looked up (offline)"
+                if apt is not None:
+                    try:
+                        latest = resolve(arch, series, flavour, refresh=refresh, apt=apt).release
+                    except KmodlabError as exc:
+                        note = str(exc).splitlines()[0]
+                    refresh = False           # one update is enough
+                here = tuple(sorted(k.release for k in cached
+                                    if (k.arch, k.series, k.flavour) == (arch, series, flavour)))
+                rows.append(KernelChoice(arch, series, flavour, flavour == table.default_flavour,
+                                         latest, here, note))
+    for k in cached:
+        if k.series == "custom":
+            rows.append(KernelChoice(k.arch, "custom", "custom", False, None, (k.release,),
+                                     f"custom kernel, image {k.image}"))
+    return rows

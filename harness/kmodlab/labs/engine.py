@@ -1,0 +1,424 @@
+"""Run one submission on one kernel: build, then the lab's steps in a pristine guest.
+
+Every run starts a new :class:`~kmodlab.guest.Guest` from the snapshot cache (a restore, well
+under a second), so nothing one student's module did can reach the next student.  The run
+records what the lab's checks need (:class:`Observations`) and classifies how it ended:
+
+* failures of the grader's own work (booting, pushing the .ko, the first /proc snapshot) are
+  **harness errors**: never charged, retried on resume;
+* once ``insmod`` starts, a kernel report that kills the guest is a **crash**, a command that
+  does not finish in time (or a soft lockup) is a **hang**, and a console flood beyond the
+  lab's limit stops the guest and fails the run.
+
+Reads from the guest are bounded (``head -c``, ``dmesg | tail -c``), so a module that prints
+without end cannot exhaust the grader's memory or disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Self
+
+from kmodlab.channel.protocol import CommandResult, shell_quote
+from kmodlab.errors import CommandTimeout, GuestError, KernelCrash, KmodlabError
+from kmodlab.guest import Guest, GuestOptions
+from kmodlab.kernels.kernel import Kernel
+from kmodlab.labs.errors import EvaluationError, LabError
+from kmodlab.labs.lab import Lab
+from kmodlab.labs.params import render_template
+from kmodlab.labs.schema import Step
+from kmodlab.labs.views import OutputView
+from kmodlab.modules.build import BuiltModule
+from kmodlab.observe import KernelEvent, KtapDocument, find_events, parse_ktap
+from kmodlab.runner import ProcSnapshot
+
+log = logging.getLogger(__name__)
+
+GUEST_DIR = "/tmp/kmodlab-lab"
+SHRINK_ALL = ("for f in /sys/kernel/slab/*/shrink; do echo 1 > \"$f\"; done 2>/dev/null; true")
+EXCERPT_CHARS = 6000
+
+
+class HarnessFault(KmodlabError):
+    """The grader's own work failed (not the student's): reported as a harness error."""
+
+
+@dataclass
+class Observations:
+    """What one run saw.  ``missing`` says why an expected observation is absent."""
+
+    phase_logs: dict[str, str] = field(default_factory=dict)   # step label -> kernel log
+    ktap: list[KtapDocument] = field(default_factory=list)
+    events: list[KernelEvent] = field(default_factory=list)
+    snapshots: dict[str, ProcSnapshot] = field(default_factory=dict)
+    outputs: dict[str, OutputView] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)
+    load: CommandResult | None = None
+    unload: CommandResult | None = None
+    loaded: bool = False
+    crash: str = ""             # kernel report excerpt when the guest crashed
+    crash_kind: str = ""
+    hang: str = ""              # what hung
+    flood: bool = False
+    notes: list[str] = field(default_factory=list)
+    console_tail: str = ""
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def log_text(self) -> str:
+        return "\n".join(self.phase_logs.values())
+
+    @property
+    def stopped_early(self) -> str:
+        """Why later observations are missing (crash, hang, flood), or ''."""
+        if self.flood:
+            return "the module flooded the console and the guest was stopped"
+        if self.crash:
+            return f"the kernel crashed ({self.crash_kind})"
+        if self.hang:
+            return f"the guest hung ({self.hang})"
+        return ""
+
+
+class _FloodWatch:
+    """Stops the guest when its console log passes ``limit`` bytes (a printk flood)."""
+
+    def __init__(self, guest: Guest, limit: int) -> None:
+        self.guest = guest
+        self.limit = limit
+        self.tripped = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="kmodlab-flood", daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(2)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.2):
+            try:
+                size = self.guest.console_log.stat().st_size
+            except OSError:
+                continue
+            if size > self.limit:
+                self.tripped = True
+                for pid in self.guest.qemu_pids[-1:]:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                return
+
+
+BOOT_TIMEOUT = 240.0
+"""A cold boot happens once per guest configuration (later starts restore a snapshot); on a
+shared, loaded host it can take minutes under TCG, and a timeout here is a harness error."""
+
+
+def guest_options(lab: Lab) -> GuestOptions:
+    g = lab.spec.guest
+    return GuestOptions(cpus=g.cpus, memory_mb=g.memory_mb, extra_cmdline=tuple(g.cmdline),
+                        boot_timeout=BOOT_TIMEOUT)
+
+
+class SubmissionRun:
+    """The steps of ``lab`` for one built module on one kernel (see the module docstring)."""
+
+    def __init__(self, lab: Lab, kernel: Kernel, built: BuiltModule, env: dict[str, Any],
+                 options: GuestOptions | None = None) -> None:
+        self.lab = lab
+        self.spec = lab.spec
+        self.kernel = kernel
+        self.built = built
+        self.env = env
+        self.options = options or guest_options(lab)
+        self.obs = Observations()
+        self.guest: Guest | None = None
+        self._in_student_phase = False
+        self._phase_label = ""
+        self._console_offset = 0
+
+    # ------------------------------------------------------------------ entry point
+    def execute(self) -> Observations:
+        t0 = time.monotonic()
+        try:
+            guest = Guest(self.kernel, self.options)
+            guest.start()
+        except KmodlabError as exc:
+            raise HarnessFault(f"the guest did not start: {_first_lines(str(exc), 12)}") from exc
+        except OSError as exc:
+            raise HarnessFault(f"the guest did not start: {type(exc).__name__}: {exc}") from exc
+        self.guest = guest
+        self.obs.seconds["guest_start"] = time.monotonic() - t0
+        try:
+            with _FloodWatch(guest, self.spec.limits.console_bytes) as flood:
+                try:
+                    self._run_all(guest)
+                except KernelCrash as exc:
+                    self._record_crash(exc)
+                except CommandTimeout as exc:
+                    self._record_hang(exc)
+                except (GuestError, OSError) as exc:
+                    if flood.tripped:
+                        self.obs.flood = True
+                        self.obs.notes.append(
+                            f"the console passed {self.spec.limits.console_bytes >> 20} MiB; "
+                            "the guest was stopped")
+                    elif self._in_student_phase and not guest.healthy:
+                        self._record_death(exc)
+                    else:
+                        raise HarnessFault(f"{type(exc).__name__}: "
+                                           f"{_first_lines(str(exc), 12)}") from exc
+                if flood.tripped:
+                    self.obs.flood = True
+            if self.obs.stopped_early:
+                self._salvage_console(guest)
+            self.obs.console_tail = _bounded_tail(guest)
+        finally:
+            guest.stop()
+            _truncate_console(guest, self.spec.limits.console_bytes)
+        self.obs.seconds["run"] = time.monotonic() - t0
+        return self.obs
+
+    # ------------------------------------------------------------------ classification
+    def _record_crash(self, exc: KernelCrash) -> None:
+        excerpt = (exc.excerpt or "")[:EXCERPT_CHARS]
+        if not self._in_student_phase:
+            raise HarnessFault(f"the kernel crashed before the module was loaded ({exc.kind}):"
+                               f"\n{_first_lines(excerpt, 20)}") from exc
+        if "soft lockup" in excerpt or "hung_task" in excerpt or "rcu_sched self-detected stall" in excerpt \
+                or "rcu: INFO: rcu_preempt self-detected stall" in excerpt:
+            self.obs.hang = "a CPU was stuck in the module (soft lockup / RCU stall)"
+            self.obs.crash = excerpt
+            self.obs.crash_kind = "lockup"
+            return
+        self.obs.crash = excerpt
+        self.obs.crash_kind = exc.kind
+        self.obs.events.extend(e for e in find_events(excerpt) if e not in self.obs.events)
+
+    def _record_hang(self, exc: CommandTimeout) -> None:
+        self.obs.hang = _first_lines(str(exc), 1)
+        if not self._in_student_phase:
+            raise HarnessFault(f"a harness command timed out before the module was loaded: "
+                               f"{self.obs.hang}") from exc
+
+    def _record_death(self, exc: Exception) -> None:
+        self.obs.crash = _first_lines(str(exc), 40)[:EXCERPT_CHARS]
+        self.obs.crash_kind = "guest died"
+
+    # ------------------------------------------------------------------ steps
+    @contextmanager
+    def _harness(self, what: str) -> Iterator[None]:
+        if self._in_student_phase:
+            yield
+            return
+        try:
+            yield
+        except (KernelCrash, CommandTimeout):
+            raise
+        except KmodlabError as exc:
+            raise HarnessFault(f"{what}: {_first_lines(str(exc), 8)}") from exc
+
+    def _run_all(self, guest: Guest) -> None:
+        guest_path = f"{GUEST_DIR}/{self.built.ko_path.name}"
+        with self._harness("copying the module into the guest"):
+            guest.run(f"mkdir -p {GUEST_DIR}", isolate=False, check=True)
+            guest.push(self.built.ko_path, guest_path)
+        with self._harness("reading /proc before loading"):
+            self.obs.snapshots["before"] = self._snapshot(guest)
+        unload_seen = False
+        for index, step in enumerate(self.spec.steps):
+            kind = step.kind
+            if kind == "build":
+                continue
+            if kind == "load":
+                self._in_student_phase = True
+                self._load(guest, step, guest_path)
+                if not self.obs.loaded:
+                    self._skip_rest(index, "the module did not load")
+                    return
+                continue
+            if kind == "unload":
+                unload_seen = True
+                self._unload(guest, step)
+                continue
+            if kind == "observe":
+                name = step.observe.as_  # type: ignore[union-attr]
+                self.obs.snapshots[name] = self._snapshot(guest)
+                continue
+            self._io_step(guest, index, step)
+        if not unload_seen:
+            self.obs.missing["after"] = "the lab does not unload the module"
+
+    def _skip_rest(self, index: int, why: str) -> None:
+        for step in self.spec.steps[index + 1:]:
+            spec = step.spec
+            name = getattr(spec, "as_", None)
+            if name:
+                self.obs.missing[name] = why
+        self.obs.missing.setdefault("loaded", why)
+        self.obs.missing.setdefault("after", why)
+
+    def _render(self, text: str) -> str:
+        try:
+            return render_template(text, self.env)
+        except EvaluationError as exc:
+            raise LabError(f"{self.lab.lab_file}: cannot fill {text!r}: {exc}") from None
+
+    def _timeout(self, value: float | None, default: float) -> float:
+        return float(value if value is not None else default)
+
+    def _salvage_console(self, guest: Guest) -> None:
+        """After a crash or hang dmesg cannot be read: take the phase's kernel messages (KTAP
+        lines printed before the end, the report itself) from the console log instead."""
+        if not self._phase_label or self._phase_label in self.obs.phase_logs:
+            return
+        limit = self.spec.limits.dmesg_bytes
+        try:
+            with open(guest.console_log, "rb") as fh:
+                fh.seek(self._console_offset)
+                data = fh.read(limit)
+        except OSError:
+            return
+        text = data.decode("utf-8", errors="replace")
+        self.obs.phase_logs[self._phase_label] = text
+        self.obs.ktap.extend(parse_ktap(text))
+        self.obs.events.extend(e for e in find_events(text)
+                               if e.kind not in {x.kind for x in self.obs.events})
+
+    def _phase(self, guest: Guest, label: str, command: str, timeout: float) -> CommandResult:
+        """Run one student-facing command with the kernel log it produced cut out by marker."""
+        marker = f"kmodlab-lab-{label}-{secrets.token_hex(6)}"
+        try:
+            self._console_offset = guest.console_log.stat().st_size
+        except OSError:
+            self._console_offset = 0
+        self._phase_label = label
+        guest.run(f"echo {marker} > /dev/kmsg", isolate=False, check=True)
+        t0 = time.monotonic()
+        try:
+            result = guest.run(command, timeout=timeout)
+        finally:
+            self.obs.seconds[label] = time.monotonic() - t0
+        text = self._dmesg_since(guest, marker)
+        self.obs.phase_logs[label] = text
+        self.obs.ktap.extend(parse_ktap(text))
+        self.obs.events.extend(find_events(text))
+        return result
+
+    def _dmesg_since(self, guest: Guest, marker: str) -> str:
+        limit = self.spec.limits.dmesg_bytes
+        text = guest.run(f"dmesg | tail -c {limit}", isolate=False, check=True).stdout
+        idx = text.rfind(marker)
+        if idx < 0:
+            self.obs.notes.append("the kernel log overflowed its ring buffer (the module printed "
+                                  "too much); only its most recent part was read")
+            return text
+        nl = text.find("\n", idx)
+        return text[nl + 1:] if nl >= 0 else ""
+
+    def _load(self, guest: Guest, step: Step, guest_path: str) -> None:
+        spec = step.load
+        assert spec is not None
+        args = [f"{k}={self._render(v)}" for k, v in spec.args.items()]
+        command = " ".join(["insmod", shell_quote(guest_path), *map(shell_quote, args)])
+        result = self._phase(guest, "load", command,
+                             self._timeout(spec.timeout, self.spec.timeouts.load))
+        self.obs.load = result
+        self.obs.loaded = result.ok
+        if not result.ok:
+            self.obs.notes.append(f"insmod failed (exit {result.exit_status}): "
+                                  f"{_clip(result.output.strip(), 400)}")
+            return
+        self.obs.snapshots["loaded"] = self._snapshot(guest)
+
+    def _unload(self, guest: Guest, step: Step) -> None:
+        spec = step.unload
+        assert spec is not None
+        result = self._phase(guest, "unload", f"rmmod {shell_quote(self.spec.module)}",
+                             self._timeout(spec.timeout, self.spec.timeouts.unload))
+        self.obs.unload = result
+        if not result.ok:
+            self.obs.notes.append(f"rmmod failed (exit {result.exit_status}): "
+                                  f"{_clip(result.output.strip(), 400)}")
+        else:
+            self.obs.loaded = False
+        self.obs.snapshots["after"] = self._snapshot(guest)
+
+    def _io_step(self, guest: Guest, index: int, step: Step) -> None:
+        spec = step.spec
+        timeout = self._timeout(spec.timeout, self.spec.timeouts.step)
+        limit = min(getattr(spec, "max_bytes", None) or self.spec.limits.output_bytes,
+                    self.spec.limits.output_bytes)
+        if step.kind == "write":
+            path, data = self._render(spec.path), self._render(spec.data)
+            label = f"write{index}"
+            result = self._phase(guest, label,
+                                 f"printf '%s' {shell_quote(data)} > {shell_quote(path)}", timeout)
+            if not result.ok and spec.expect_ok:
+                self.obs.notes.append(f"writing {data!r} to {path} failed: "
+                                      f"{_clip(result.stderr.strip(), 300)}")
+            return
+        name = spec.as_ or f"run{index}"
+        if step.kind == "read":
+            path = self._render(spec.path)
+            command = f"head -c {limit + 1} {shell_quote(path)}"
+        else:
+            out = f"{GUEST_DIR}/.run-out"
+            command = (f"( {self._render(spec.command)} ) > {out} 2>&1; rc=$?; "
+                       f"head -c {limit + 1} {out}; rm -f {out}; exit $rc")
+        result = self._phase(guest, name, command, timeout)
+        raw = result.stdout_bytes
+        truncated = len(raw) > limit
+        text = raw[:limit].decode("utf-8", errors="replace")
+        if step.kind == "read" and not result.ok:
+            text = text or result.stderr.strip()[:limit]
+        self.obs.outputs[name] = OutputView(f"{step.kind}.{name}", text, result.exit_status,
+                                            truncated)
+
+    def _snapshot(self, guest: Guest) -> ProcSnapshot:
+        if self.spec.shrink_slabs:
+            guest.run(SHRINK_ALL, timeout=30, isolate=False)
+        return ProcSnapshot.capture(guest)
+
+
+def _first_lines(text: str, n: int) -> str:
+    return "\n".join(text.splitlines()[:n])
+
+
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[:n] + "..."
+
+
+def _bounded_tail(guest: Guest, limit: int = 16 << 10) -> str:
+    try:
+        with open(guest.console_log, "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, size - limit))
+            return fh.read(limit).decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _truncate_console(guest: Guest, limit: int) -> None:
+    """Keep a flooded console log from filling the run directory (its tail is kept)."""
+    try:
+        path: Path = guest.console_log
+        if path.stat().st_size > limit // 4:
+            tail = _bounded_tail(guest, 64 << 10)
+            path.write_text("[kmodlab: console log truncated by the lab grader]\n" + tail)
+    except OSError:
+        pass

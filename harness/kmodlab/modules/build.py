@@ -1,0 +1,403 @@
+"""Build rendered (or bring-your-own) modules with the target kernel's kbuild, with a cache.
+
+A build directory holds the rendered source, the generated Kbuild, the .ko and ``build.log``,
+so a failure can be read and re-run by hand.  Builds are cached under ``cache_dir("builds")``,
+keyed by everything that changes the .ko: template sources, parameters, kernel release and
+arch, and the compiler's version.  A cache hit reads one JSON file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kmodlab.errors import BuildError, ConfigError
+from kmodlab.kernels.kernel import Kernel
+from kmodlab.modules.params.base import FamilyParams
+from kmodlab.modules.render import MODULES_DIR, RenderedModule, render, template_digest
+from kmodlab.paths import atomic_dir, cache_dir, file_lock
+
+BUILD_RECIPE = "1"
+"""Bump when this file changes what goes into a build directory: old cache entries then miss."""
+
+MANIFEST = "build.json"
+LOG = "build.log"
+BUILD_TIMEOUT = 900
+
+# What kbuild leaves behind; never part of a source tree's identity or copied from it.
+_PRODUCTS = ("*.o", "*.ko", "*.mod", "*.mod.c", ".*.cmd", "*.order", "Module.symvers",
+             ".tmp_versions", ".git", "__pycache__")
+
+_DIAG_RE = re.compile(
+    r"^(?P<file>[^\s:][^:]*):(?P<line>\d+):(?:(?P<col>\d+):)? (?P<kind>fatal error|error|warning): (?P<msg>.*)$"
+)
+_MODPOST_RE = re.compile(r"^(WARNING|ERROR): modpost: .*$")
+
+
+@dataclass(frozen=True)
+class BuiltModule:
+    """A .ko and where it came from.  ``load_args`` are insmod's ``k=v`` arguments."""
+
+    ko_path: Path
+    module_name: str
+    family: str | None              # None for a bring-your-own module
+    params: FamilyParams | dict[str, str]
+    kernel_release: str
+    build_dir: Path
+    log: str = field(repr=False)
+    warnings: tuple[str, ...] = ()
+    cached: bool = False
+    seconds: float = 0.0            # wall time of this build() call
+    load_args: tuple[str, ...] = ()
+
+    @property
+    def source_path(self) -> Path:
+        return self.build_dir / f"{self.module_name}.c"
+
+    @property
+    def log_path(self) -> Path:
+        return self.build_dir / LOG
+
+
+# --- kbuild -----------------------------------------------------------------------------------
+
+def make_argv(kernel: Kernel, directory: Path) -> list[str]:
+    """The make command line; kmodlab.kernels owns it (ARCH/CROSS_COMPILE from the arch profile)."""
+    from kmodlab.kernels import kbuild_command
+
+    return kbuild_command(kernel, directory)
+
+
+def compiler_tool(kernel: Kernel) -> str:
+    """The compiler kbuild will run for this kernel (e.g. ``aarch64-linux-gnu-gcc-12``)."""
+    try:
+        from kmodlab.kernels.build_env import required_tools
+
+        return required_tools(kernel)[1].tool
+    except (ImportError, IndexError, OSError):
+        from kmodlab.registry.arch import arch_profile
+
+        return arch_profile(kernel.arch).cross_compile + "gcc"
+
+
+@functools.cache
+def compiler_version(tool: str) -> str:
+    """First line of ``<tool> --version``: part of the cache key, so a new compiler rebuilds."""
+    try:
+        out = subprocess.run([tool, "--version"], capture_output=True, text=True, timeout=30,
+                             check=False)
+    except OSError:
+        return f"{tool} (not found)"
+    return (out.stdout.splitlines() or [tool])[0]
+
+
+def _check_tools(kernel: Kernel) -> None:
+    try:
+        from kmodlab.kernels import check_build_tools
+    except ImportError:
+        return
+    check_build_tools(kernel)
+
+
+def run_kbuild(kernel: Kernel, directory: Path) -> tuple[int, str]:
+    """Run kbuild in ``directory``; returns (exit code, combined output).  C locale for parsing."""
+    argv = make_argv(kernel, directory)
+    env = dict(os.environ, LC_ALL="C", LANG="C")
+    env.pop("MAKEFLAGS", None)  # a parent make's jobserver must not leak in
+    try:
+        proc = subprocess.run(argv, cwd=directory, env=env, capture_output=True, text=True,
+                              timeout=BUILD_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise BuildError(f"kbuild did not finish in {BUILD_TIMEOUT} s: {' '.join(argv)}") from exc
+    log = "$ " + " ".join(argv) + "\n" + proc.stdout + proc.stderr
+    return proc.returncode, log
+
+
+def find_warnings(log: str) -> tuple[str, ...]:
+    """Compiler and modpost warnings in a build log (what the tests require to be empty)."""
+    found = []
+    for line in log.splitlines():
+        m = _DIAG_RE.match(line)
+        modpost = _MODPOST_RE.match(line.strip())
+        if (m and m["kind"] == "warning") or (modpost and modpost[1] == "WARNING"):
+            found.append(line.strip())
+    return tuple(found)
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+def _template_line(template: str, rendered_line: str) -> int | None:
+    """Best effort: the template line that produced ``rendered_line``, if it occurs just once."""
+    wanted = rendered_line.strip()
+    if len(wanted) < 8:
+        return None
+    lines = (MODULES_DIR / template).read_text().splitlines()
+    hits = [i + 1 for i, line in enumerate(lines) if line.strip() == wanted]
+    return hits[0] if len(hits) == 1 else None
+
+
+def describe_failure(log: str, build_dir: Path, source: Path | None, template: str | None,
+                     what: str) -> str:
+    """A BuildError message: each compiler error located in the kept rendered source."""
+    parts = [f"{what} failed to build."]
+    errors = [m for m in map(_DIAG_RE.match, log.splitlines()) if m and m["kind"] != "warning"]
+    src_lines = source.read_text().splitlines() if source and source.is_file() else []
+    for m in errors[:10]:
+        file = Path(m["file"])
+        shown = build_dir / file.name if file.parent != build_dir else file
+        parts.append(f"  {shown}:{m['line']}:{m['col'] or 0}: {m['kind']}: {m['msg']}")
+        lineno = int(m["line"])
+        if source and file.name == source.name and 0 < lineno <= len(src_lines):
+            code = src_lines[lineno - 1]
+            parts.append(f"      {lineno} | {code.strip()}")
+            if template:
+                tline = _template_line(template, code)
+                where = f" (line {tline})" if tline else ""
+                parts.append(f"      rendered from template modules/{template}{where}")
+    if not errors:
+        tail = "\n".join(log.strip().splitlines()[-25:])
+        parts.append("kbuild output (last lines):\n" + tail)
+    if source is not None:
+        parts.append(f"rendered source kept at: {build_dir / source.name}")
+    parts.append(f"full build log: {build_dir / LOG}")
+    return "\n".join(parts)
+
+
+def _keep_failed(tmp: Path, name: str) -> Path:
+    """Copy a failed build directory out of the atomic temp dir so the user can inspect it."""
+    dest = cache_dir("builds", "failed") / name
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(tmp, dest, symlinks=True)
+    return dest
+
+
+# --- the cache --------------------------------------------------------------------------------
+
+def _digest(*parts: str) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _entry_name(stem: str, kernel: Kernel, key: str) -> str:
+    major, minor = kernel.version
+    return f"{stem}-{kernel.arch}-{major}.{minor}-{key[:16]}"
+
+
+def _load_manifest(directory: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((directory / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    if not (directory / data.get("ko", "")).is_file():
+        return None
+    return data
+
+
+def _built(directory: Path, data: dict[str, Any], params: Any, cached: bool, t0: float,
+           load_args: tuple[str, ...] = ()) -> BuiltModule:
+    log_path = directory / LOG
+    return BuiltModule(
+        ko_path=directory / data["ko"],
+        module_name=data["module_name"],
+        family=data.get("family"),
+        params=params,
+        kernel_release=data["kernel_release"],
+        build_dir=directory,
+        log=log_path.read_text() if log_path.is_file() else "",
+        warnings=tuple(data.get("warnings", ())),
+        cached=cached,
+        seconds=time.monotonic() - t0,
+        load_args=load_args,
+    )
+
+
+def _need_kernel(kernel: Kernel | None) -> Kernel:
+    if kernel is None:
+        raise ConfigError(
+            "building a module needs a kernel: kernel = kmodlab.kernels.provision(arch, series)"
+        )
+    return kernel
+
+
+def _entry_lock(name: str) -> contextlib.AbstractContextManager[None]:
+    """Serialise builds of one cache entry across processes (pytest-xdist, parallel CLIs)."""
+    return file_lock(cache_dir("builds", ".locks") / f"{name}.lock")
+
+
+# --- public API -------------------------------------------------------------------------------
+
+def build(family: str, params: FamilyParams | dict | None = None, kernel: Kernel | None = None,
+          *, force: bool = False) -> BuiltModule:
+    """Render ``family`` with ``params`` and build it for ``kernel`` (cached).
+
+    Raises ConfigError for bad parameters (before anything is rendered) and BuildError with the
+    compiler's message located in the rendered source if kbuild fails.
+    """
+    t0 = time.monotonic()
+    kernel = _need_kernel(kernel)
+    rendered = render(family, params, kernel)
+    tool = compiler_tool(kernel)
+    key = _digest(BUILD_RECIPE, template_digest(family), rendered.family,
+                  rendered.params.model_dump_json(), kernel.release, kernel.arch,
+                  compiler_version(tool))
+    final = cache_dir("builds") / _entry_name(rendered.module_name, kernel, key)
+    if not force and (data := _load_manifest(final)) is not None:
+        return _built(final, data, rendered.params, True, t0)
+
+    _check_tools(kernel)
+    with _entry_lock(final.name):
+        # Another process may have built it while we waited for the lock.
+        if force or _load_manifest(final) is None:
+            with atomic_dir(final) as tmp:
+                _compile(rendered, kernel, tmp, final, key, tool)
+    data = _load_manifest(final)
+    assert data is not None
+    return _built(final, data, rendered.params, False, t0)
+
+
+def _compile(rendered: RenderedModule, kernel: Kernel, tmp: Path, final: Path, key: str,
+             tool: str) -> None:
+    source = rendered.write(tmp)
+    rc, log = run_kbuild(kernel, tmp)
+    (tmp / LOG).write_text(log)
+    ko = tmp / f"{rendered.module_name}.ko"
+    what = f"module {rendered.module_name} (family {rendered.family}) for {kernel.release} ({kernel.arch})"
+    if rc != 0 or not ko.is_file():
+        kept = _keep_failed(tmp, final.name)
+        raise BuildError(describe_failure(log.replace(str(tmp), str(kept)), kept,
+                                          kept / source.name, rendered.template, what))
+    manifest = {
+        "module_name": rendered.module_name,
+        "family": rendered.family,
+        "params": rendered.params.model_dump(),
+        "kernel_release": kernel.release,
+        "arch": kernel.arch,
+        "compiler": compiler_version(tool),
+        "key": key,
+        "ko": ko.name,
+        "warnings": list(find_warnings(log)),
+    }
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+
+
+def _tree_digest(root: Path) -> str:
+    h = hashlib.sha256()
+    ignore = shutil.ignore_patterns(*_PRODUCTS)
+    for dirpath, dirnames, filenames in os.walk(root):
+        skipped = ignore(dirpath, dirnames + filenames)
+        dirnames[:] = sorted(d for d in dirnames if d not in skipped)
+        for name in sorted(f for f in filenames if f not in skipped):
+            path = Path(dirpath, name)
+            h.update(str(path.relative_to(root)).encode() + b"\0")
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+_PARAM_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def normalize_module_params(module_params: Mapping[str, Any] | Sequence[str] | None) -> dict[str, str]:
+    """{k: v} or ["k=v", ...] -> {k: "v"}, refusing what insmod could not take."""
+    if module_params is None:
+        return {}
+    items: list[tuple[str, str]] = []
+    if isinstance(module_params, Mapping):
+        items = [(str(k), str(v)) for k, v in module_params.items()]
+    else:
+        for item in module_params:
+            key, sep, value = str(item).partition("=")
+            if not sep:
+                raise ConfigError(f"module parameter {item!r} is not of the form key=value")
+            items.append((key, value))
+    result: dict[str, str] = {}
+    for key, value in items:
+        if not _PARAM_KEY_RE.match(key):
+            raise ConfigError(f"module parameter name {key!r} is not a C identifier")
+        if any(c in value for c in "\n\r\0"):
+            raise ConfigError(f"module parameter {key!r}: value contains a newline or NUL")
+        result[key] = value
+    return result
+
+
+def build_source_dir(path: str | Path, kernel: Kernel | None,
+                     module_params: Mapping[str, Any] | Sequence[str] | None = None,
+                     *, module_name: str | None = None, force: bool = False) -> BuiltModule:
+    """Build a bring-your-own out-of-tree module (a directory with its own Makefile/Kbuild).
+
+    The tree is copied into the build cache first, so the user's directory gets no build
+    products.  ``module_params`` are not compiled in: they travel as ``load_args`` (``k=v``
+    strings for insmod).  ``module_name`` picks the .ko when the tree builds several.
+    """
+    t0 = time.monotonic()
+    kernel = _need_kernel(kernel)
+    src = Path(path).expanduser().resolve()
+    if not src.is_dir():
+        raise ConfigError(f"module source directory {src} does not exist")
+    if not ((src / "Kbuild").is_file() or (src / "Makefile").is_file()):
+        raise ConfigError(f"{src} has neither a Kbuild nor a Makefile; kbuild needs one (obj-m := <name>.o)")
+    mparams = normalize_module_params(module_params)
+    load_args = tuple(f"{k}={v}" for k, v in mparams.items())
+    tool = compiler_tool(kernel)
+    key = _digest(BUILD_RECIPE, "source-dir", _tree_digest(src), kernel.release, kernel.arch,
+                  compiler_version(tool), module_name or "")
+    final = cache_dir("builds") / _entry_name(re.sub(r"[^A-Za-z0-9_.-]", "_", src.name), kernel, key)
+    if not force and (data := _load_manifest(final)) is not None:
+        return _built(final, data, mparams, True, t0, load_args)
+
+    _check_tools(kernel)
+    with _entry_lock(final.name), atomic_dir(final) as tmp:
+        shutil.copytree(src, tmp, symlinks=True, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns(*_PRODUCTS))
+        rc, log = run_kbuild(kernel, tmp)
+        (tmp / LOG).write_text(log)
+        kos = sorted(p.relative_to(tmp) for p in tmp.rglob("*.ko"))
+        what = f"out-of-tree module in {src} for {kernel.release} ({kernel.arch})"
+        if rc != 0 or not kos:
+            kept = _keep_failed(tmp, final.name)
+            raise BuildError(describe_failure(log.replace(str(tmp), str(kept)), kept, None, None, what))
+        ko = _pick_ko(kos, module_name, src)
+        manifest = {
+            "module_name": ko.stem,
+            "family": None,
+            "source_dir": str(src),
+            "kernel_release": kernel.release,
+            "arch": kernel.arch,
+            "compiler": compiler_version(tool),
+            "key": key,
+            "ko": str(ko),
+            "warnings": list(find_warnings(log)),
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    data = _load_manifest(final)
+    assert data is not None
+    return _built(final, data, mparams, False, t0, load_args)
+
+
+def _pick_ko(kos: list[Path], module_name: str | None, src: Path) -> Path:
+    if module_name is not None:
+        for ko in kos:
+            if ko.stem == module_name:
+                return ko
+        raise BuildError(f"{src} built {', '.join(k.stem for k in kos)} but no module '{module_name}'")
+    if len(kos) > 1:
+        raise ConfigError(
+            f"{src} builds several modules ({', '.join(k.stem for k in kos)}); "
+            "pass module_name= to choose one"
+        )
+    return kos[0]
+
