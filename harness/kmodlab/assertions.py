@@ -15,7 +15,6 @@ from kmodlab.observe import diff_slabinfo
 from kmodlab.runner import Phase
 
 
-
 class KernelAssertionError(AssertionError):
     """An assertion about the kernel failed; the message carries the evidence."""
 

@@ -35,11 +35,11 @@ from kmodlab.errors import (
 )
 from kmodlab.kernels.kernel import Kernel
 from kmodlab.paths import cache_dir
-from kmodlab.registry.arch import arch_profile
 from kmodlab.qemu.accel import AccelChoice, choose_accel
 from kmodlab.qemu.command import QemuConfig, RunPaths, build_argv
 from kmodlab.qemu.process import QemuProcess
 from kmodlab.qemu.qmp import QMPClient
+from kmodlab.registry.arch import arch_profile
 from kmodlab.snapshot import save_snapshot, snapshot_key, snapshot_path
 
 log = logging.getLogger(__name__)

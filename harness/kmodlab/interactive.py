@@ -9,9 +9,9 @@ from pathlib import Path
 from kmodlab.guest import GuestOptions, free_port, prepare_qemu_config
 from kmodlab.kernels.kernel import Kernel
 from kmodlab.paths import cache_dir
-from kmodlab.registry.arch import arch_profile
 from kmodlab.qemu.command import RunPaths, build_argv
 from kmodlab.qemu.process import QemuProcess
+from kmodlab.registry.arch import arch_profile
 
 
 def boot_interactive(kernel: Kernel, *, memory_mb: int = 512, cpus: int = 1, accel: str = "auto",

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+
 def cache_root() -> Path:
     env = os.environ.get("KMODLAB_CACHE")
     if env:

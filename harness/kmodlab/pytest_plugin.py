@@ -20,7 +20,6 @@ from dataclasses import dataclass
 import pytest
 
 
-
 @dataclass(frozen=True)
 class Target:
     arch: str

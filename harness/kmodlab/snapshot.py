@@ -19,9 +19,9 @@ from functools import cache
 from pathlib import Path
 
 from kmodlab.paths import cache_dir
-from kmodlab.registry.arch import ArchProfile
 from kmodlab.qemu.command import QemuConfig
 from kmodlab.qemu.qmp import QMPClient, QMPError
+from kmodlab.registry.arch import ArchProfile
 
 log = logging.getLogger(__name__)
 

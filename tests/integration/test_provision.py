@@ -22,9 +22,9 @@ from kmodlab.kernels import (
     provision,
     resolve,
 )
-from kmodlab.registry.series import load_series
 from kmodlab.kernels.vmlinux import elf_complete
 from kmodlab.registry.arch import arch_profile
+from kmodlab.registry.series import load_series
 
 pytestmark = pytest.mark.integration
 

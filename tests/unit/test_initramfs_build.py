@@ -25,7 +25,7 @@ from kmodlab.images import (
     initramfs,
     ssh_client_public_key,
 )
-from kmodlab.images.guest_packages import GUEST_ARCHES, Userland
+from kmodlab.images.guest_packages import Userland, guest_arch
 from kmodlab.kernels.kernel import Kernel
 
 HOST_TOOLS = ["cpio", "depmod", "dropbearkey", "dpkg"]
@@ -48,7 +48,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Kernel:
                           text=True).stdout.strip()
     if host != "amd64":
         pytest.skip("the fake kernel is x86_64")
-    userland = Userland(arch=GUEST_ARCHES[host], suite="host", root=Path("/"),
+    userland = Userland(arch=guest_arch(host), suite="host", root=Path("/"),
                         packages={"host-root": "1"})
     monkeypatch.setattr(initramfs, "ensure_userland", lambda debian_arch: userland)
     modules_dir = fake_tree(tmp_path / "kernel", with_dep=False)

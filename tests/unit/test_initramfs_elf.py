@@ -20,7 +20,7 @@ from kmodlab.images.elf import (
     resolve_in_root,
     section,
 )
-from kmodlab.images.guest_packages import GUEST_ARCHES, GuestArch, busybox_applets
+from kmodlab.images.guest_packages import GuestArch, busybox_applets, guest_arch
 
 HOST_BINARIES = [Path(p) for p in ("/bin/ls", "/usr/bin/ssh-keygen", "/usr/sbin/dropbear",
                                     "/usr/bin/python3") if Path(p).is_file()]
@@ -33,10 +33,10 @@ def _output(cmd: list[str]) -> str:
 def host_arch() -> GuestArch:
     out = subprocess.run(["dpkg", "--print-architecture"], check=True, capture_output=True,
                          text=True)
-    arch = GUEST_ARCHES.get(out.stdout.strip())
-    if arch is None:
+    try:
+        return guest_arch(out.stdout.strip())
+    except ProvisionError:
         pytest.skip("host arch has no guest facts")
-    return arch
 
 
 def relocatable_elf(sections: dict[str, bytes], *, is64: bool = True, little: bool = True) -> bytes:

@@ -9,7 +9,6 @@ import pytest
 from kmodlab.errors import ProvisionError
 from kmodlab.images.guest_packages import (
     DEBIAN_SUITE,
-    GUEST_ARCHES,
     PrivateApt,
     guest_arch,
     lib_deps,
@@ -49,7 +48,7 @@ def test_every_arch_profile_has_guest_facts() -> None:
         facts = guest_arch(arch_profile(name).debian_arch)
         assert facts.loader.startswith("/lib")
         assert facts.search_dirs[0] == facts.lib_dir == f"/lib/{facts.triplet}"
-    with pytest.raises(ProvisionError, match="GUEST_ARCHES"):
+    with pytest.raises(ProvisionError, match="guest: section"):
         guest_arch("mips64el")
 
 
@@ -64,4 +63,3 @@ def test_private_apt_uses_only_its_own_state(tmp_path: Path) -> None:
         assert opts[key].startswith(str(tmp_path)), key
     sources = (tmp_path / "apt/sources.list").read_text()
     assert f" {DEBIAN_SUITE} main" in sources and f" {DEBIAN_SUITE}-security main" in sources
-    assert set(GUEST_ARCHES) >= {"amd64", "arm64"}

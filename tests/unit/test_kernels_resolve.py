@@ -18,8 +18,8 @@ from kmodlab.kernels.resolution import (
     parse_spec,
     resolve,
 )
-from kmodlab.registry.series import load_series
 from kmodlab.registry.arch import arch_profile
+from kmodlab.registry.series import load_series
 
 T = load_series()
 X86, ARM = arch_profile("x86_64"), arch_profile("arm64")

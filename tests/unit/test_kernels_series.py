@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from kmodlab.errors import ConfigError
-from kmodlab.registry.series import ere_escape, load_series, release_name
 from kmodlab.registry.arch import arch_profile
+from kmodlab.registry.series import ere_escape, load_series, release_name
 
 
 @pytest.fixture(scope="module")

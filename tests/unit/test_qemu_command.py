@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from kmodlab.errors import ConfigError
-from kmodlab.registry.arch import arch_profile, known_arches
 from kmodlab.qemu.command import QemuConfig, RunPaths, build_argv, kernel_cmdline
+from kmodlab.registry.arch import arch_profile, known_arches
 
 PATHS = RunPaths(console_log=Path("/r/console.log"), command_socket=Path("/s/cmd.sock"),
                  qmp_socket=Path("/s/qmp.sock"), ssh_port=2222)

@@ -14,8 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from kmodlab.check.observation import Observation, Probe
 from kmodlab.channel.protocol import CommandResult
+from kmodlab.check.observation import Observation, Probe
 from kmodlab.modules import parse_params
 from kmodlab.modules.build import BuiltModule
 from kmodlab.observe import (

@@ -15,10 +15,10 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 
+from kmodlab.channel.protocol import shell_quote
 from kmodlab.check.families import CHECKS, FamilyCheck
 from kmodlab.check.observation import Observation, Probe
 from kmodlab.check.report import CheckReport, FamilyResult
-from kmodlab.channel.protocol import shell_quote
 from kmodlab.errors import ConfigError, KmodlabError
 from kmodlab.guest import Guest, GuestOptions
 from kmodlab.kernels.kernel import Kernel

@@ -25,33 +25,38 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kmodlab.errors import MissingToolError, ProvisionError
-from kmodlab.images.elf import EM_AARCH64, EM_X86_64, resolve_in_root
+from kmodlab.images.elf import resolve_in_root
 from kmodlab.paths import atomic_dir, cache_dir, file_lock
+from kmodlab.registry.arch import GuestUserland, arch_profile, known_arches
 
 
 @dataclass(frozen=True)
 class GuestArch:
-    """Facts about a Debian arch that decide where guest files go."""
+    """A Debian arch and its userland's layout (from the arch's registry entry)."""
 
     debian_arch: str
-    triplet: str          # Debian multiarch directory name
-    loader: str           # the dynamic loader's canonical path (every binary's PT_INTERP)
-    elf_machine: int      # e_machine of its binaries, to catch a wrong-arch file early
+    layout: GuestUserland
+
+    @property
+    def triplet(self) -> str:
+        return self.layout.triplet
+
+    @property
+    def loader(self) -> str:
+        return self.layout.loader
+
+    @property
+    def elf_machine(self) -> int:
+        return self.layout.elf_machine
 
     @property
     def lib_dir(self) -> str:
-        return f"/lib/{self.triplet}"
+        return self.layout.lib_dir
 
     @property
     def search_dirs(self) -> tuple[str, ...]:
-        """Where the guest loader looks (Debian's multiarch defaults), in its order."""
-        return (f"/lib/{self.triplet}", f"/usr/lib/{self.triplet}", "/lib", "/usr/lib")
+        return self.layout.search_dirs
 
-
-GUEST_ARCHES: dict[str, GuestArch] = {
-    "amd64": GuestArch("amd64", "x86_64-linux-gnu", "/lib64/ld-linux-x86-64.so.2", EM_X86_64),
-    "arm64": GuestArch("arm64", "aarch64-linux-gnu", "/lib/ld-linux-aarch64.so.1", EM_AARCH64),
-}
 
 # What the guest runs.  Their shared-library packages are found through Depends (see _lib_deps).
 SEED_PACKAGES: tuple[str, ...] = ("busybox-static", "dropbear-bin", "openssh-sftp-server")
@@ -69,14 +74,14 @@ MANIFEST = "manifest.json"
 
 
 def guest_arch(debian_arch: str) -> GuestArch:
-    try:
-        return GUEST_ARCHES[debian_arch]
-    except KeyError:
-        raise ProvisionError(
-            f"no guest userland facts for Debian arch '{debian_arch}'; "
-            f"known: {', '.join(sorted(GUEST_ARCHES))} (add one to GUEST_ARCHES in "
-            "kmodlab/images/guest_packages.py)"
-        ) from None
+    """The userland facts of the registry arch whose Debian name is ``debian_arch``."""
+    for name in known_arches():
+        profile = arch_profile(name)
+        if profile.debian_arch == debian_arch and profile.guest is not None:
+            return GuestArch(debian_arch, profile.guest)
+    raise ProvisionError(
+        f"no guest userland facts for Debian arch '{debian_arch}'; add a guest: section to its "
+        f"file in kmodlab/registry/arches/ (known arches: {', '.join(known_arches())})")
 
 
 @dataclass(frozen=True)

@@ -59,15 +59,16 @@ def parse_requirements(text: str, source: str = "<text>") -> list[Requirement]:
 
 
 def load_requirements(arch: str, directory: Path = KCONFIG_DIR) -> list[Requirement]:
-    """The common requirements plus ``<arch>.config``; a later line overrides an earlier one."""
-    name = arch_profile(arch).name
+    """The common requirements plus the arch's file (its registry entry names it); a later line
+    overrides an earlier one."""
+    profile = arch_profile(arch)
+    files = [directory / COMMON_FILE] + ([directory / profile.kconfig] if profile.kconfig else [])
     reqs: dict[str, Requirement] = {}
-    for path in (directory / COMMON_FILE, directory / f"{name}.config"):
-        if path.is_file():
-            for r in parse_requirements(path.read_text(), str(path)):
-                reqs[r.option] = r
-        elif path.name == COMMON_FILE:
+    for path in files:
+        if not path.is_file():
             raise ConfigError(f"kernel requirements file {path} is missing")
+        for r in parse_requirements(path.read_text(), str(path)):
+            reqs[r.option] = r
     return list(reqs.values())
 
 

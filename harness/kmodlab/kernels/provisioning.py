@@ -33,10 +33,10 @@ from kmodlab.kernels.headers import check_headers_tree, fix_tree, run_depmod
 from kmodlab.kernels.kernel import MANIFEST, Kernel
 from kmodlab.kernels.progress import progress_reporter
 from kmodlab.kernels.resolution import Resolved, default_apt, parse_spec, resolve
-from kmodlab.registry.series import load_series
 from kmodlab.kernels.vmlinux import extract_vmlinux
 from kmodlab.paths import atomic_dir, cache_dir, file_lock
 from kmodlab.registry.arch import ArchProfile, arch_profile, known_arches
+from kmodlab.registry.series import load_series
 
 log = logging.getLogger("kmodlab.kernels")
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from kmodlab.errors import ConfigError
 from kmodlab.kernels.apt import AptRecord, PrivateApt, Progress, host_debian_arch
 from kmodlab.kernels.debversion import version_key
+from kmodlab.paths import cache_dir
+from kmodlab.registry.arch import ArchProfile, arch_profile, known_arches
 from kmodlab.registry.series import (
     Flavour,
     Series,
@@ -27,8 +29,6 @@ from kmodlab.registry.series import (
     package_name,
     release_name,
 )
-from kmodlab.paths import cache_dir
-from kmodlab.registry.arch import ArchProfile, arch_profile, known_arches
 
 
 @dataclass(frozen=True)

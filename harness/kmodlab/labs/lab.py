@@ -19,9 +19,9 @@ import yaml
 from pydantic import ValidationError
 
 from kmodlab.labs.errors import LabError
-from kmodlab.locate import data_dir
 from kmodlab.labs.schema import LabSpec
 from kmodlab.labs.yamlmarks import Marks, load_with_marks
+from kmodlab.locate import data_dir
 
 LAB_FILE = "lab.yaml"
 SOLUTION_DIR = "solution"

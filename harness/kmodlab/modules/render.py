@@ -16,9 +16,9 @@ import jinja2
 
 from kmodlab.errors import ConfigError
 from kmodlab.kernels.kernel import Kernel
+from kmodlab.locate import data_dir
 from kmodlab.modules.families import Family, get_family
 from kmodlab.modules.params.base import FamilyParams, validate_params
-from kmodlab.locate import data_dir
 
 MODULES_DIR = data_dir("modules")
 COMMON_DIR = MODULES_DIR / "common"

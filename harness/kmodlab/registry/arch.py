@@ -1,6 +1,8 @@
-"""Per-architecture settings, read from the YAML files in ``arches/``.
+"""Per-architecture facts, read from the YAML files in ``arches/`` (one file an arch).
 
-Adding an architecture means adding a file there, not editing code (the kunit_tool way).
+Adding an architecture means adding a file there, not editing code (the kunit_tool way): the
+QEMU profile, the Debian arch name, the kbuild toolchain, page sizes, the guest userland's
+multiarch facts and the kconfig requirement file all live in it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,24 @@ ARCH_DIR = Path(__file__).resolve().parent / "arches"
 
 # Names users type that mean the same architecture.
 ALIASES = {"amd64": "x86_64", "x86-64": "x86_64", "aarch64": "arm64"}
+
+
+@dataclass(frozen=True)
+class GuestUserland:
+    """Where a Debian arch's userland puts things: decides the guest image's layout."""
+
+    triplet: str          # Debian multiarch directory name, e.g. x86_64-linux-gnu
+    loader: str           # the dynamic loader's canonical path (every binary's PT_INTERP)
+    elf_machine: int      # e_machine of its binaries, to catch a wrong-arch file early
+
+    @property
+    def lib_dir(self) -> str:
+        return f"/lib/{self.triplet}"
+
+    @property
+    def search_dirs(self) -> tuple[str, ...]:
+        """Where the guest loader looks (Debian's multiarch defaults), in its order."""
+        return (f"/lib/{self.triplet}", f"/usr/lib/{self.triplet}", "/lib", "/usr/lib")
 
 
 @dataclass(frozen=True)
@@ -41,6 +61,15 @@ class ArchProfile:
     kvm_host_machines: tuple[str, ...] = field(default_factory=tuple)
     kvm_probe_args: tuple[str, ...] = field(default_factory=tuple)
     kvm_probe_sign: str = ""
+    page_sizes: tuple[int, ...] = (4096,)     # PAGE_SIZE of the kernels Debian builds for it
+    kconfig: str = ""                         # the arch's requirement file in kconfig/
+    guest: GuestUserland | None = None
+
+    @property
+    def userland(self) -> GuestUserland:
+        if self.guest is None:
+            raise ConfigError(f"arch {self.name}: its registry file has no guest: section")
+        return self.guest
 
     def virtio_device(self, kind: str) -> str:
         """QEMU device name of a virtio device on this machine, e.g. ``virtio-net-pci``."""
@@ -48,7 +77,13 @@ class ArchProfile:
 
 
 def known_arches() -> list[str]:
+    """Every arch with a file in ``arches/``, sorted."""
     return sorted(p.stem for p in ARCH_DIR.glob("*.yaml"))
+
+
+def canonical_arch(name: str) -> str:
+    """``amd64`` -> ``x86_64``; an unknown name is returned as it is (arch_profile refuses it)."""
+    return ALIASES.get(name, name)
 
 
 @functools.cache
@@ -60,9 +95,12 @@ def arch_profile(name: str) -> ArchProfile:
             f"unknown architecture '{name}'; known: {', '.join(known_arches())}"
         )
     data = yaml.safe_load(path.read_text())
-    for key in ("extra_args", "cmdline", "kvm_host_machines", "kvm_probe_args"):
-        data[key] = tuple(data.get(key) or ())
+    for key in ("extra_args", "cmdline", "kvm_host_machines", "kvm_probe_args", "page_sizes"):
+        if key in data:
+            data[key] = tuple(data.get(key) or ())
     try:
+        if "guest" in data:
+            data["guest"] = GuestUserland(**data["guest"])
         return ArchProfile(**data)
     except TypeError as exc:  # a misspelled or missing key in the data file
         raise ConfigError(f"{path}: {exc}") from exc

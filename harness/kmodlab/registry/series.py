@@ -34,6 +34,7 @@ class Flavour:
     name: str
     suffix: str          # template, e.g. "cloud-{debian_arch}"
     description: str
+    arches: tuple[str, ...] = ()   # where Debian builds it (empty: every arch)
 
     def release_suffix(self, profile: ArchProfile) -> str:
         return self.suffix.format(debian_arch=profile.debian_arch)
@@ -48,6 +49,15 @@ class Series:
     image: tuple[str, ...]       # alternatives, first that holds /boot/vmlinuz wins
     headers: tuple[str, ...]     # all needed, kernel's arch (or "all")
     kbuild: tuple[str, ...]      # all needed, host's arch
+    arches: tuple[str, ...] = ()  # arches Debian builds it for (empty: every arch)
+    compiler: str = "gcc"        # what the headers' kbuild calls
+    build_env: str = "host"      # where kbuild runs: "host" or a Debian suite's root
+
+    @property
+    def version(self) -> tuple[int, int]:
+        """``"6.12"`` -> ``(6, 12)``."""
+        major, minor = self.name.split(".")[:2]
+        return int(major), int(minor)
 
     def matches_abi(self, abi: str) -> bool:
         return re.fullmatch(self.abi, abi) is not None
@@ -76,6 +86,8 @@ class SeriesTable:
     flavours: dict[str, Flavour]
     series: dict[str, Series]
     archive: Archive
+    default_arch: str = "x86_64"
+    default_series: str = "6.1"
 
     def get_series(self, name: str) -> Series:
         try:
@@ -134,7 +146,8 @@ def load_series(path: Path = SERIES_FILE) -> SeriesTable:
     try:
         data = yaml.safe_load(path.read_text())
         flavours = {
-            name: Flavour(name=name, suffix=f["suffix"], description=f.get("description", ""))
+            name: Flavour(name=name, suffix=f["suffix"], description=f.get("description", ""),
+                          arches=tuple(f.get("arches") or ()))
             for name, f in data["flavours"].items()
         }
         series = {
@@ -146,6 +159,9 @@ def load_series(path: Path = SERIES_FILE) -> SeriesTable:
                 image=tuple(s["image"]),
                 headers=tuple(s["headers"]),
                 kbuild=tuple(s["kbuild"]),
+                arches=tuple(s.get("arches") or ()),
+                compiler=s.get("compiler", "gcc"),
+                build_env=s.get("build_env", "host"),
             )
             for name, s in data["series"].items()
         }
@@ -159,11 +175,13 @@ def load_series(path: Path = SERIES_FILE) -> SeriesTable:
         )
         table = SeriesTable(
             default_flavour=data["default_flavour"], flavours=flavours, series=series,
-            archive=archive,
+            archive=archive, default_arch=data["default_arch"],
+            default_series=str(data["default_series"]),
         )
     except (KeyError, TypeError, AttributeError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: malformed series table ({exc!r})") from exc
     table.get_flavour(table.default_flavour)
+    table.get_series(table.default_series)
     for s in series.values():
         for suite in s.suites:
             archive.mirror(suite)

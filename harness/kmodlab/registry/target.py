@@ -1,9 +1,10 @@
-"""Matching tests to targets: arch lists, kernel version constraints, shards."""
+"""A target (arch, kernel, flavour) and matching tests to targets: constraints, shards."""
 
 from __future__ import annotations
 
 import operator
 import re
+from dataclasses import dataclass
 
 from kmodlab.errors import ConfigError
 from kmodlab.registry.arch import ALIASES
@@ -11,6 +12,34 @@ from kmodlab.registry.arch import ALIASES
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt,
         "==": operator.eq, "!=": operator.ne}
 _CONSTRAINT = re.compile(r"^\s*(>=|<=|==|!=|>|<)?\s*(\d+)\.(\d+)\s*$")
+
+
+@dataclass(frozen=True, order=True)
+class Target:
+    """What one guest runs: an arch, a kernel (a series or an exact release) and a flavour.
+
+    Every command, the pytest plugin, labs, claims, the cross-check and the CI templates name a
+    kernel this way; :func:`kmodlab.registry.target` builds one with the registry's defaults and
+    refuses a combination the registry does not have, saying why.
+    """
+
+    arch: str
+    kernel: str
+    flavour: str = ""
+
+    @property
+    def series(self) -> str:
+        """The series of the kernel (``6.1.0-56`` -> ``6.1``)."""
+        major, minor = version_of(self.kernel)
+        return f"{major}.{minor}"
+
+    @property
+    def label(self) -> str:
+        """``x86_64-6.1`` (``x86_64-6.1-generic`` for a non-default flavour): ids and file names."""
+        return "-".join(p for p in (self.arch, self.kernel, self.flavour) if p)
+
+    def __str__(self) -> str:
+        return self.label
 
 
 def version_of(series_or_release: str) -> tuple[int, int]:
