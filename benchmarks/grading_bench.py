@@ -11,7 +11,7 @@ hanging, malicious, compile error) with ``kmodlab lab grade``'s engine, and repo
   anyway, so a crash costs its own guest start (a snapshot restore) plus the time to detect it;
   the figure is the crash students' mean minus the correct students' mean.
 
-Usage: .venv/bin/python benchmarks/grading_bench.py [--lab kmalloc_waste] [--target x86_64:6.1]
+Usage: .venv/bin/python benchmarks/grading_bench.py [--lab kmalloc_waste] [--arch x86_64] [--kernel 6.1]
        [--jobs 1] [--students 20]
 """
 
@@ -26,9 +26,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from kmodlab.cliargs import add_target_options, target_of
 from kmodlab.labs.classroom import grade_class
 from kmodlab.labs.lab import load_lab
-from kmodlab.labs.schema import Target
 from kmodlab.paths import cache_dir
 
 # 20 students: mostly correct work, as in a real class, plus one of each failure mode.
@@ -55,7 +55,7 @@ def make_class(lab, root: Path, students: int) -> dict[str, str]:
     return variants
 
 
-def run_once(lab, subs: Path, out: Path, target: Target, jobs: int) -> tuple[float, list]:
+def run_once(lab, subs: Path, out: Path, target, jobs: int) -> tuple[float, list]:
     t0 = time.monotonic()
     run = grade_class(lab, subs, out, targets=[target], jobs=jobs, regrade=True, progress=False)
     return time.monotonic() - t0, run.results
@@ -64,12 +64,12 @@ def run_once(lab, subs: Path, out: Path, target: Target, jobs: int) -> tuple[flo
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lab", default="kmalloc_waste")
-    ap.add_argument("--target", default="x86_64:6.1")
+    add_target_options(ap)
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--students", type=int, default=20)
     args = ap.parse_args()
     lab = load_lab(args.lab)
-    target = Target.model_validate(args.target)
+    target = target_of(args)
     with tempfile.TemporaryDirectory(prefix="kmodlab-grading-bench-") as tmp:
         root = Path(tmp)
         variants = make_class(lab, root / "subs", args.students)

@@ -16,11 +16,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from kmodlab import registry
 from kmodlab.guest import Guest
 from kmodlab.kernels import provision
 from kmodlab.snapshot import snapshot_key, snapshot_path
 
-DEFAULT_MATRIX = "x86_64:6.1,x86_64:6.12,arm64:6.1,arm64:6.12"
+DEFAULT_MATRIX = ",".join(t.spec for t in registry.matrix())   # every target of the registry
 
 
 def _rtt_ms(guest: Guest, n: int, isolate: bool = True) -> float:
@@ -82,7 +83,8 @@ def main() -> int:
               "RTT: median of `true` (trusted: isolate=False, no subshell); push: best of 3")
         print(" | ".join(header))
         for entry in args.matrix.split(","):
-            arch, series = entry.split(":")
+            target = registry.parse_target(entry)
+            arch, series = target.arch, target.kernel
             figures = bench_kernel(arch, series, args.rounds, args.rtt_samples, payload)
             print(" | ".join(str(figures[h]) for h in header), flush=True)
     return 0

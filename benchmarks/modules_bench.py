@@ -13,12 +13,13 @@ import statistics
 import sys
 import time
 
+from kmodlab import registry
 from kmodlab.guest import Guest
 from kmodlab.kernels import provision
 from kmodlab.modules import FAMILIES, build, parse_params
 from kmodlab.runner import run_module
 
-DEFAULT_MATRIX = "x86_64:6.1,x86_64:6.12,arm64:6.1,arm64:6.12"
+DEFAULT_MATRIX = ",".join(t.spec for t in registry.matrix())   # every target of the registry
 
 
 def main() -> int:
@@ -28,7 +29,8 @@ def main() -> int:
     args = parser.parse_args()
     print("kernel | family | cold build s | cached build ms | cycle s (median)")
     for entry in args.matrix.split(","):
-        arch, series = entry.split(":")
+        target = registry.parse_target(entry)
+        arch, series = target.arch, target.kernel
         kernel = provision(arch, series)
         with Guest(kernel) as guest:
             for family in FAMILIES:

@@ -16,12 +16,13 @@ import sys
 import time
 from pathlib import Path
 
+from kmodlab import registry
 from kmodlab.guest import Guest
 from kmodlab.kernels import provision
 from kmodlab.testing import module_factory
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MATRIX = "x86_64:6.1,x86_64:6.12,arm64:6.1,arm64:6.12"
+DEFAULT_MATRIX = ",".join(t.spec for t in registry.matrix())   # every target of the registry
 
 
 def suite_seconds(matrix: list[tuple[str, str]], workers: int) -> float:
@@ -57,7 +58,7 @@ def main() -> int:
     parser.add_argument("--matrix", default=DEFAULT_MATRIX)
     parser.add_argument("--samples", type=int, default=10)
     args = parser.parse_args()
-    matrix = [tuple(e.split(":")) for e in args.matrix.split(",")]
+    matrix = [(t.arch, t.kernel) for t in map(registry.parse_target, args.matrix.split(","))]
     suite_seconds(matrix, 1)   # warm builds and snapshots, so both timings see the same caches
     print(f"example suite ({len(matrix)} kernels): serial {suite_seconds(matrix, 1):.1f} s, "
           f"-n 2 {suite_seconds(matrix, 2):.1f} s", flush=True)

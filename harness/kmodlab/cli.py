@@ -10,11 +10,8 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
+from kmodlab.cliargs import add_target_options, target_of
 from kmodlab.errors import KmodlabError
-
-DEFAULT_ARCH = "x86_64"
-DEFAULT_SERIES = "6.1"
-DEFAULT_FLAVOUR = "cloud"
 
 log = logging.getLogger("kmodlab")
 
@@ -23,15 +20,8 @@ FEATURE_COMMANDS = ("kmodlab.check.cli", "kmodlab.claims.cli", "kmodlab.labs.cli
                     "kmodlab.ci.cli")
 
 
-def _kernel_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--arch", default=DEFAULT_ARCH, help="x86_64 or arm64 (default: %(default)s)")
-    p.add_argument("--kernel", default=DEFAULT_SERIES,
-                   help="series (6.1, 6.12) or exact release, e.g. 6.1.0-56 (default: %(default)s)")
-    p.add_argument("--flavour", default=DEFAULT_FLAVOUR, help="cloud or generic (default: %(default)s)")
-
-
 def _guest_args(p: argparse.ArgumentParser) -> None:
-    _kernel_args(p)
+    add_target_options(p)
     p.add_argument("--transport", default="serial", choices=("serial", "ssh"))
     p.add_argument("--memory", type=int, default=512, help="guest RAM in MiB (default: %(default)s)")
     p.add_argument("--cpus", type=int, default=1, help="guest CPUs (default: %(default)s)")
@@ -44,7 +34,8 @@ def _guest_args(p: argparse.ArgumentParser) -> None:
 def _provision(args: argparse.Namespace):
     from kmodlab.kernels import provision
 
-    return provision(args.arch, args.kernel, flavour=args.flavour)
+    target = target_of(args)
+    return provision(target.arch, target.kernel, flavour=target.flavour or None)
 
 
 def _guest(args: argparse.Namespace):
@@ -167,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offline", action="store_true", help="only what is cached; no apt look-up")
     p.set_defaults(func=cmd_kernels_list)
     p = ksub.add_parser("fetch", help="download a kernel and its headers into the cache")
-    _kernel_args(p)
+    add_target_options(p)
     p.set_defaults(func=cmd_kernels_fetch)
 
     p = sub.add_parser("boot", help="interactive root shell in a guest; 'exit' powers off")
@@ -193,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
             _guest_args(p)
             p.add_argument("--json", action="store_true")
         else:
-            _kernel_args(p)
+            add_target_options(p)
         p.set_defaults(func=cmd_build if name == "build" else cmd_run)
 
     # Feature packages own their commands: each exposes register(subparsers).

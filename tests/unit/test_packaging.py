@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -40,10 +41,19 @@ def test_setup_py_packages_exactly_the_located_folders() -> None:
 
 
 def test_a_wheel_carries_every_data_file(tmp_path: Path) -> None:
+    # Built from a copy: setuptools builds in-tree and would leave build/ in the checkout.
+    source = tmp_path / "src"
+    skip = shutil.ignore_patterns("__pycache__", "*.egg-info", "build")
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        source.mkdir(exist_ok=True)
+        shutil.copy(ROOT / name, source / name)
+    for name in ("harness", *DATA_DIRS):
+        shutil.copytree(ROOT / name, source / name, ignore=skip)
+    wheels = tmp_path / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
-                    "--no-build-isolation", "-w", str(tmp_path), str(ROOT)],
+                    "--no-build-isolation", "-w", str(wheels), str(source)],
                    check=True, capture_output=True, timeout=300)
-    names = set(zipfile.ZipFile(next(tmp_path.glob("kmodlab-*.whl"))).namelist())
+    names = set(zipfile.ZipFile(next(wheels.glob("kmodlab-*.whl"))).namelist())
     for folder in DATA_DIRS:
         for path in (ROOT / folder).rglob("*"):
             if path.is_file() and "__pycache__" not in path.parts and not path.name.startswith("."):

@@ -43,17 +43,17 @@ def save_capture(guest: Guest, root: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from kmodlab.cliargs import add_target_options, target_of
     from kmodlab.kernels import provision
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arch", default="x86_64")
-    parser.add_argument("--kernel", default="6.1")
-    parser.add_argument("--flavour", default="cloud")
+    add_target_options(parser)
     parser.add_argument("--cpus", type=int, default=1)
     parser.add_argument("--memory", type=int, default=512)
     parser.add_argument("root", type=Path, help="e.g. tests/fixtures/proc")
     args = parser.parse_args(argv)
-    kernel = provision(args.arch, args.kernel, flavour=args.flavour)
+    target = target_of(args)
+    kernel = provision(target.arch, target.kernel, flavour=target.flavour or None)
     with Guest(kernel, cpus=args.cpus, memory_mb=args.memory) as guest:
         print(save_capture(guest, args.root))
     return 0

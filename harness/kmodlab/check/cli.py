@@ -14,23 +14,18 @@ from pathlib import Path
 
 from kmodlab.check.families import CHECKS
 from kmodlab.check.observation import Observation, Probe
+from kmodlab.cliargs import add_target_options, target_of
 
 log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from kmodlab.cli import DEFAULT_ARCH, DEFAULT_FLAVOUR, DEFAULT_SERIES
-
     p = subparsers.add_parser(
         "check", help="predict allocator numbers with the model, measure them in a guest, compare",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("families", nargs="*", metavar="FAMILY",
                    help=f"families to check (default: all): {', '.join(CHECKS)}")
-    p.add_argument("--arch", default=DEFAULT_ARCH, help="x86_64 or arm64 (default: %(default)s)")
-    p.add_argument("--kernel", default=DEFAULT_SERIES,
-                   help="series (6.1, 6.12) or exact release (default: %(default)s)")
-    p.add_argument("--flavour", default=DEFAULT_FLAVOUR,
-                   help="cloud or generic (default: %(default)s)")
+    add_target_options(p)
     p.add_argument("--transport", default="serial", choices=("serial", "ssh"))
     p.add_argument("--cpus", type=int, default=1, help="guest CPUs (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -48,7 +43,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     from kmodlab.kernels import provision
 
     families = resolve_families(args.families)
-    kernel = provision(args.arch, args.kernel, flavour=args.flavour)
+    target = target_of(args)
+    kernel = provision(target.arch, target.kernel, flavour=target.flavour or None)
     record = None
     if args.record is not None:
         from kmodlab.check.replay import save_observation

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from kmodlab.cliargs import add_matrix_options, matrix_of
 from kmodlab.errors import KmodlabError
 
 
@@ -13,8 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     csub = ci.add_subparsers(dest="ci_command", required=True)
     p = csub.add_parser("init", help="write a workflow running your kmodlab tests on a kernel matrix")
     p.add_argument("system", choices=("github", "gitlab"))
-    p.add_argument("--arch", action="append", help="arches (repeatable; default x86_64 and arm64)")
-    p.add_argument("--kernel", action="append", help="kernel series (repeatable; default 6.1, 6.12)")
+    add_matrix_options(p)
     p.add_argument("--shards", type=int, default=1, help="split each matrix entry across N jobs")
     p.add_argument("--tests", default="tests", help="pytest path(s) to run (default: tests)")
     p.add_argument("--dir", default=".", help="repository root to write into")
@@ -31,8 +31,9 @@ def cmd_ci_init(args: argparse.Namespace) -> int:
 
     if args.shards < 1:
         raise KmodlabError("--shards must be 1 or more")
-    spec = WorkflowSpec(arches=tuple(args.arch or ("x86_64", "arm64")),
-                        kernels=tuple(args.kernel or ("6.1", "6.12")),
+    targets = matrix_of(args)   # checks every name against the registry
+    spec = WorkflowSpec(arches=tuple(dict.fromkeys(t.arch for t in targets)),
+                        kernels=tuple(dict.fromkeys(t.kernel for t in targets)),
                         shards=args.shards, tests=args.tests)
     relpath, text = render_workflow(args.system, spec)
     target = Path(args.dir) / relpath

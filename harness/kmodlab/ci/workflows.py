@@ -7,7 +7,7 @@ kernels and guest snapshots are downloaded and booted once per cache key.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import jinja2
 
@@ -88,10 +88,24 @@ TEMPLATES = {"github": (GITHUB, ".github/workflows/kmodlab.yml"),
              "gitlab": (GITLAB, ".gitlab-ci.yml")}
 
 
+def _every_arch() -> tuple[str, ...]:
+    from kmodlab import registry
+
+    return registry.arch_names()
+
+
+def _every_series() -> tuple[str, ...]:
+    from kmodlab import registry
+
+    return registry.series_names()
+
+
 @dataclass(frozen=True)
 class WorkflowSpec:
-    arches: tuple[str, ...] = ("x86_64", "arm64")
-    kernels: tuple[str, ...] = ("6.1", "6.12")
+    """The matrix a generated workflow runs (default: every arch and series of the registry)."""
+
+    arches: tuple[str, ...] = field(default_factory=_every_arch)
+    kernels: tuple[str, ...] = field(default_factory=_every_series)
     shards: int = 1
     tests: str = "tests"
     package: str = "kmodlab"

@@ -13,10 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-DEFAULT_ARCH = "x86_64"
-DEFAULT_SERIES = "6.1"
-ALL_ARCHES = ("x86_64", "arm64")
-ALL_SERIES = ("6.1", "6.12")
+from kmodlab import registry
+from kmodlab.cliargs import add_matrix_options, add_target_options, target_of
 
 
 # ----------------------------------------------------------------------------- arguments
@@ -34,12 +32,7 @@ def size_arg(text: str) -> int:
 
 
 def _model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--arch", default=DEFAULT_ARCH, choices=ALL_ARCHES,
-                   help="architecture (default: %(default)s)")
-    p.add_argument("--kernel", default=DEFAULT_SERIES,
-                   help="series (6.1, 6.12) or a release such as 6.1.0-56 (default: %(default)s)")
-    p.add_argument("--flavour", default="cloud", help="flavour of the cached kernel whose "
-                   ".config is used (default: %(default)s)")
+    add_target_options(p)   # the flavour is that of the cached kernel whose .config is used
     p.add_argument("--cpus", type=int, default=1, help="CPUs the kernel sees; changes slab "
                    "orders (default: %(default)s)")
     p.add_argument("--defaults", action="store_true",
@@ -59,8 +52,9 @@ def _cache_options(p: argparse.ArgumentParser) -> None:
 def _target(args: argparse.Namespace):
     from kmodlab.claims.target import model_target
 
-    return model_target(args.arch, args.kernel, ncpus=args.cpus, flavour=args.flavour,
-                        use_cache=not args.defaults)
+    target = target_of(args)
+    return model_target(target.arch, target.kernel, ncpus=args.cpus,
+                        flavour=target.flavour_name, use_cache=not args.defaults)
 
 
 def _print_json(data: Any) -> None:
@@ -102,7 +96,8 @@ def cmd_model_capture(args: argparse.Namespace) -> int:
     from kmodlab.guest import Guest, GuestOptions
     from kmodlab.kernels import provision
 
-    kernel = provision(args.arch, args.kernel, flavour=args.flavour)
+    target = target_of(args)
+    kernel = provision(target.arch, target.kernel, flavour=target.flavour_name)
     with Guest(kernel, GuestOptions(cpus=args.cpus)) as guest:
         where = capture_from_guest(guest, kernel)
     print(f"stored /proc/slabinfo and /sys/kernel/slab links of {kernel.release} in {where}")
@@ -126,11 +121,12 @@ def cmd_explain_cache(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- claims
 def selected_targets(arches: Sequence[str] | None, kernels: Sequence[str] | None, cpus: int,
-                     flavour: str = "cloud"):
+                     flavour: str | None = None):
+    """Model targets of the registry's matrix (or the given subsets), arch-major."""
     from kmodlab.claims.target import model_target
 
-    return [model_target(a, k, ncpus=cpus, flavour=flavour)
-            for a in (arches or ALL_ARCHES) for k in (kernels or ALL_SERIES)]
+    return [model_target(t.arch, t.kernel, ncpus=cpus, flavour=t.flavour_name)
+            for t in registry.matrix(arches, kernels, flavour)]
 
 
 def _stderr(message: str) -> None:
@@ -297,7 +293,7 @@ def _register_explain(sub: argparse._SubParsersAction) -> None:
 def _register_claims(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("claims", help="textbook claims about the allocators, judged by the "
                        "model and (with --measure) on booted kernels",
-                       description="Judge the claims of harness/claims/claims.yaml on every "
+                       description="Judge the claims of harness/kmodlab/claims/claims.yaml on every "
                        "kernel: by the model, and with --measure by modules run on booted "
                        "guests. Exit status 1 when a measurement disagrees with the model.")
     how = p.add_mutually_exclusive_group()
@@ -307,13 +303,9 @@ def _register_claims(sub: argparse._SubParsersAction) -> None:
                      help="use the results stored by the last --measure")
     p.add_argument("--out", help="write the report here instead of stdout")
     p.add_argument("--json", action="store_true", help="JSON instead of Markdown")
-    p.add_argument("--arch", action="append", choices=ALL_ARCHES,
-                   help="only this arch (repeatable; default both)")
-    p.add_argument("--kernel", action="append",
-                   help="only this series (repeatable; default 6.1 and 6.12)")
+    add_matrix_options(p)
     p.add_argument("--claim", action="append", help="only this claim id (repeatable)")
     p.add_argument("--cpus", type=int, default=1, help="guest CPUs (default %(default)s)")
-    p.add_argument("--flavour", default="cloud")
     p.set_defaults(func=cmd_claims)
 
 
@@ -327,10 +319,8 @@ def _register_chart(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--measure", action="store_true",
                    help="boot each kernel and measure the kmalloc sweep first")
     p.add_argument("--no-measured", action="store_true", help="model lines only")
-    p.add_argument("--arch", action="append", choices=ALL_ARCHES)
-    p.add_argument("--kernel", action="append")
+    add_matrix_options(p)
     p.add_argument("--cpus", type=int, default=1)
-    p.add_argument("--flavour", default="cloud")
     p.set_defaults(func=cmd_chart_waste)
 
 

@@ -3,8 +3,8 @@
     kmodlab lab list
     kmodlab lab validate LAB
     kmodlab lab skel LAB --out DIR [--student ID]
-    kmodlab lab verify LAB [--target x86_64:6.1 ...] [--students N]
-    kmodlab lab grade LAB SUBMISSIONS --out REPORTS [--jobs N] [--target ...] [--regrade]
+    kmodlab lab verify LAB [--arch A ...] [--kernel K ...] [--students N]
+    kmodlab lab grade LAB SUBMISSIONS --out REPORTS [--jobs N] [--arch A ...] [--kernel K ...] [--regrade]
     kmodlab lab check LAB [SUBMISSION] [--student ID] [--arch A --kernel K] [--json]
     kmodlab lab params LAB --student ID [--student ID ...]
 """
@@ -16,18 +16,20 @@ import json
 import sys
 from pathlib import Path
 
+from kmodlab import registry
 from kmodlab.labs.errors import LabError
+from kmodlab.registry import Target
 
 
-def _targets(values: list[str] | None):
-    from kmodlab.labs.schema import Target
-
-    if not values:
+def _targets(args: argparse.Namespace, lab) -> list[Target] | None:
+    """``--arch``/``--kernel`` (each repeatable) as targets; None when neither is given (the
+    lab's own choice).  A missing one means every arch (kernel) of the lab."""
+    if not args.arch and not args.kernel:
         return None
-    try:
-        return [Target.model_validate(v) for v in values]
-    except Exception as exc:  # noqa: BLE001 - pydantic error: report as a usage error
-        raise LabError(f"bad --target {values}: use ARCH:SERIES, e.g. x86_64:6.1 ({exc})") from None
+    targets = registry.matrix(args.arch or lab.spec.arches, args.kernel or lab.spec.kernels)
+    if not targets:
+        raise LabError(f"no target of {lab.id} matches --arch {args.arch} --kernel {args.kernel}")
+    return targets
 
 
 def _score(value: float | None, max_score: float) -> str:
@@ -114,7 +116,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         for p in row.problems:
             console.print(f"    - {escape(p)}")
 
-    rows = verify_lab(lab, _targets(args.target), args.students, on_row=show)
+    rows = verify_lab(lab, _targets(args, lab), args.students, on_row=show)
     table = Table(title=f"verify {lab.id}")
     for col in ("target", "params", "solution", "skeleton", "verdict"):
         table.add_column(col)
@@ -136,7 +138,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
     lab = load_lab(args.lab)
     out = Path(args.out)
-    run = grade_class(lab, Path(args.submissions), out, targets=_targets(args.target),
+    run = grade_class(lab, Path(args.submissions), out, targets=_targets(args, lab),
                       jobs=args.jobs, regrade=args.regrade, progress=not args.no_progress)
     counts: dict[str, int] = {}
     for r in run.results:
@@ -158,7 +160,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     from kmodlab.labs.lab import load_lab
     from kmodlab.labs.params import LOCAL_STUDENT
     from kmodlab.labs.reports import student_markdown
-    from kmodlab.labs.schema import Target
     from kmodlab.paths import cache_dir
 
     lab = load_lab(args.lab)
@@ -168,7 +169,7 @@ def cmd_check(args: argparse.Namespace) -> int:
               file=sys.stderr)
     if args.arch or args.kernel:
         first = lab.spec.grading_targets[0]
-        targets = [Target(arch=args.arch or first.arch, kernel=args.kernel or first.kernel)]
+        targets = [registry.target(args.arch or first.arch, args.kernel or first.kernel)]
     else:
         targets = lab.spec.grading_targets
     options = GradeOptions(targets=targets, public_only=True, build_cache=cache_dir("lab-builds"))
@@ -184,6 +185,14 @@ def cmd_check(args: argparse.Namespace) -> int:
         else:
             print(text)
     return 0 if result.outcome.value == "passed" else 1
+
+
+def _matrix_options(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument("--arch", action="append", metavar="ARCH",
+                   help=f"repeatable, one of {', '.join(registry.arch_names())} (default: {default})")
+    p.add_argument("--kernel", action="append", metavar="KERNEL",
+                   help=f"repeatable, one of {', '.join(registry.series_names())} "
+                        f"(default: {default})")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -211,8 +220,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser("verify", help="solution scores full marks, skeleton compiles and scores "
                                       "low, on every kernel and arch (exit 1 if not)")
     p.add_argument("lab")
-    p.add_argument("--target", action="append", metavar="ARCH:SERIES",
-                   help="only these targets (default: every arch x kernel of the lab)")
+    _matrix_options(p, "every arch x kernel of the lab")
     p.add_argument("--students", type=int, default=1,
                    help="parameter draws to verify (default 1, at most 4)")
     p.set_defaults(func=cmd_verify)
@@ -221,8 +229,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("lab")
     p.add_argument("submissions", help="folder with one sub-folder per student")
     p.add_argument("--out", required=True, help="reports folder (also the resume state)")
-    p.add_argument("--target", action="append", metavar="ARCH:SERIES",
-                   help="grade on these targets (default: the lab's grade_on)")
+    _matrix_options(p, "the lab's grade_on")
     p.add_argument("--jobs", type=int, default=1, help="students graded at once (default 1)")
     p.add_argument("--regrade", action="store_true", help="ignore the resume state")
     p.add_argument("--no-progress", action="store_true")
@@ -232,7 +239,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("lab", help="lab name, lab folder, or your starter pack")
     p.add_argument("submission", nargs="?", default=".", help="your files (default: .)")
     p.add_argument("--student", help="your student id (decides your parameters)")
-    p.add_argument("--arch", choices=("x86_64", "arm64"))
-    p.add_argument("--kernel", help="series, e.g. 6.12")
+    p.add_argument("--arch", help=f"one of {', '.join(registry.arch_names())} "
+                                  "(default: the lab's first grading target)")
+    p.add_argument("--kernel", help=f"a series ({', '.join(registry.series_names())}); "
+                                    "default: the lab's first grading target")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_check)

@@ -11,13 +11,23 @@ import fnmatch
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
+from kmodlab import registry
+from kmodlab.errors import ConfigError
 from kmodlab.labs.errors import ExpressionError
 from kmodlab.labs.expr import Expression, compile_expression
+from kmodlab.registry import Target
 
-ARCHES = ("x86_64", "arm64")
-SERIES = ("6.1", "6.12")
 SOURCE_EXTENSIONS = (".c", ".h")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _FILE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
@@ -130,26 +140,39 @@ class Limits(_Model):
     file_bytes: int = Field(256 << 10, ge=1024, description="per submitted file")
 
 
-class Target(_Model):
-    arch: Literal["x86_64", "arm64"]
-    kernel: str
+def _target(value: Any) -> Target:
+    """lab.yaml's ``x86_64:6.1`` or ``{arch: x86_64, kernel: "6.1"}``, checked by the registry."""
+    if isinstance(value, Target):
+        return value
+    try:
+        if isinstance(value, str):
+            return registry.parse_target(value)
+        if isinstance(value, dict) and set(value) <= {"arch", "kernel", "flavour"}:
+            return registry.target(value.get("arch"), str(value.get("kernel") or ""),
+                                   value.get("flavour"))
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    raise ValueError(f"a target is ARCH:KERNEL, e.g. x86_64:6.1, not {value!r}")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _short(cls, data: Any) -> Any:
-        if isinstance(data, str):
-            arch, sep, kernel = data.partition(":")
-            if not sep:
-                raise ValueError(f"target {data!r} must be ARCH:SERIES, e.g. x86_64:6.1")
-            return {"arch": arch, "kernel": kernel}
-        return data
 
-    @property
-    def label(self) -> str:
-        return f"{self.arch}-{self.kernel}"
+def _arch(value: str) -> str:
+    try:
+        return registry.arch_profile(value).name
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
 
-    def __str__(self) -> str:
-        return f"{self.arch}:{self.kernel}"
+
+def _series(value: str) -> str:
+    value = str(value)
+    if value not in registry.series_names():
+        raise ValueError(f"unknown kernel series {value!r}; known: "
+                         f"{', '.join(registry.series_names())}")
+    return value
+
+
+LabTarget = Annotated[Target, BeforeValidator(_target)]
+ArchName = Annotated[str, AfterValidator(_arch)]
+SeriesName = Annotated[str, BeforeValidator(str), AfterValidator(_series)]
 
 
 # ------------------------------------------------------------------------------ steps
@@ -467,10 +490,11 @@ class LabSpec(_Model):
     provided: list[str] = Field(default_factory=list,
                                 description="headers the grader adds (provided/ or modules/common)")
     templates: list[TemplateFile] = Field(default_factory=list)
-    arches: list[Literal["x86_64", "arm64"]] = Field(default_factory=lambda: list(ARCHES),
-                                                     min_length=1)
-    kernels: list[str] = Field(default_factory=lambda: list(SERIES), min_length=1)
-    grade_on: list[Target] = Field(default_factory=list,
+    arches: list[ArchName] = Field(default_factory=lambda: list(registry.arch_names()),
+                                   min_length=1)
+    kernels: list[SeriesName] = Field(default_factory=lambda: list(registry.series_names()),
+                                      min_length=1)
+    grade_on: list[LabTarget] = Field(default_factory=list,
                                    description="targets grading runs on (default: first arch "
                                                "and first kernel)")
     parameters: dict[str, Parameter] = Field(default_factory=dict)
@@ -587,11 +611,12 @@ class LabSpec(_Model):
 
     @property
     def targets(self) -> list[Target]:
-        return [Target(arch=a, kernel=k) for a in self.arches for k in self.kernels]
+        """Every target of the lab's arches and kernels that the registry has."""
+        return registry.matrix(self.arches, self.kernels)
 
     @property
     def grading_targets(self) -> list[Target]:
-        return list(self.grade_on) or [Target(arch=self.arches[0], kernel=self.kernels[0])]
+        return list(self.grade_on) or self.targets[:1]
 
     @property
     def max_points(self) -> float:

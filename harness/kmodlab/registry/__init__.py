@@ -9,6 +9,8 @@ new series or arch is a data entry (docs/architecture.md shows one).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from kmodlab.errors import ConfigError
 from kmodlab.registry.arch import (
     ArchProfile,
@@ -23,14 +25,16 @@ from kmodlab.registry.target import (
     arch_matches,
     kernel_matches,
     parse_shard,
+    split_spec,
     version_of,
 )
 
 __all__ = [
     "ArchProfile", "Flavour", "GuestUserland", "Series", "SeriesTable", "Target",
-    "arch_matches", "arch_names", "arch_profile", "canonical_arch", "default_target",
-    "flavour_names", "kernel_matches", "load_series", "matrix", "parse_shard", "series_names",
-    "target", "version_of",
+    "arch_matches", "arch_names", "arch_profile", "canonical_arch", "default_flavour",
+    "default_target",
+    "flavour_names", "kernel_matches", "load_series", "matrix", "parse_shard", "parse_target",
+    "series_names", "target", "version_of",
 ]
 
 
@@ -51,7 +55,11 @@ def flavour_names() -> tuple[str, ...]:
 
 def default_target() -> Target:
     table = load_series()
-    return Target(table.default_arch, table.default_series, table.default_flavour)
+    return Target(table.default_arch, table.default_series)
+
+
+def default_flavour() -> str:
+    return load_series().default_flavour
 
 
 def _supported(names: tuple[str, ...], arch: str) -> bool:
@@ -73,11 +81,17 @@ def target(arch: str | None = None, kernel: str | None = None,
     if not _supported(series.arches, profile.name):
         raise ConfigError(f"Debian builds no {profile.name} kernel of series {series.name} "
                           f"(it has {', '.join(series.arches)})")
-    chosen = table.get_flavour(flavour)
+    chosen = table.get_flavour(flavour or None)
     if not _supported(chosen.arches, profile.name):
         raise ConfigError(f"flavour {chosen.name} exists only for {', '.join(chosen.arches)}, "
                           f"not {profile.name}")
-    return Target(profile.name, kernel, chosen.name)
+    return Target(profile.name, kernel,
+                  "" if chosen.name == table.default_flavour else chosen.name)
+
+
+def parse_target(text: str) -> Target:
+    """``x86_64:6.1`` or ``arm64:6.12:generic`` -> a checked :class:`Target`."""
+    return target(*split_spec(text))
 
 
 def _series_of(kernel: str, table: SeriesTable) -> Series:
@@ -90,14 +104,18 @@ def _series_of(kernel: str, table: SeriesTable) -> Series:
     return table.get_series(f"{major}.{minor}")
 
 
-def matrix(arches: tuple[str, ...] | list[str] | None = None,
-           kernels: tuple[str, ...] | list[str] | None = None) -> list[Target]:
-    """Every supported (arch, series) pair of the default flavour, or of the given subsets."""
+def matrix(arches: Sequence[str] | None = None, kernels: Sequence[str] | None = None,
+           flavour: str | None = None) -> list[Target]:
+    """Every supported (arch, kernel) pair of the given subsets (default: all), arch-major.
+
+    Pairs Debian does not build (the series lists its arches) are left out, not refused: a
+    matrix asks for what exists.  An unknown name is still refused.
+    """
     table = load_series()
     out = []
-    for kernel in kernels or series_names():
-        for arch in arches or arch_names():
+    for arch in arches or arch_names():
+        for kernel in kernels or series_names():
             series = _series_of(str(kernel), table)
             if _supported(series.arches, canonical_arch(arch)):
-                out.append(target(arch, str(kernel)))
+                out.append(target(arch, str(kernel), flavour))
     return out

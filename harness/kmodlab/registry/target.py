@@ -20,7 +20,8 @@ class Target:
 
     Every command, the pytest plugin, labs, claims, the cross-check and the CI templates name a
     kernel this way; :func:`kmodlab.registry.target` builds one with the registry's defaults and
-    refuses a combination the registry does not have, saying why.
+    refuses a combination the registry does not have, saying why.  ``flavour`` is empty for the
+    registry's default flavour, so one target has one spelling.
     """
 
     arch: str
@@ -34,12 +35,32 @@ class Target:
         return f"{major}.{minor}"
 
     @property
+    def flavour_name(self) -> str:
+        """The flavour spelled out (the registry's default when ``flavour`` is empty)."""
+        from kmodlab.registry.series import load_series
+
+        return self.flavour or load_series().default_flavour
+
+    @property
     def label(self) -> str:
-        """``x86_64-6.1`` (``x86_64-6.1-generic`` for a non-default flavour): ids and file names."""
+        """``x86_64-6.1`` (``x86_64-6.1-generic`` for another flavour): ids and file names."""
         return "-".join(p for p in (self.arch, self.kernel, self.flavour) if p)
 
+    @property
+    def spec(self) -> str:
+        """``x86_64:6.1`` (``x86_64:6.1:generic``): what lab.yaml's grade_on accepts."""
+        return ":".join(p for p in (self.arch, self.kernel, self.flavour) if p)
+
     def __str__(self) -> str:
-        return self.label
+        return self.spec
+
+
+def split_spec(text: str) -> tuple[str, str, str]:
+    """``ARCH:KERNEL[:FLAVOUR]`` -> its parts; anything else is a ConfigError saying the form."""
+    parts = text.strip().split(":")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise ConfigError(f"target {text!r} must be ARCH:KERNEL[:FLAVOUR], e.g. x86_64:6.1")
+    return parts[0], parts[1], parts[2] if len(parts) == 3 else ""
 
 
 def version_of(series_or_release: str) -> tuple[int, int]:

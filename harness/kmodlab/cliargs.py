@@ -1,0 +1,51 @@
+"""The target options every command shares: ``--arch``, ``--kernel``, ``--flavour``.
+
+One definition, so every command spells them alike and lists the same choices, taken from the
+registry (kmodlab/registry/) rather than written into help texts.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from kmodlab import registry
+from kmodlab.registry import Target
+
+
+def _choices() -> tuple[str, str, str]:
+    return (", ".join(registry.arch_names()), ", ".join(registry.series_names()),
+            ", ".join(registry.flavour_names()))
+
+
+def add_target_options(p: argparse.ArgumentParser) -> None:
+    """``--arch/--kernel/--flavour`` naming one target (defaults from the registry)."""
+    default = registry.default_target()
+    arches, series, flavours = _choices()
+    p.add_argument("--arch", default=default.arch,
+                   help=f"one of {arches} (default: %(default)s)")
+    p.add_argument("--kernel", default=default.kernel,
+                   help=f"a series ({series}) or an exact release such as 6.1.0-56 "
+                        "(default: %(default)s)")
+    p.add_argument("--flavour", default=registry.default_flavour(),
+                   help=f"one of {flavours} (default: %(default)s)")
+
+
+def add_matrix_options(p: argparse.ArgumentParser, what: str = "every") -> None:
+    """Repeatable ``--arch/--kernel`` naming a matrix; each left out means every one known."""
+    arches, series, flavours = _choices()
+    p.add_argument("--arch", action="append", metavar="ARCH",
+                   help=f"repeatable; default: {what} arch ({arches})")
+    p.add_argument("--kernel", action="append", metavar="KERNEL",
+                   help=f"repeatable; default: {what} series ({series})")
+    p.add_argument("--flavour", default=registry.default_flavour(),
+                   help=f"one of {flavours} (default: %(default)s)")
+
+
+def target_of(args: argparse.Namespace) -> Target:
+    """The checked target of :func:`add_target_options` (a ConfigError names the choices)."""
+    return registry.target(args.arch, args.kernel, args.flavour)
+
+
+def matrix_of(args: argparse.Namespace) -> list[Target]:
+    """The checked targets of :func:`add_matrix_options`."""
+    return registry.matrix(args.arch, args.kernel, args.flavour)
