@@ -10,7 +10,7 @@ import pytest
 
 import kmodlab.cli
 from kmodlab.claims.catalog import load_catalog
-from kmodlab.claims.checks import CHECKS
+from kmodlab.claims.judges import JUDGES
 from kmodlab.claims.evaluate import evaluate, judge
 from kmodlab.claims.observations import Observations
 from kmodlab.claims.report import render_markdown, results_to_json
@@ -54,7 +54,7 @@ def test_catalog_is_complete_and_consistent(catalog) -> None:
             "get-zeroed-page", "free-pages-order", "mempool-reserve"} <= set(ids)
     for claim in catalog.claims:
         assert claim.statement and claim.source and claim.evaluate and claim.measure_how
-        assert claim.check in CHECKS
+        assert claim.judge in JUDGES
         assert claim.probes, f"{claim.id} names no probe"
 
 
@@ -68,9 +68,9 @@ def test_every_family_probe_has_valid_parameters(catalog) -> None:
 
 
 @pytest.mark.parametrize("text, message", [
-    (("probes: {}\nclaims:\n  - {id: a, statement: s, source: s, check: nope, evaluate: e, "
-     "measure: {probes: []}}\n"), "names check 'nope'"),
-    (("probes: {}\nclaims:\n  - {id: a, statement: s, source: s, check: ksize_is, evaluate: e, "
+    (("probes: {}\nclaims:\n  - {id: a, statement: s, source: s, judge: nope, evaluate: e, "
+     "measure: {probes: []}}\n"), "names judge 'nope'"),
+    (("probes: {}\nclaims:\n  - {id: a, statement: s, source: s, judge: ksize_is, evaluate: e, "
      "measure: {probes: [ghost]}}\n"), "unknown probe"),
     ("probes: {p: {what: x}}\nclaims: []\n", "exactly one of 'family' or 'module'"),
     ("probes: {}\nclaims:\n  - {id: a, statement: s}\n", "lacks source"),
@@ -235,7 +235,7 @@ def test_claims_command_without_measurements(capsys: pytest.CaptureFixture[str],
 def test_timings_never_count_as_disagreement() -> None:
     # Under load vmalloc can come out faster at some size: the verdict is "depends" then,
     # and that must not read as the measurement contradicting the model.
-    from kmodlab.claims.checks.base import Finding
+    from kmodlab.claims.judges.base import Finding
     from kmodlab.claims.evaluate import KernelVerdict
 
     model = Finding("true", "more work", "structure, not time")

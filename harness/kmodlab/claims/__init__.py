@@ -4,7 +4,7 @@
 * ``kmodlab explain ...`` the same in plain words, with what differs on the other kernels
   (:mod:`.explain`)
 * ``kmodlab claims``      textbook statements about the allocators (``claims.yaml``) judged by the
-  model and by measurements on booted kernels (:mod:`.catalog`, :mod:`.checks`,
+  model and by measurements on booted kernels (:mod:`.catalog`, :mod:`.judges`,
   :mod:`.measure`, :mod:`.report`)
 * ``kmodlab chart waste`` kmalloc's internal waste per size, per kernel (:mod:`.waste`,
   :mod:`.chart`)

@@ -1,7 +1,7 @@
 """Load ``claims.yaml``: the claims and the probes that measure them, checked on load.
 
-A claim names a check (a function in :mod:`kmodlab.claims.checks`) and the probes whose KTAP
-values that check reads; both must exist, so a typo fails here, naming the claim, and not
+A claim names a judge (in :mod:`kmodlab.claims.judges`) and the probes whose KTAP
+values that judge reads; both must exist, so a typo fails here, naming the claim, and not
 halfway through booting four kernels.
 """
 
@@ -37,7 +37,7 @@ class Claim:
     id: str
     statement: str
     source: str
-    check: str
+    judge: str
     evaluate: str
     measure_how: str
     probes: tuple[str, ...]
@@ -69,15 +69,15 @@ def _probe(name: str, data: dict[str, Any]) -> Probe:
                  module, tuple(str(a) for a in data.get("args") or ()))
 
 
-def _claim(data: dict[str, Any], probes: dict[str, Probe], checks: set[str]) -> Claim:
+def _claim(data: dict[str, Any], probes: dict[str, Probe], judges: set[str]) -> Claim:
     cid = data.get("id", "?")
-    missing = [k for k in ("id", "statement", "source", "check", "evaluate", "measure")
+    missing = [k for k in ("id", "statement", "source", "judge", "evaluate", "measure")
                if k not in data]
     if missing:
         raise ConfigError(f"claims.yaml: claim {cid!r} lacks {', '.join(missing)}")
-    if data["check"] not in checks:
-        raise ConfigError(f"claims.yaml: claim {cid!r} names check {data['check']!r}; known: "
-                          f"{', '.join(sorted(checks))}")
+    if data["judge"] not in judges:
+        raise ConfigError(f"claims.yaml: claim {cid!r} names judge {data['judge']!r}; known: "
+                          f"{', '.join(sorted(judges))}")
     measure = data["measure"]
     names = tuple(measure.get("probes") or ())
     unknown = [n for n in names if n not in probes]
@@ -85,20 +85,20 @@ def _claim(data: dict[str, Any], probes: dict[str, Probe], checks: set[str]) -> 
         raise ConfigError(f"claims.yaml: claim {cid!r} reads unknown probe(s) {unknown}; "
                           f"known: {', '.join(probes)}")
     return Claim(str(data["id"]), str(data["statement"]), str(data["source"]),
-                 str(data["check"]), str(data["evaluate"]), str(measure.get("how", "")), names,
+                 str(data["judge"]), str(data["evaluate"]), str(measure.get("how", "")), names,
                  dict(data.get("args") or {}))
 
 
 def load_catalog(path: Path = CATALOG) -> Catalog:
     """Parse and check the catalog (default: the ``claims.yaml`` next to this module)."""
-    from kmodlab.claims.checks import CHECKS
+    from kmodlab.claims.judges import JUDGES
 
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read the claims catalog {path}: {exc}") from None
     probes = {name: _probe(name, p) for name, p in (data.get("probes") or {}).items()}
-    claims = tuple(_claim(c, probes, set(CHECKS)) for c in data.get("claims") or ())
+    claims = tuple(_claim(c, probes, set(JUDGES)) for c in data.get("claims") or ())
     ids = [c.id for c in claims]
     dupes = {i for i in ids if ids.count(i) > 1}
     if dupes:

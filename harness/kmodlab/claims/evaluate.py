@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kmodlab.claims.catalog import Catalog, Claim
-from kmodlab.claims.checks import CHECKS, Finding
+from kmodlab.claims.judges import JUDGES, Finding
 from kmodlab.claims.observations import Observations
 from kmodlab.claims.target import ModelTarget
 from kmodlab.errors import KmodlabError
@@ -67,13 +67,13 @@ class ClaimResult:
 
 
 def judge(claim: Claim, target: ModelTarget, obs: Observations | None) -> KernelVerdict:
-    check = CHECKS[claim.check]
-    model = check.model(target, **claim.args)
+    judge = JUDGES[claim.judge]
+    model = judge.model(target, **claim.args)
     if obs is None:
         return KernelVerdict(target, model)
     missing = [p for p in claim.probes if p not in obs.probes]
     try:
-        measured = check.measured(target, obs, **claim.args)
+        measured = judge.measured(target, obs, **claim.args)
     except (KeyError, TypeError, ValueError, KmodlabError) as exc:
         return KernelVerdict(target, model, None, f"measurement unreadable: {exc}")
     why = "; ".join(obs.missing(p) for p in missing) or "the probe reported no usable values"

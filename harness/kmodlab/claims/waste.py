@@ -13,7 +13,7 @@ import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from kmodlab.claims.checks import measured_ksizes
+from kmodlab.claims.judges import measured_ksizes
 from kmodlab.claims.observations import Observations
 from kmodlab.claims.target import ModelTarget
 

@@ -105,17 +105,18 @@ def _remove_stale_partials(final: Path) -> None:
 # --------------------------------------------------------------------------- provision
 
 
-def provision(arch: str, spec: str = "6.1", flavour: str | None = None,
+def provision(arch: str, spec: str | None = None, flavour: str | None = None,
               progress: Progress | None = None, *, refresh: bool = False) -> Kernel:
     """A ready Kernel for ``arch``: a series ("6.1", "6.12"), an ABI or an exact release.
 
-    ``flavour`` defaults to series.yaml's default (cloud).  A cached kernel comes back in
+    ``spec`` and ``flavour`` default to the registry's (series.yaml).  A cached kernel comes back in
     milliseconds without apt; a series is re-resolved (apt lists refreshed) at most every
     ``refresh_hours``, or now with ``refresh=True``.  Without network, a series falls back to
     the newest cached kernel of that series.
     """
     table = load_series()
     profile = arch_profile(arch)
+    spec = spec or table.default_series
     request = parse_spec(table, profile, spec, flavour)
     series, flavour_name = request.series.name, request.flavour.name
     if not refresh:

@@ -263,7 +263,7 @@ def default_apt() -> PrivateApt:
     return PrivateApt(cache_dir("apt"), load_series(), arches, _host_arch())
 
 
-def resolve(arch: str, spec: str = "6.1", flavour: str | None = None, *,
+def resolve(arch: str, spec: str | None = None, flavour: str | None = None, *,
             refresh: bool = False, apt: PrivateApt | None = None,
             progress: Progress | None = None) -> Resolved:
     """Resolve a series/ABI/release to the exact packages to download.
@@ -273,7 +273,7 @@ def resolve(arch: str, spec: str = "6.1", flavour: str | None = None, *,
     """
     table = load_series()
     profile = arch_profile(arch)
-    request = parse_spec(table, profile, spec, flavour)
+    request = parse_spec(table, profile, spec or table.default_series, flavour)
     apt = apt or default_apt()
     apt.update(force=refresh, progress=progress)
     names = apt.search_names(image_search_regex(table, request.series, profile))

@@ -5,7 +5,7 @@
     kmodlab lab skel LAB --out DIR [--student ID]
     kmodlab lab verify LAB [--arch A ...] [--kernel K ...] [--students N]
     kmodlab lab grade LAB SUBMISSIONS --out REPORTS [--jobs N] [--arch A ...] [--kernel K ...] [--regrade]
-    kmodlab lab check LAB [SUBMISSION] [--student ID] [--arch A --kernel K] [--json]
+    kmodlab lab selftest LAB [SUBMISSION] [--student ID] [--arch A --kernel K] [--json]
     kmodlab lab params LAB --student ID [--student ID ...]
 """
 
@@ -82,7 +82,7 @@ def cmd_skel(args: argparse.Namespace) -> int:
     lab = load_lab(args.lab)
     out = write_pack(lab, Path(args.out), args.student)
     print(f"starter pack for {lab.id} written to {out}")
-    print(f"  students self-test with: kmodlab lab check {out} {out} --student ID")
+    print(f"  students self-test with: kmodlab lab selftest {out} {out} --student ID")
     return 0
 
 
@@ -155,7 +155,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
     return 0 if not run.harness_errors else 3
 
 
-def cmd_check(args: argparse.Namespace) -> int:
+def cmd_selftest(args: argparse.Namespace) -> int:
     from kmodlab.labs.grader import GradeOptions, grade_submission
     from kmodlab.labs.lab import load_lab
     from kmodlab.labs.params import LOCAL_STUDENT
@@ -196,7 +196,7 @@ def _matrix_options(p: argparse.ArgumentParser, default: str) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    lab = subparsers.add_parser("lab", help="instructor labs: skeleton, verify, grade, check")
+    lab = subparsers.add_parser("lab", help="instructor labs: skeleton, verify, grade, selftest")
     sub = lab.add_subparsers(dest="lab_command", required=True)
 
     p = sub.add_parser("list", help="the labs in labs/")
@@ -235,7 +235,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_grade)
 
-    p = sub.add_parser("check", help="run the public checks on your own solution")
+    p = sub.add_parser("selftest", help="a student's self-test: the public checks on your own "
+                                        "solution")
     p.add_argument("lab", help="lab name, lab folder, or your starter pack")
     p.add_argument("submission", nargs="?", default=".", help="your files (default: .)")
     p.add_argument("--student", help="your student id (decides your parameters)")
@@ -244,4 +245,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--kernel", help=f"a series ({', '.join(registry.series_names())}); "
                                     "default: the lab's first grading target")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_check)
+    p.set_defaults(func=cmd_selftest)

@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 class GradeOptions:
     work_dir: Path | None = None            # build directories (a temp dir if None)
     targets: list[Target] | None = None     # default: the lab's grading targets
-    public_only: bool = False               # leave hidden checks out (kmodlab lab check)
+    public_only: bool = False               # leave hidden checks out (kmodlab lab selftest)
     build_cache: Path | None = None         # reuse builds of identical inputs
     retries: int = 1                        # immediate retries of a harness error
     keep_work: bool = False

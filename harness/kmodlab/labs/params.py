@@ -2,7 +2,7 @@
 
 The seed of one parameter is ``sha256(lab id, student id, parameter name)``: stable across
 Python versions and machines (no ``random`` module), independent per parameter, and
-reproducible by the student (``kmodlab lab check --student ID`` draws the same values).
+reproducible by the student (``kmodlab lab selftest --student ID`` draws the same values).
 
 Template strings (``"alloc {{ count * 2 }}"``) are filled by evaluating each ``{{ }}`` part with
 :mod:`kmodlab.labs.expr` over parameters and derived values only: instructor text, never

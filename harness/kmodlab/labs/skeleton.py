@@ -167,7 +167,7 @@ def render_readme(lab: Lab, regions: list[TodoRegion], student_id: str | None,
                 lines.append(f"- `{name}` = `{value}`" + (f": {desc}" if desc else ""))
         else:
             lines.append("Each student gets their own values, drawn from their student id. "
-                         "`kmodlab lab check` shows yours when you pass `--student YOUR_ID`:")
+                         "`kmodlab lab selftest` shows yours when you pass `--student YOUR_ID`:")
             lines.append("")
             for name, p in spec.parameters.items():
                 what = (f"one of {p.choices}" if p.choices else
@@ -181,7 +181,7 @@ def render_readme(lab: Lab, regions: list[TodoRegion], student_id: str | None,
     student = student_id or "YOUR_ID"
     lines += ["", "## Test it yourself", "",
               f"Grading runs on {targets}. From this folder:", "", "```sh",
-              f"kmodlab lab check . . --student {student}",
+              f"kmodlab lab selftest . . --student {student}",
               "```", "",
               ("This builds your module with the grader's Kbuild, loads it in a fresh guest "
                "kernel and prints the report of the public checks. "

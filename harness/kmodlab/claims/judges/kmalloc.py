@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from kmodlab.claims.checks.base import Check, Finding, int_value, register, size_text
+from kmodlab.claims.judges.base import Judge, Finding, int_value, register, size_text
 from kmodlab.claims.observations import Observations
 from kmodlab.claims.target import ModelTarget
 from kmodlab.model import Model
@@ -34,7 +34,7 @@ def measured_ksizes(obs: Observations, probe: str = "kmalloc_sweep") -> dict[int
 
 
 @register
-class KsizeIs(Check):
+class KsizeIs(Judge):
     """"ksize(kmalloc(size)) is <claimed>"."""
 
     name = "ksize_is"
@@ -58,7 +58,7 @@ class KsizeIs(Check):
 
 
 @register
-class SmallestKmalloc(Check):
+class SmallestKmalloc(Judge):
     """"The smallest kmalloc is one of <claimed>"."""
 
     name = "smallest_kmalloc"
@@ -112,7 +112,7 @@ def _ratio(pair: tuple[int, int]) -> str:
 
 
 @register
-class MaxWasteRatio(Check):
+class MaxWasteRatio(Judge):
     """"kmalloc returns at most <claimed_ratio> times what was asked"."""
 
     name = "max_waste_ratio"
@@ -172,7 +172,7 @@ class MaxWasteRatio(Check):
 
 
 @register
-class KmallocMax(Check):
+class KmallocMax(Judge):
     """"kmalloc cannot allocate more than <claimed> bytes"."""
 
     name = "kmalloc_max"

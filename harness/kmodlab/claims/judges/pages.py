@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from kmodlab.claims.checks.base import Check, Finding, int_value, register
+from kmodlab.claims.judges.base import Judge, Finding, int_value, register
 from kmodlab.claims.observations import Observations
 from kmodlab.claims.target import ModelTarget
 from kmodlab.model import tables
 
 
 @register
-class ZeroedPage(Check):
+class ZeroedPage(Judge):
     """"get_zeroed_page() returns zeroed memory"."""
 
     name = "zeroed_page"
@@ -42,7 +42,7 @@ class ZeroedPage(Check):
 
 
 @register
-class FreePagesOrder(Check):
+class FreePagesOrder(Judge):
     """"__get_free_pages(order) returns 2^order contiguous pages"."""
 
     name = "free_pages_order"
@@ -85,7 +85,7 @@ class FreePagesOrder(Check):
 
 
 @register
-class NotCleared(Check):
+class NotCleared(Judge):
     """"kmalloc and __get_free_pages do not clear memory"."""
 
     name = "not_cleared"

@@ -1,13 +1,13 @@
-"""What every check shares: the Finding it returns, the Check interface and the registry.
+"""What every judge shares: the Finding it returns, the Judge interface and the registry.
 
-A check is a small class with two methods:
+A judge is a small class with two methods:
 
 * ``model(target, **args)``: the verdict the reference model gives for one kernel, with the
   true answer in words and the kernel rule it follows;
 * ``measured(target, obs, **args)``: the verdict from the probes' KTAP values (None when the
   probe did not run), and whether the measurement agrees with the model.
 
-``claims.yaml`` names a check and its arguments; :data:`CHECKS` maps the names to instances.
+``claims.yaml`` names a judge and its arguments; :data:`JUDGES` maps the names to instances.
 Verdicts: ``true``, ``false``, ``depends`` (on the arch, version, a boot option or luck),
 ``dated`` (right for the source's era, not for these kernels).
 """
@@ -36,7 +36,7 @@ class Finding:
     comparable: bool = True
 
 
-class Check:
+class Judge:
     """Base: subclasses set ``name`` and implement :meth:`model` and :meth:`measured`."""
 
     name: ClassVar[str]
@@ -48,11 +48,11 @@ class Check:
         raise NotImplementedError
 
 
-CHECKS: dict[str, Check] = {}
+JUDGES: dict[str, Judge] = {}
 
 
-def register(cls: type[Check]) -> type[Check]:
-    CHECKS[cls.name] = cls()
+def register(cls: type[Judge]) -> type[Judge]:
+    JUDGES[cls.name] = cls()
     return cls
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kmodlab.claims.checks.base import Check, Finding, register
+from kmodlab.claims.judges.base import Judge, Finding, register
 from kmodlab.claims.observations import Observations, Values
 from kmodlab.claims.target import ModelTarget
 
@@ -18,7 +18,7 @@ def _pool_values(obs: Observations, step: str) -> dict[str, Values]:
 
 
 @register
-class MempoolKeepsReserve(Check):
+class MempoolKeepsReserve(Judge):
     """"A mempool keeps min_nr elements in reserve"."""
 
     name = "mempool_keeps_reserve"
@@ -52,7 +52,7 @@ class MempoolKeepsReserve(Check):
 
 
 @register
-class MempoolReserveFirst(Check):
+class MempoolReserveFirst(Judge):
     """"mempool_alloc() uses the reserve first"."""
 
     name = "mempool_reserve_first"

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from kmodlab.claims.checks.base import Check, Finding, count_text, int_value, register, size_text
+from kmodlab.claims.judges.base import Judge, Finding, count_text, int_value, register, size_text
 from kmodlab.claims.observations import Observations
 from kmodlab.claims.target import ModelTarget
 
 
 @register
-class VmallocSlower(Check):
+class VmallocSlower(Judge):
     """"vmalloc is slower than kmalloc (because of page tables)"."""
 
     name = "vmalloc_slower"
@@ -71,7 +71,7 @@ def _iterations(obs: Observations, sizes: list[int]) -> int | str:
 
 
 @register
-class Contiguity(Check):
+class Contiguity(Judge):
     """"kmalloc memory is physically contiguous, vmalloc memory is not"."""
 
     name = "contiguity"

@@ -1,0 +1,12 @@
+"""How each claim is judged: once by the model, once by what a booted kernel did.
+
+The interface and the registry are in :mod:`.base`; the checks are grouped by allocator.
+Importing this package registers them all in :data:`JUDGES`.
+"""
+
+from kmodlab.claims.judges import kmalloc, mempool, pages, vmalloc
+from kmodlab.claims.judges.base import JUDGES, Judge, Finding, register
+from kmodlab.claims.judges.kmalloc import kmalloc_test, measured_ksizes
+
+__all__ = ["JUDGES", "Judge", "Finding", "kmalloc", "kmalloc_test", "measured_ksizes", "mempool",
+           "pages", "register", "vmalloc"]
