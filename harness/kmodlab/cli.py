@@ -10,7 +10,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
-from kmodlab.cliargs import add_target_options, target_of
+from kmodlab.cliargs import add_target_options, positive_int, positive_seconds, target_of
 from kmodlab.errors import KmodlabError
 
 log = logging.getLogger("kmodlab")
@@ -23,10 +23,12 @@ FEATURE_COMMANDS = ("kmodlab.check.cli", "kmodlab.claims.cli", "kmodlab.labs.cli
 def _guest_args(p: argparse.ArgumentParser) -> None:
     add_target_options(p)
     p.add_argument("--transport", default="serial", choices=("serial", "ssh"))
-    p.add_argument("--memory", type=int, default=512, help="guest RAM in MiB (default: %(default)s)")
-    p.add_argument("--cpus", type=int, default=1, help="guest CPUs (default: %(default)s)")
+    p.add_argument("--memory", type=positive_int, default=512,
+                   help="guest RAM in MiB (default: %(default)s)")
+    p.add_argument("--cpus", type=positive_int, default=1, help="guest CPUs (default: %(default)s)")
     p.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"))
-    p.add_argument("--boot-timeout", type=float, default=60.0)
+    p.add_argument("--boot-timeout", type=positive_seconds, default=60.0,
+                   help="seconds a cold boot may take (default: %(default)s)")
     p.add_argument("--no-snapshot", action="store_true",
                    help="always cold-boot; neither use nor save a guest snapshot")
 
@@ -167,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("exec", help="boot a guest, run one command, print its output")
     _guest_args(p)
-    p.add_argument("--timeout", type=float, default=60.0)
+    p.add_argument("--timeout", type=positive_seconds, default=60.0,
+                   help="seconds the command may take (default: %(default)s)")
     p.add_argument("command", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_exec)
 

@@ -41,6 +41,28 @@ def add_matrix_options(p: argparse.ArgumentParser, what: str = "every") -> None:
                    help=f"one of {flavours} (default: %(default)s)")
 
 
+def positive_seconds(text: str) -> float:
+    """argparse type of a timeout: a number of seconds greater than zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a positive number of seconds")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type of a count (CPUs, MiB, jobs): a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be 1 or more")
+    return value
+
+
 def target_of(args: argparse.Namespace) -> Target:
     """The checked target of :func:`add_target_options` (a ConfigError names the choices)."""
     return registry.target(args.arch, args.kernel, args.flavour)

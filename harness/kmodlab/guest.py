@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import socket
+import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
@@ -32,6 +33,7 @@ from kmodlab.errors import (
     ConfigError,
     GuestError,
     KernelCrash,
+    ProvisionError,
 )
 from kmodlab.kernels.kernel import Kernel
 from kmodlab.paths import cache_dir
@@ -45,6 +47,11 @@ from kmodlab.snapshot import save_snapshot, snapshot_key, snapshot_path
 log = logging.getLogger(__name__)
 
 TRANSPORTS = ("serial", "ssh")
+MIN_MEMORY_MB = 128
+"""Measured: x86_64 6.1 cloud with kmodlab's initramfs boots with 96 MiB (62 MB MemTotal, 28 MB
+free) and runs out of memory at 64 MiB; 128 MiB leaves room for the modules under test."""
+MAX_MEMORY_MB = 16384
+MAX_CPUS = 64
 _run_counter = itertools.count()
 KEEP_RUN_DIRS = 40
 
@@ -75,6 +82,15 @@ class GuestOptions:
     def __post_init__(self) -> None:
         if self.transport not in TRANSPORTS:
             raise ConfigError(f"unknown transport '{self.transport}'; use one of {TRANSPORTS}")
+        if not MIN_MEMORY_MB <= self.memory_mb <= MAX_MEMORY_MB:
+            raise ConfigError(f"guest memory must be {MIN_MEMORY_MB}..{MAX_MEMORY_MB} MiB, not "
+                              f"{self.memory_mb}: the kernel and its initramfs need "
+                              f"{MIN_MEMORY_MB} MiB to boot")
+        if not 1 <= self.cpus <= MAX_CPUS:
+            raise ConfigError(f"guest CPUs must be 1..{MAX_CPUS}, not {self.cpus}")
+        if not self.boot_timeout > 0:
+            raise ConfigError(f"the boot timeout must be a positive number of seconds, not "
+                              f"{self.boot_timeout}")
         if self.transport == "ssh" and self.ssh is False:
             raise ConfigError("the ssh transport needs ssh enabled in the guest")
 
@@ -175,6 +191,9 @@ class Guest:
 
         See :meth:`Console.run` for ``isolate`` (only for the harness's own trusted commands).
         """
+        if not timeout > 0:
+            raise ConfigError(f"a command timeout must be a positive number of seconds, not "
+                              f"{timeout}")
         try:
             result = self.console.run(command, timeout=timeout, isolate=isolate)
         except CommandTimeout as exc:
@@ -239,7 +258,17 @@ class Guest:
             self._raise_if_dead()
             raise
         self._serial.stream.health_check = self._raise_if_dead
-        self._qmp = QMPClient(paths.qmp_socket)
+        try:
+            self._qmp = QMPClient(paths.qmp_socket)
+        except GuestError:
+            # QEMU exiting at start drops QMP first; give it a moment so that its own stderr,
+            # which says why, is what the user reads.
+            try:
+                self._qemu.wait(2.0)
+            except subprocess.TimeoutExpired:
+                pass
+            self._raise_if_dead()
+            raise
         timeout = self.options.boot_timeout
         try:
             if incoming:
@@ -325,6 +354,11 @@ def prepare_qemu_config(kernel: Kernel, options: GuestOptions, *,
     kconfig/, the initramfs (cached), the accelerator.  Shared by Guest and ``kmodlab boot``."""
     from kmodlab.images import build_initramfs
 
+    if not kernel.boot_image.is_file():
+        raise ProvisionError(
+            f"kernel {kernel.release}: its boot image {kernel.boot_image} is missing; the cache "
+            f"entry {kernel.root} is damaged: delete it and fetch the kernel again "
+            f"(kmodlab kernels fetch --arch {kernel.arch} --kernel {kernel.release})")
     if options.check_config:
         from kmodlab.kernels import require_kernel_config
 

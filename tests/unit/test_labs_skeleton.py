@@ -49,7 +49,7 @@ def test_malformed_markers(bad: str, message: str) -> None:
 def test_pack_of_every_lab(lab, tmp_path: Path) -> None:
     out = write_pack(lab, tmp_path / "pack", student_id="alice")
     readme = (out / "README.md").read_text()
-    assert lab.spec.title in readme and "kmodlab lab check . . --student alice" in readme
+    assert lab.spec.title in readme and "kmodlab lab selftest . . --student alice" in readme
     for name in lab.spec.submit:
         assert "TODO" in (out / name).read_text()
         assert "TODO-BEGIN" not in (out / name).read_text()

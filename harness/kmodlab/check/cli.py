@@ -14,7 +14,7 @@ from pathlib import Path
 
 from kmodlab.check.families import CHECKS
 from kmodlab.check.observation import Observation, Probe
-from kmodlab.cliargs import add_target_options, target_of
+from kmodlab.cliargs import add_target_options, positive_int, target_of
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                    help=f"families to check (default: all): {', '.join(CHECKS)}")
     add_target_options(p)
     p.add_argument("--transport", default="serial", choices=("serial", "ssh"))
-    p.add_argument("--cpus", type=int, default=1, help="guest CPUs (default: %(default)s)")
+    p.add_argument("--cpus", type=positive_int, default=1, help="guest CPUs (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--all", dest="all_rows", action="store_true",
                    help="list every row (test, quantity, predicted, observed, rule, verdict)")

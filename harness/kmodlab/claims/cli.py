@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from kmodlab import registry
-from kmodlab.cliargs import add_matrix_options, add_target_options, target_of
+from kmodlab.cliargs import add_matrix_options, add_target_options, positive_int, target_of
 
 
 # ----------------------------------------------------------------------------- arguments
@@ -33,7 +33,7 @@ def size_arg(text: str) -> int:
 
 def _model_options(p: argparse.ArgumentParser) -> None:
     add_target_options(p)   # the flavour is that of the cached kernel whose .config is used
-    p.add_argument("--cpus", type=int, default=1, help="CPUs the kernel sees; changes slab "
+    p.add_argument("--cpus", type=positive_int, default=1, help="CPUs the kernel sees; changes slab "
                    "orders (default: %(default)s)")
     p.add_argument("--defaults", action="store_true",
                    help="ignore a cached kernel's .config; use the model's Debian defaults")
@@ -305,7 +305,7 @@ def _register_claims(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="JSON instead of Markdown")
     add_matrix_options(p)
     p.add_argument("--claim", action="append", help="only this claim id (repeatable)")
-    p.add_argument("--cpus", type=int, default=1, help="guest CPUs (default %(default)s)")
+    p.add_argument("--cpus", type=positive_int, default=1, help="guest CPUs (default %(default)s)")
     p.set_defaults(func=cmd_claims)
 
 
@@ -320,7 +320,7 @@ def _register_chart(sub: argparse._SubParsersAction) -> None:
                    help="boot each kernel and measure the kmalloc sweep first")
     p.add_argument("--no-measured", action="store_true", help="model lines only")
     add_matrix_options(p)
-    p.add_argument("--cpus", type=int, default=1)
+    p.add_argument("--cpus", type=positive_int, default=1)
     p.set_defaults(func=cmd_chart_waste)
 
 

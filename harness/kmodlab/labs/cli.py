@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from kmodlab import registry
+from kmodlab.cliargs import positive_int
 from kmodlab.labs.errors import LabError
 from kmodlab.registry import Target
 
@@ -230,7 +231,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("submissions", help="folder with one sub-folder per student")
     p.add_argument("--out", required=True, help="reports folder (also the resume state)")
     _matrix_options(p, "the lab's grade_on")
-    p.add_argument("--jobs", type=int, default=1, help="students graded at once (default 1)")
+    p.add_argument("--jobs", type=positive_int, default=1, help="students graded at once (default 1)")
     p.add_argument("--regrade", action="store_true", help="ignore the resume state")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_grade)

@@ -39,7 +39,11 @@ class QMPClient:
         self.execute("qmp_capabilities")
 
     def _read(self) -> dict[str, Any]:
-        line = self._file.readline()
+        try:
+            line = self._file.readline()
+        except OSError as exc:   # reset or timed out: QEMU died or hangs
+            raise QMPError(f"QMP connection lost ({exc}); QEMU exited or stopped answering") \
+                from None
         if not line:
             raise QMPError("QMP connection closed (QEMU exited?)")
         return json.loads(line)
@@ -48,8 +52,11 @@ class QMPClient:
         message: dict[str, Any] = {"execute": command}
         if arguments:
             message["arguments"] = arguments
-        self._file.write(json.dumps(message).encode() + b"\n")
-        self._file.flush()
+        try:
+            self._file.write(json.dumps(message).encode() + b"\n")
+            self._file.flush()
+        except OSError as exc:
+            raise QMPError(f"QMP {command}: connection lost ({exc}); QEMU exited?") from None
         while True:
             reply = self._read()
             if "event" in reply:
