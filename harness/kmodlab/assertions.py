@@ -5,67 +5,220 @@
     assert_matches(model.ksize(160), phase.result("kmalloc_160_kernel").values["ksize"])
     assert_slab_growth(phase, "kmalloc-192", at_least=1)
     assert_clean_unload(mod.unload())
+
+Every message starts with what failed, in the words of the evidence: the phase (``phase load:``,
+``phase unload:``), then the KTAP test point, the cache and its field, or the kernel report
+(its kind and the line that started it), with expected against observed and, for a model
+prediction, the kernel rule it comes from.  Details (diagnostics, a before -> after table,
+report excerpts) follow on the next lines.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from kmodlab.observe import diff_slabinfo
+from kmodlab.observe import KernelEvent, KtapResult, SlabCache, diff_slabinfo
 from kmodlab.runner import Phase
+
+LOG_TAIL = 3000          # characters of a phase's kernel log quoted when nothing else explains
+EXCERPT_LINES = 40       # lines of each kernel report quoted
+SLAB_FIELDS = ("active_objs", "num_objs", "num_slabs", "objsize", "objperslab", "pagesperslab")
 
 
 class KernelAssertionError(AssertionError):
     """An assertion about the kernel failed; the message carries the evidence."""
 
 
+# --------------------------------------------------------------------------- message parts
+
+def _command(phase: Phase) -> str:
+    """`insmod '/tmp/kmodlab/x.ko' n=5` (exit 1) -- what the phase ran and how it ended."""
+    command = phase.command
+    return f"`{command.command}` (exit {command.exit_status})"
+
+
+def _event_line(event: KernelEvent) -> str:
+    """``warning: WARNING: CPU: 0 PID: 180 at mm/page_alloc.c:4723 ...`` (kind + header line)."""
+    folded = dict.fromkeys(k for k in event.kinds if k != event.kind)
+    extra = f" (with {', '.join(folded)})" if folded else ""
+    cut = "" if event.complete else f" [report cut off: {event.ended_by}]"
+    return f"{event.kind}{extra}: {event.title.strip()}{cut}"
+
+
+def _excerpt(event: KernelEvent) -> str:
+    lines = event.excerpt.splitlines()
+    if len(lines) > EXCERPT_LINES:
+        lines = [*lines[:EXCERPT_LINES], f"[... {len(lines) - EXCERPT_LINES} more lines]"]
+    return "\n".join(lines)
+
+
+def _event_summary(events: Sequence[KernelEvent], heading: str) -> list[str]:
+    """A heading and one ``kind: header line`` row per event (nothing when there are none)."""
+    if not events:
+        return []
+    return [heading, *(f"  {_event_line(e)}" for e in events)]
+
+
+def _log_tail(log: str) -> str:
+    text = log.strip("\n")
+    if not text:
+        return "  (empty)"
+    if len(text) > LOG_TAIL:
+        text = "[...]\n" + text[-LOG_TAIL:].split("\n", 1)[-1]
+    return "\n".join(f"  {line}" for line in text.splitlines())
+
+
+def _notes(phase: Phase) -> list[str]:
+    """What was unusual about reading the phase's log (a ring buffer that overflowed, a log cut
+    at its bound): it can explain a missing or truncated KTAP document."""
+    notes = getattr(phase, "notes", None) or []
+    return [f"note: {note}" for note in notes]
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def _test_point(path: tuple[str, ...], result: KtapResult) -> list[str]:
+    """One failed KTAP test point: status, name path, number, reason, its diagnostics."""
+    name = "/".join(path) or result.name or "(unnamed)"
+    number = f" (test {result.number})" if result.number is not None else ""
+    reason = ""
+    if result.directive:
+        reason = f" # {result.directive}{' ' + result.reason if result.reason else ''}"
+    elif result.reason:
+        reason = f" # {result.reason}"
+    where = f", log line {result.line_no}" if result.line_no else ""
+    lines = [f"  {result.status.upper()} {name}{number}{reason}{where}"]
+    if result.ok is None:
+        lines.append("      the subtest never printed its result line (did the phase stop early?)")
+    lines += [f"      # {d.text}" for d in result.diagnostics]
+    return lines
+
+
+# --------------------------------------------------------------------------- assertions
+
 def assert_ktap_passed(phase: Phase) -> None:
     """Every KTAP test point the module printed in this phase passed (and there was one)."""
-    rows, failed = [], []
+    rows: list[str] = []
+    failed: list[tuple[tuple[str, ...], KtapResult]] = []
+    issues: list[str] = []
     for doc in phase.ktap:
         for path, result in doc.walk():
             rows.append(f"  {result.status:7} {'/'.join(path) or result.name}")
             if not result.passed:
-                failed.append(result.name)
-        failed += [f"KTAP error: {issue}" for issue in doc.all_errors()]
+                failed.append((path, result))
+        issues += [str(issue) for issue in doc.all_errors()]
     if not phase.ktap:
-        raise KernelAssertionError(f"phase {phase.name}: the module printed no KTAP document\n"
-                                   f"kernel log of the phase:\n{phase.log[-3000:]}")
+        lines = [(f"phase {phase.name}: the module printed no KTAP document "
+                  f"({_command(phase)})")]
+        if not phase.command.ok and phase.command.output.strip():
+            lines.append(f"{phase.command.command.split()[0]} said: "
+                         f"{phase.command.output.strip()}")
+        lines += _event_summary(phase.complaints, "kernel reports in the phase:")
+        lines += _notes(phase)
+        lines += ["kernel log of the phase:", _log_tail(phase.log)]
+        raise KernelAssertionError("\n".join(lines))
+    if not failed and not issues:
+        return
+    parts = []
     if failed:
-        raise KernelAssertionError(f"phase {phase.name}: {len(failed)} KTAP failure(s): "
-                                   f"{', '.join(failed)}\n" + "\n".join(rows))
+        names = ", ".join("/".join(path) or result.name for path, result in failed)
+        parts.append(f"{_plural(len(failed), 'KTAP test point')} failed: {names}")
+    if issues:
+        parts.append(f"{_plural(len(issues), 'KTAP format error')}")
+    lines = [f"phase {phase.name}: {'; '.join(parts)}"]
+    for path, result in failed:
+        lines += _test_point(path, result)
+    lines += [f"  KTAP error: {issue}" for issue in issues]
+    lines += _event_summary(phase.complaints, "kernel reports in the phase:")
+    lines += _notes(phase)
+    lines += [f"every test point of the phase ({_command(phase)}):", *rows]
+    raise KernelAssertionError("\n".join(lines))
 
 
 def assert_no_kernel_complaints(phase: Phase, allow: frozenset[str] = frozenset()) -> None:
     """No oops, BUG, WARNING, slab leak, KASAN... report in this phase's kernel log."""
     bad = [e for e in phase.complaints if e.kind not in allow]
-    if bad:
-        raise KernelAssertionError(
-            f"phase {phase.name}: the kernel reported {', '.join(e.kind for e in bad)}:\n"
-            + "\n\n".join(e.excerpt for e in bad))
+    if not bad:
+        return
+    first = _event_line(bad[0])
+    more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+    lines = [f"phase {phase.name}: the kernel reported {first}{more}",
+             *_event_summary(bad, f"kernel reports during {_command(phase)}:")]
+    if allow:
+        lines.append(f"(allowed kinds: {', '.join(sorted(allow))})")
+    for n, event in enumerate(bad, 1):
+        lines += ["", f"report {n} of {len(bad)} ({event.kind}, log line {event.line_no}):",
+                  _excerpt(event)]
+    raise KernelAssertionError("\n".join(lines))
+
+
+def _difference(prediction: Any, observed: Any) -> str:
+    """``off by +1`` / ``16 above the bound`` for numbers, nothing for anything else."""
+    value, bound = getattr(prediction, "value", None), getattr(prediction, "bound", None)
+    numbers = (int, float)
+    if isinstance(observed, bool) or not isinstance(observed, numbers):
+        return ""
+    if not getattr(prediction, "exact", True) and bound is not None:
+        lo, hi = bound
+        if observed < lo:
+            return f" ({lo - observed} below the bound)"
+        if observed > hi:
+            return f" ({observed - hi} above the bound)"
+        return ""
+    if isinstance(value, numbers) and not isinstance(value, bool):
+        return f" (off by {observed - value:+})"
+    return ""
 
 
 def assert_matches(prediction: Any, observed: Any, what: str = "") -> None:
     """The observation agrees with a model Prediction (exactly, or within its bound)."""
     if prediction.accepts(observed):
         return
-    expected = (f"{prediction.value}" if prediction.exact
-                else f"{prediction.value} within {prediction.bound}")
-    raise KernelAssertionError(
-        f"{what or 'value'}: model predicted {expected}, kernel showed {observed}\n"
-        f"  rule: {prediction.rule}\n  why: {prediction.reason}")
+    value = getattr(prediction, "value", prediction)
+    bound = getattr(prediction, "bound", None)
+    if getattr(prediction, "exact", True):
+        expected = f"{value}"
+    elif bound is not None:
+        expected = f"{value} within [{bound[0]}, {bound[1]}]"
+    else:
+        expected = f"{value} (approximately)"
+    lines = [(f"{what or 'value'}: model predicted {expected}, kernel showed {observed}"
+              f"{_difference(prediction, observed)}")]
+    rule = getattr(prediction, "rule", "")
+    reason = getattr(prediction, "reason", "")
+    lines.append(f"  rule: {rule or '(the prediction names no rule)'}")
+    if reason:
+        lines.append(f"  why: {reason}")
+    raise KernelAssertionError("\n".join(lines))
 
 
-def slab_table(phase: Phase, names: list[str]) -> str:
-    """before -> after rows of /proc/slabinfo for ``names``."""
-    lines = [f"  {'cache':24} {'active_objs':>20} {'num_objs':>20} {'num_slabs':>16}"]
-    for name in names:
-        before, after = phase.before.slabinfo.get(name), phase.after.slabinfo.get(name)
-        cells = [f"{getattr(before, attr) if before else '-'} -> "
-                 f"{getattr(after, attr) if after else '-'}"
-                 for attr in ("active_objs", "num_objs", "num_slabs")]
-        lines.append(f"  {name:24} {cells[0]:>20} {cells[1]:>20} {cells[2]:>16}")
+def _cell(cache: SlabCache | None, attr: str) -> str:
+    return str(getattr(cache, attr)) if cache is not None else "-"
+
+
+def slab_table(phase: Phase, names: Iterable[str],
+               fields: Sequence[str] = ("active_objs", "num_objs", "num_slabs")) -> str:
+    """before -> after rows of /proc/slabinfo for ``names`` (``-``: not listed)."""
+    names = list(names)
+    before, after = phase.before.slabinfo, phase.after.slabinfo
+    rows = [[f"{_cell(before.get(n), f)} -> {_cell(after.get(n), f)}" for f in fields]
+            for n in names]
+    width = max([24, *(len(n) for n in names)])
+    widths = [max([len(f), *(len(r[i]) for r in rows)]) for i, f in enumerate(fields)]
+    lines = ["  " + f"{'cache':{width}}" + "".join(f"  {f:>{w}}" for f, w in zip(fields, widths))]
+    for name, row in zip(names, rows):
+        lines.append("  " + f"{name:{width}}" + "".join(f"  {c:>{w}}" for c, w in zip(row, widths)))
     return "\n".join(lines)
+
+
+def _busiest_caches(phase: Phase, limit: int = 8) -> list[str]:
+    """Caches created in the phase, then those whose active_objs changed most."""
+    diff = diff_slabinfo(phase.before.slabinfo, phase.after.slabinfo)
+    changed = sorted(diff.changed.values(), key=lambda d: (-abs(d.active_objs), d.name))
+    return [*sorted(diff.appeared), *(d.name for d in changed)][:limit]
 
 
 def assert_slab_growth(phase: Phase, cache: str, *, at_least: int | None = None,
@@ -74,32 +227,59 @@ def assert_slab_growth(phase: Phase, cache: str, *, at_least: int | None = None,
     before = phase.before.slabinfo.get(cache)
     after = phase.after.slabinfo.get(cache)
     if after is None:
-        changed = sorted(diff_slabinfo(phase.before.slabinfo, phase.after.slabinfo).changed)[:8]
-        raise KernelAssertionError(f"cache {cache!r} is not in /proc/slabinfo after phase "
-                                   f"{phase.name} (merged into another cache?)\n"
-                                   + slab_table(phase, changed))
+        was = ("it was there before the phase" if before is not None
+               else "it was not there before the phase either")
+        busiest = _busiest_caches(phase)
+        lines = [(f"phase {phase.name}: cache {cache!r} is not in /proc/slabinfo after the phase "
+                  f"({was}; merged into another cache, or never created?)")]
+        if busiest:
+            lines += ["caches created or changed most during the phase:",
+                      slab_table(phase, busiest, SLAB_FIELDS)]
+        else:
+            lines.append("no cache was created or changed during the phase")
+        raise KernelAssertionError("\n".join(lines))
     growth = after.active_objs - (before.active_objs if before else 0)
     ok = (exactly is None or growth == exactly) and (at_least is None or growth >= at_least)
     if not ok:
-        want = f"exactly {exactly}" if exactly is not None else f"at least {at_least}"
-        raise KernelAssertionError(f"{cache}: active_objs grew by {growth}, expected {want}\n"
-                                   + slab_table(phase, [cache]))
+        wants = [*([f"exactly {exactly}"] if exactly is not None else []),
+                 *([f"at least {at_least}"] if at_least is not None else [])]
+        origin = (f"{before.active_objs} -> {after.active_objs}" if before is not None
+                  else f"created during the phase, {after.active_objs} now")
+        lines = [(f"phase {phase.name}: cache {cache}: active_objs grew by {growth}, expected "
+                  f"{' and '.join(wants)} ({origin})")]
+        if before is not None and (before.objsize, before.objperslab, before.pagesperslab) != (
+                after.objsize, after.objperslab, after.pagesperslab):
+            lines.append("  its objsize/objperslab/pagesperslab changed: another cache now "
+                         "carries this name")
+        lines.append(slab_table(phase, [cache], SLAB_FIELDS))
+        raise KernelAssertionError("\n".join(lines))
 
 
 def assert_clean_unload(phase: Phase, module_caches: tuple[str, ...] = ()) -> None:
     """rmmod succeeded, the kernel complained about nothing, and nothing of the module remains:
     no caches it named and no vmalloc areas whose caller is in the module."""
     if not phase.command.ok:
-        raise KernelAssertionError(f"rmmod failed (exit {phase.command.exit_status}): "
-                                   f"{phase.command.output.strip()}")
+        lines = [(f"phase {phase.name}: {_command(phase)} failed: "
+                  f"{phase.command.output.strip() or '(no output)'}")]
+        lines += _event_summary(phase.complaints, "kernel reports in the phase:")
+        raise KernelAssertionError("\n".join(lines))
     assert_no_kernel_complaints(phase)
     left = [c for c in module_caches if c in phase.after.slabinfo]
     if left:
-        raise KernelAssertionError(f"caches still present after unload: {left}\n"
-                                   + slab_table(phase, left))
+        counts = ", ".join(f"{c} ({phase.after.slabinfo[c].active_objs} active_objs)"
+                           for c in left)
+        raise KernelAssertionError(
+            f"phase {phase.name}: {_plural(len(left), 'cache')} of the module still in "
+            f"/proc/slabinfo after {_command(phase)}: {counts}\n"
+            + slab_table(phase, left, SLAB_FIELDS))
     module = phase.command.command.split()[-1].strip("'")
-    areas = phase.after.vmallocinfo.by_module(module)
-    if len(areas):
-        raise KernelAssertionError(f"{len(areas)} vmalloc area(s) of {module} remain after unload:\n"
-                                   + "\n".join(f"  {e.size} bytes, {e.pages} pages, caller {e.caller or e.raw_caller}"
-                                             for e in list(areas)[:10]))
+    areas = list(phase.after.vmallocinfo.by_module(module))
+    if areas:
+        total = sum(e.size for e in areas)
+        lines = [(f"phase {phase.name}: {_plural(len(areas), 'vmalloc area')} of module {module} "
+                  f"({total} bytes) still mapped after {_command(phase)}:")]
+        lines += [f"  {e.size} bytes, {e.pages} pages, caller {e.caller or e.raw_caller}"
+                  for e in areas[:10]]
+        if len(areas) > 10:
+            lines.append(f"  [... {len(areas) - 10} more]")
+        raise KernelAssertionError("\n".join(lines))

@@ -8,43 +8,56 @@ outside pytest (Guest, GuestPool, provision, the model).
 
 Options (each with an ini equivalent): --kmodlab-arch / kmodlab_arch (repeatable),
 --kmodlab-kernel / kmodlab_kernel (repeatable), --kmodlab-flavour, --kmodlab-transport,
---kmodlab-shard i/n.
+--kmodlab-shard i/n.  The arches, series and flavours, and what each option means when it is not
+given, come from the registry (kmodlab/registry/); a name it does not know is a usage error that
+lists the known ones.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Generator, Iterator
 
 import pytest
 
+from kmodlab import registry
+from kmodlab.errors import ConfigError
+from kmodlab.registry import Target
 
-@dataclass(frozen=True)
-class Target:
-    arch: str
-    series: str
+TRANSPORTS = ("serial", "ssh")   # kmodlab.guest.TRANSPORTS (not imported: it pulls in paramiko)
 
-    @property
-    def id(self) -> str:
-        return f"{self.arch}-{self.series}"
+_TARGETS_KEY = pytest.StashKey[list[Target]]()
+_SHARD_KEY = pytest.StashKey[tuple[int, int] | None]()
+_GUEST_KEY = pytest.StashKey[tuple]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    default = registry.default_target()
+    arches = ", ".join(registry.arch_names())
+    series = ", ".join(registry.series_names())
+    flavours = ", ".join(registry.flavour_names())
     group = parser.getgroup("kmodlab", "kmodlab: kernels in QEMU")
-    group.addoption("--kmodlab-arch", action="append", default=None,
-                    help="guest architecture (repeatable): x86_64, arm64")
-    group.addoption("--kmodlab-kernel", action="append", default=None,
-                    help="kernel series or release (repeatable): 6.1, 6.12, 6.1.0-56")
-    group.addoption("--kmodlab-flavour", default=None, help="Debian flavour: cloud (default) or generic")
-    group.addoption("--kmodlab-transport", default=None, choices=("serial", "ssh"),
-                    help="console transport (default serial)")
+    group.addoption("--kmodlab-arch", action="append", default=None, metavar="ARCH",
+                    help=f"guest architecture (repeatable), one of: {arches} "
+                         f"(default {default.arch})")
+    group.addoption("--kmodlab-kernel", action="append", default=None, metavar="KERNEL",
+                    help=f"kernel (repeatable): a series, one of: {series}, or an exact release "
+                         f"such as 6.1.0-56 (default {default.kernel})")
+    group.addoption("--kmodlab-flavour", default=None, metavar="FLAVOUR",
+                    help=f"Debian flavour, one of: {flavours} "
+                         f"(default {registry.default_flavour()})")
+    group.addoption("--kmodlab-transport", default=None, choices=TRANSPORTS,
+                    help=f"console transport, one of: {', '.join(TRANSPORTS)} "
+                         f"(default {TRANSPORTS[0]})")
     group.addoption("--kmodlab-shard", default=None, metavar="I/N",
                     help="run only shard I of N (1-based), split deterministically by test id")
-    parser.addini("kmodlab_arch", "guest architectures", type="linelist", default=[])
-    parser.addini("kmodlab_kernel", "kernel series or releases", type="linelist", default=[])
-    parser.addini("kmodlab_flavour", "Debian flavour", default="cloud")
-    parser.addini("kmodlab_transport", "console transport", default="serial")
+    parser.addini("kmodlab_arch", f"guest architectures (each one of: {arches})",
+                  type="linelist", default=[])
+    parser.addini("kmodlab_kernel", f"kernel series ({series}) or releases", type="linelist",
+                  default=[])
+    parser.addini("kmodlab_flavour", f"Debian flavour, one of: {flavours}", default="")
+    parser.addini("kmodlab_transport", f"console transport, one of: {', '.join(TRANSPORTS)}",
+                  default="")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -53,6 +66,16 @@ def pytest_configure(config: pytest.Config) -> None:
         "kmodlab(arch=None, kernel=None, pristine=False, expect_warnings=False): restrict a test "
         "to arches / kernel versions (e.g. kernel='>=6.5'), give it a guest of its own, or allow "
         "kernel WARNINGs during it")
+    if getattr(config.option, "help", False):
+        return    # --help must work whatever the ini says
+    # Checked once, up front: a name the registry does not know is one usage error naming the
+    # known ones, not a traceback in every test module that asks for a guest.
+    config.stash[_TARGETS_KEY] = configured_targets(config)
+    config.stash[_SHARD_KEY] = configured_shard(config)
+    transport = _option(config, "transport")
+    if transport and transport not in TRANSPORTS:
+        raise pytest.UsageError(f"kmodlab: unknown transport {transport!r} (kmodlab_transport); "
+                                f"known: {', '.join(TRANSPORTS)}")
 
 
 def _option(config: pytest.Config, name: str) -> object:
@@ -60,10 +83,50 @@ def _option(config: pytest.Config, name: str) -> object:
     return value if value else config.getini(f"kmodlab_{name}")
 
 
+def _names(config: pytest.Config, name: str) -> list[str]:
+    value = _option(config, name)
+    items = [value] if isinstance(value, str) else list(value or ())  # type: ignore[call-overload]
+    return [str(v).strip() for v in items if str(v).strip()]
+
+
+def configured_targets(config: pytest.Config) -> list[Target]:
+    """The checked (arch, kernel, flavour) matrix of the options, ini settings and registry
+    defaults; a name the registry does not know is a :class:`pytest.UsageError` listing the
+    known ones.  Arch/kernel pairs Debian does not build are left out (a matrix asks for what
+    exists); if none is left, that is a usage error too."""
+    default = registry.default_target()
+    arches = _names(config, "arch") or [default.arch]
+    kernels = _names(config, "kernel") or [default.kernel]
+    flavour = str(_option(config, "flavour") or "") or None
+    try:
+        targets = list(dict.fromkeys(registry.matrix(arches, kernels, flavour=flavour)))
+        if not targets:
+            registry.target(arches[0], kernels[0], flavour)   # raises, saying why
+            raise ConfigError("no arch/kernel pair of the matrix is built by Debian")
+    except ConfigError as exc:
+        given = " ".join([*(f"--kmodlab-arch {a}" for a in arches),
+                          *(f"--kmodlab-kernel {k}" for k in kernels),
+                          *([f"--kmodlab-flavour {flavour}"] if flavour else [])])
+        raise pytest.UsageError(f"kmodlab: {exc}\n  (the matrix asked for by the --kmodlab-* "
+                                f"options, kmodlab_* ini settings and defaults: {given})") from None
+    return targets
+
+
+def configured_shard(config: pytest.Config) -> tuple[int, int] | None:
+    shard = config.getoption("--kmodlab-shard")
+    if not shard:
+        return None
+    try:
+        return registry.parse_shard(shard)
+    except ConfigError as exc:
+        raise pytest.UsageError(f"kmodlab: --kmodlab-shard: {exc}") from None
+
+
 def _targets(config: pytest.Config) -> list[Target]:
-    arches = list(_option(config, "arch") or ["x86_64"])  # type: ignore[call-overload]
-    kernels = list(_option(config, "kernel") or ["6.1"])  # type: ignore[call-overload]
-    return [Target(a, k) for a in arches for k in kernels]
+    targets = config.stash.get(_TARGETS_KEY, None)
+    if targets is None:
+        targets = config.stash[_TARGETS_KEY] = configured_targets(config)
+    return targets
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -71,12 +134,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     # closure (not a fixture's name, which a conftest may override) decides.
     if "kmodlab_target" in metafunc.fixturenames:
         targets = _targets(metafunc.config)
-        metafunc.parametrize("kmodlab_target", targets, ids=[t.id for t in targets],
+        metafunc.parametrize("kmodlab_target", targets, ids=[t.label for t in targets],
                              scope="session", indirect=True)
 
 
 @pytest.fixture(scope="session")
 def kmodlab_target(request: pytest.FixtureRequest) -> Target:
+    """The matrix entry (a registry :class:`~kmodlab.registry.Target`) of the current test."""
     return request.param
 
 
@@ -89,12 +153,12 @@ def kmodlab_pool(request: pytest.FixtureRequest) -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
-def kmodlab_kernel(kmodlab_target: Target, pytestconfig: pytest.Config):
+def kmodlab_kernel(kmodlab_target: Target):
     """The provisioned kernel of the current matrix entry."""
     from kmodlab.kernels import provision
 
-    flavour = str(_option(pytestconfig, "flavour") or "cloud")
-    return provision(kmodlab_target.arch, kmodlab_target.series, flavour=flavour)
+    return provision(kmodlab_target.arch, kmodlab_target.kernel,
+                     flavour=kmodlab_target.flavour or None)
 
 
 def _marker_kwargs(node: pytest.Item) -> dict[str, object]:
@@ -122,13 +186,11 @@ def guest(request: pytest.FixtureRequest, kmodlab_kernel, kmodlab_pool, pytestco
     yield g
 
 
-_GUEST_KEY = pytest.StashKey[tuple]()
-
-
 def _guest_options(config: pytest.Config):
     from kmodlab.guest import GuestOptions
 
-    return GuestOptions(transport=str(_option(config, "transport") or "serial"))
+    transport = str(_option(config, "transport") or "")
+    return GuestOptions(transport=transport) if transport else GuestOptions()
 
 
 @pytest.fixture
@@ -161,50 +223,60 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     target = callspec.params.get("kmodlab_target") if callspec else None
     if target is None or not kwargs:
         return
-    from kmodlab.registry.target import arch_matches, kernel_matches
-
-    if not arch_matches(target.arch, kwargs.get("arch")):
+    try:
+        arch_ok = registry.arch_matches(target.arch, kwargs.get("arch"))
+        kernel_ok = registry.kernel_matches(target.kernel, kwargs.get("kernel"))
+        problem = ""
+    except ConfigError as exc:     # a bad constraint in the marker: say so, without a traceback
+        arch_ok = kernel_ok = True
+        problem = f"kmodlab marker of {item.nodeid}: {exc}"
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    if not arch_ok:
         pytest.skip(f"kmodlab: test is for arch {kwargs.get('arch')}, target is {target.arch}")
-    if not kernel_matches(target.series, kwargs.get("kernel")):
-        pytest.skip(f"kmodlab: test is for kernel {kwargs.get('kernel')}, target is {target.series}")
+    if not kernel_ok:
+        pytest.skip(f"kmodlab: test is for kernel {kwargs.get('kernel')}, target is {target.kernel}")
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    outcome = yield
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    # A test that raised is reported as it failed: the exception leaves through this yield.
+    __tracebackhide__ = True
+    result = yield
     entry = item.stash.get(_GUEST_KEY, None)
     if entry is None:
-        return
+        return result
     g, offset = entry
     from kmodlab.testing import console_verdict
 
     verdict = console_verdict(g, offset, expect_warnings=bool(_marker_kwargs(item).get("expect_warnings")))
-    if outcome.excinfo is None and verdict is not None:
+    if verdict is not None:
         # The test itself passed, but the kernel did not: never let that count as a pass.
-        outcome.force_exception(AssertionError(verdict))
+        raise AssertionError(verdict)
+    return result
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
-    outcome = yield
-    report = outcome.get_result()
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item,
+                              call: pytest.CallInfo) -> Generator[None, pytest.TestReport,
+                                                                  pytest.TestReport]:
+    report = yield
     entry = item.stash.get(_GUEST_KEY, None)
     if entry is None or report.when != "call" or not report.failed:
-        return
+        return report
     g, offset = entry
     from kmodlab.testing import console_slice
 
     report.sections.append(("kmodlab kernel log (this test)", console_slice(g, offset)))
     report.sections.append(("kmodlab console log", str(g.console_log)))
+    return report
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    shard = config.getoption("--kmodlab-shard")
-    if not shard:
+    shard = config.stash.get(_SHARD_KEY, None) or configured_shard(config)
+    if shard is None:
         return
-    from kmodlab.registry.target import parse_shard
-
-    index, count = parse_shard(shard)
+    index, count = shard
     keep, drop = [], []
     for item in items:
         bucket = int(hashlib.sha256(item.nodeid.encode()).hexdigest(), 16) % count

@@ -113,3 +113,30 @@ def test_c(kmodule):
 """, "-n", "2", f"--junitxml={junit}")
     result.assert_outcomes(passed=3)
     assert 'tests="3"' in junit.read_text() and 'failures="0"' in junit.read_text()
+
+
+def test_assertion_failures_name_the_phase_the_cache_and_the_field(
+        pytester: pytest.Pytester, kernel: Kernel) -> None:
+    result = _run(pytester, kernel, """
+from kmodlab.assertions import assert_ktap_passed, assert_slab_growth
+
+def test_growth(kmodule):
+    load = kmodule("kmem_cache", name="kml_msg", size=100, count=50,
+                   flags=["SLAB_HWCACHE_ALIGN", "SLAB_NOLEAKTRACE"]).load()
+    assert_ktap_passed(load)
+    assert_slab_growth(load, "kml_msg", exactly=100000)
+""")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        ("*phase load: cache kml_msg: active_objs grew by *, expected exactly 100000 "
+         "(created during the phase, * now)*"),
+        "*cache*active_objs*num_objs*num_slabs*objsize*",
+        "*kml_msg*- -> *"])
+
+
+def test_an_unknown_arch_is_one_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_inner="def test_nothing(guest):\n    pass\n")
+    result = pytester.runpytest_subprocess("--kmodlab-arch", "riscv64", "-p", "no:cacheprovider",
+                                           timeout=120)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: kmodlab: unknown architecture 'riscv64'; known: *"])
