@@ -65,9 +65,10 @@ def snapshot_path(key: str) -> Path:
 def save_snapshot(qmp: QMPClient, path: Path, timeout: float = 60.0) -> float:
     """Migrate the running guest's state into ``path``; the guest is paused afterwards.
 
-    The default migration bandwidth cap (128 MiB/s) makes a save 3x slower (GUEST-FACTS pitfall
-    18), so it is lifted first.  Written to a temporary name and renamed: a crash mid-save never
-    leaves a truncated snapshot that a later restore would trust.
+    The default migration bandwidth cap (128 MiB/s: MAX_THROTTLE in QEMU 7.2's
+    migration/migration.c, migration/options.c in later QEMU) makes a save 3x slower
+    (docs/guest-notes.md, Snapshots), so it is lifted first.  Written to a temporary name and
+    renamed: a crash mid-save never leaves a truncated snapshot that a later restore would trust.
     """
     start = time.monotonic()
     # Unique per process: pytest-xdist workers may save the same snapshot at the same time;

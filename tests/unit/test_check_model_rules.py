@@ -29,7 +29,7 @@ def test_pcp_batch_of_every_captured_zone(capture: Path) -> None:
 
 def test_zone_batchsize_values() -> None:
     assert zone_batchsize(122591) == 31           # 512 MiB guest (arm64 6.1 DMA)
-    assert zone_batchsize(262144) == 63           # 1 GiB: KERNEL-FACTS "batch 63"
+    assert zone_batchsize(262144) == 63           # 1 GiB: verified "batch: 63" in zoneinfo
     assert zone_batchsize(3840) == 0 and pcp_batch(3840) == 1   # x86's 16 MiB DMA zone
     assert zone_batchsize(10 << 20) == 63         # capped at 1 MiB / PAGE_SIZE / 4 -> 63
     with pytest.raises(ModelError):

@@ -108,7 +108,7 @@ def test_closure_matches_host_ldd(binary: Path) -> None:
 
 @pytest.mark.skipif(not Path("/usr/sbin/dropbear").is_file(), reason="dropbear-bin not installed")
 def test_dropbear_closure_includes_libgmp() -> None:
-    """GUEST-FACTS pitfall 12: libgmp is only reachable through libtomcrypt."""
+    """libgmp is only reachable through libtomcrypt (docs/guest-notes.md, SSH)."""
     libs = needed_closure([Path("/usr/sbin/dropbear")], Path("/"), host_arch().search_dirs)
     assert libs["libgmp.so.10"].needed_by == "libtomcrypt.so.1"
 

@@ -1,7 +1,7 @@
 """kmalloc size classes, ksize, roundup and large allocations.
 
-Every expected number is either "KERNEL-FACTS verified" (seen on the booted Debian kernels) or
-cites the kernel source it follows.
+Every expected number is either "verified" (seen on the booted Debian kernels; see
+docs/kernel-notes.md, "kmalloc size classes" and "ksize") or cites the kernel source it follows.
 """
 
 from __future__ import annotations
@@ -20,19 +20,20 @@ def model(arch: str, version: tuple[int, int], ncpus: int = 2) -> Model:
 
 @pytest.mark.parametrize("arch, version", KERNELS, ids=IDS)
 def test_kmalloc_limits(arch: str, version: tuple[int, int]) -> None:
-    # KERNEL-FACTS 1.1 verified: KMALLOC_MAX_CACHE_SIZE=8192 KMALLOC_MAX_SIZE=4194304 on all four
+    # include/linux/slab.h:KMALLOC_SHIFT_HIGH/_MAX; verified: KMALLOC_MAX_CACHE_SIZE=8192
+    # KMALLOC_MAX_SIZE=4194304 on all four
     m = model(arch, version)
     assert m.constant("KMALLOC_MAX_CACHE_SIZE").value == 8192
     assert m.constant("KMALLOC_MAX_SIZE").value == 4194304
     assert m.KMALLOC_MAX_SIZE == 4194304 and m.PAGE_SIZE == 4096
-    # KERNEL-FACTS 6: buddyinfo has 11 columns (orders 0..10) on every kernel
+    # mm/vmstat.c:frag_show_print(): 11 columns (orders 0..10) on every kernel
     assert m.constant("NR_PAGE_ORDERS").value == 11
 
 
 @pytest.mark.parametrize("arch, version, min_size, minalign", [
     ("x86_64", (6, 1), 8, 8),      # include/linux/slab.h default
     ("x86_64", (6, 12), 8, 8),
-    ("arm64", (6, 1), 128, 128),   # KERNEL-FACTS 1.1 verified KMALLOC_MIN_SIZE=128 ARCH_KMALLOC_MINALIGN=128
+    ("arm64", (6, 1), 128, 128),   # ARCH_DMA_MINALIGN 128; verified KMALLOC_MIN_SIZE=128
     ("arm64", (6, 12), 8, 8),      # arch/arm64/include/asm/cache.h: decoupled in 6.5
 ])
 def test_kmalloc_min_size(arch: str, version: tuple[int, int], min_size: int, minalign: int) -> None:
@@ -49,10 +50,12 @@ NORMAL_ALL = {"kmalloc-8", "kmalloc-16", "kmalloc-32", "kmalloc-64", "kmalloc-96
 @pytest.mark.parametrize("arch, version, expected", [
     ("x86_64", (6, 1), NORMAL_ALL),      # mm/slab_common.c:create_kmalloc_caches()
     ("x86_64", (6, 12), NORMAL_ALL),
-    # KERNEL-FACTS 1.2 verified: arm64 6.1 slabinfo has only kmalloc-128 .. kmalloc-8k
+    # create_kmalloc_caches(): no 96/192 above KMALLOC_MIN_SIZE 32/64; verified: arm64 6.1
+    # slabinfo has only kmalloc-128 .. kmalloc-8k
     ("arm64", (6, 1), {"kmalloc-128", "kmalloc-256", "kmalloc-512", "kmalloc-1k", "kmalloc-2k",
                        "kmalloc-4k", "kmalloc-8k"}),
-    # KERNEL-FACTS 1.1 verified: arm64 6.12 has kmalloc-8 .. kmalloc-8k incl. 96 and 192
+    # mm/slab_common.c:__kmalloc_minalign() is 8 with DMA bouncing; verified: arm64 6.12 has
+    # kmalloc-8 .. kmalloc-8k incl. 96 and 192
     ("arm64", (6, 12), NORMAL_ALL),
 ])
 def test_which_kmalloc_caches_exist(arch: str, version: tuple[int, int], expected: set[str]) -> None:
@@ -70,7 +73,8 @@ def test_which_kmalloc_caches_exist(arch: str, version: tuple[int, int], expecte
     ("arm64", (6, 1), 256),
 ])
 def test_ksize_160(arch: str, version: tuple[int, int], expected: int) -> None:
-    # KERNEL-FACTS 2 verified: ksize(kmalloc(160)) 192 on x86 6.1/6.12 and arm64 6.12, 256 on arm64 6.1
+    # mm/slab.h:slab_ksize() = s->size; verified: ksize(kmalloc(160)) 192 on x86 6.1/6.12 and
+    # arm64 6.12, 256 on arm64 6.1
     m = model(arch, version)
     p = m.ksize(160)
     assert p.value == expected and p.exact and "slab_ksize" in p.rule
@@ -86,10 +90,11 @@ ROUNDUP_ARM61 = [128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 256
 
 
 @pytest.mark.parametrize("arch, version, row", [
-    ("x86_64", (6, 1), ROUNDUP_X86),    # KERNEL-FACTS 1.4 verified
-    ("x86_64", (6, 12), ROUNDUP_X86),   # KERNEL-FACTS 1.4 verified
-    ("arm64", (6, 12), ROUNDUP_X86),    # KERNEL-FACTS 1.4 verified
-    ("arm64", (6, 1), ROUNDUP_ARM61),   # KERNEL-FACTS 1.4 table (setup_kmalloc_cache_index_table())
+    # mm/slab_common.c:kmalloc_size_roundup(); docs/kernel-notes.md, "kmalloc size classes"
+    ("x86_64", (6, 1), ROUNDUP_X86),    # verified
+    ("x86_64", (6, 12), ROUNDUP_X86),   # verified
+    ("arm64", (6, 12), ROUNDUP_X86),    # verified
+    ("arm64", (6, 1), ROUNDUP_ARM61),   # setup_kmalloc_cache_index_table() with a 128 minimum
 ])
 def test_kmalloc_size_roundup_table(arch: str, version: tuple[int, int], row: list[int]) -> None:
     m = model(arch, version)
@@ -110,7 +115,7 @@ def test_kmalloc_size_roundup_edges() -> None:
 
 
 @pytest.mark.parametrize("size, order", [
-    # KERNEL-FACTS 1.5: 8193-16384 -> order 2, 16385-32768 -> 3, up to 64K -> 4, up to 4 MiB -> 10
+    # __kmalloc_large_node(): get_order(size); order 11 exceeds the largest order
     (8193, 2), (16384, 2), (16385, 3), (32768, 3), (65536, 4), (4 << 20, 10), ((4 << 20) + 1, 11),
 ])
 def test_kmalloc_large_order(size: int, order: int) -> None:
@@ -127,7 +132,7 @@ def test_large_kmalloc_ksize_and_failure() -> None:
     assert m.kmalloc_large_order(8192).value is None
     assert m.ksize(20000).value == 32768        # mm/slab_common.c:__ksize() -> folio_size()
     assert m.ksize((4 << 20) + 1).value == 0    # order 11 > MAX_PAGE_ORDER -> NULL
-    assert m.ksize(0).value == 0                # ZERO_SIZE_PTR (KERNEL-FACTS 1.5)
+    assert m.ksize(0).value == 0                # ZERO_SIZE_PTR: mm/slab_common.c:ksize()
     assert m.kmalloc_cache_for(0).value is None
 
 
@@ -162,7 +167,8 @@ def test_random_kmalloc_caches_are_not_exact() -> None:
 
 
 def test_kmalloc_cache_alignment() -> None:
-    # KERNEL-FACTS 1.3 verified: /sys/kernel/slab/kmalloc-192/align 8 on 6.1, 64 on 6.12
+    # mm/slab_common.c:create_boot_cache(); verified: /sys/kernel/slab/kmalloc-192/align is
+    # 8 on 6.1, 64 on 6.12
     assert model("x86_64", (6, 1)).kmalloc_cache("kmalloc-192").align == 8
     assert model("x86_64", (6, 12)).kmalloc_cache("kmalloc-192").align == 64
     # mm/slab_common.c:create_boot_cache() 6.12: 1 << (ffs(96) - 1) = 32; size stays 96/192

@@ -17,8 +17,9 @@ def delta(before: tuple[int, ...], after: tuple[int, ...]) -> dict[int, int]:
 
 
 @pytest.mark.parametrize("order, count, consumed", [
-    # KERNEL-FACTS 6 verified on x86_64 6.1 and 6.12: 4 x order 5 consume one order-7 block,
-    # 4 x order 6 one order-8 block, 4 x order 8 one order-10 block; freeing restores exactly
+    # mm/page_alloc.c:__rmqueue_smallest() + expand(); verified on x86_64 6.1 and 6.12: 4 x
+    # order 5 consume one order-7 block, 4 x order 6 one order-8 block, 4 x order 8 one
+    # order-10 block; freeing restores exactly (__free_one_page() merges)
     (5, 4, 7), (6, 4, 8), (8, 4, 10),
 ])
 def test_buddy_orders_are_exact(order: int, count: int, consumed: int) -> None:
@@ -56,8 +57,8 @@ def test_pcp_orders_are_bounded() -> None:
 
 
 def test_pcp_refill_shape() -> None:
-    # KERNEL-FACTS 6 verified (6.12): an order-2 refill carved 15 order-2 blocks from one
-    # order-7 block: [7]-1, [6]+1, [2]+1.  15 = max(63 >> 2, 2) (__rmqueue_pcplist / nr_pcp_alloc)
+    # Verified (6.12): an order-2 refill carved 15 order-2 blocks from one order-7 block:
+    # [7]-1, [6]+1, [2]+1.  15 = max(63 >> 2, 2) (__rmqueue_pcplist / nr_pcp_alloc)
     m = Model("x86_64", (6, 12), ncpus=2)
     assert pcp_refill_blocks(m.params, 2) == 15
     state = (10, 5, 0, 0, 0, 0, 0, 4, 2, 2, 200)
@@ -83,7 +84,8 @@ def test_orders_and_sizes() -> None:
     for arch, version in (("x86_64", (6, 1)), ("arm64", (6, 1)), ("x86_64", (6, 12)),
                           ("arm64", (6, 12))):
         m = Model(arch, version)
-        # KERNEL-FACTS 0/6: orders 0..10 on all four kernels (arm64 ARCH_FORCE_MAX_ORDER 11 / 10)
+        # include/linux/mmzone.h: orders 0..10 on all four kernels (Debian arm64
+        # ARCH_FORCE_MAX_ORDER 11 exclusive on 6.1, 10 inclusive on 6.12)
         assert m.max_page_order().value == 10
         assert m.pages_for_order(10).value == 1024 and m.bytes_for_order(3).value == 32768
         assert m.block_alignment(5).value == 128 * 1024
@@ -94,7 +96,7 @@ def test_orders_and_sizes() -> None:
 
 
 def test_preferred_zone_and_buddyinfo() -> None:
-    # KERNEL-FACTS 6 verified: x86 1 GiB has DMA + DMA32; arm64 1 GiB has only DMA
+    # gfp_zone() + zonelist fallback; verified: x86 1 GiB has DMA + DMA32, arm64 1 GiB only DMA
     assert M.preferred_zone(["DMA", "DMA32"]) == "DMA32"
     assert M.preferred_zone(["DMA"]) == "DMA"
     assert M.preferred_zone(["DMA", "DMA32", "Normal"], "GFP_DMA32") == "DMA32"

@@ -12,7 +12,7 @@ IDS = ["x86_64-6.1", "x86_64-6.12", "arm64-6.1", "arm64-6.12"]
 
 @pytest.mark.parametrize("arch, version", KERNELS, ids=IDS)
 def test_custom_cache_sizes(arch: str, version: tuple[int, int]) -> None:
-    # KERNEL-FACTS 2 / 3.1 verified on all 4 kernels: 100 -> 104, with ctor 112,
+    # mm/slub.c:calculate_sizes(); verified on all 4 kernels: 100 -> 104, with ctor 112,
     # with SLAB_HWCACHE_ALIGN 128 (align 64); 200 -> 200
     m = Model(arch, version, ncpus=2)
     assert m.slab_size(100).value == 104
@@ -25,15 +25,16 @@ def test_custom_cache_sizes(arch: str, version: tuple[int, int]) -> None:
 
 @pytest.mark.parametrize("arch, version", KERNELS, ids=IDS)
 def test_custom_geometry_at_2_cpus(arch: str, version: tuple[int, int]) -> None:
-    # KERNEL-FACTS 3.2 verified at 2 CPUs: 104 -> 39/1, 112 -> 36/1, 128 -> 32/1, 200 -> 20/1
+    # mm/slub.c:calculate_order(); verified at 2 CPUs: 104 -> 39, 112 -> 36, 128 -> 32,
+    # 200 -> 20 objects in one page
     m = Model(arch, version, ncpus=2)
     for size, objs in ((104, 39), (112, 36), (128, 32), (200, 20)):
         g = m.slab_geometry(size).value
         assert (g.objects, g.pages) == (objs, 1)
 
 
-# KERNEL-FACTS 3.2 geometry table (order/objects): the cpus=2-3 column is verified on all
-# four kernels; the other columns follow mm/slub.c:calculate_order().
+# Geometry (order/objects; docs/kernel-notes.md, "Slab order and objects per slab"): the
+# cpus=2-3 column is verified on all four kernels; the others follow mm/slub.c:calculate_order().
 GEOMETRY = {
     8: ["0/512"] * 5, 16: ["0/256"] * 5, 32: ["0/128"] * 5, 64: ["0/64"] * 5, 96: ["0/42"] * 5,
     128: ["0/32"] * 5,
@@ -56,7 +57,7 @@ def test_kmalloc_geometry_table(arch: str, version: tuple[int, int], size: int) 
 
 
 def test_kmalloc_caches_carry_the_geometry() -> None:
-    # KERNEL-FACTS 3.2 verified: kmalloc-8k is o3/4 and kmalloc-512 o1/16 at 2 CPUs
+    # Verified: kmalloc-8k is o3/4 and kmalloc-512 o1/16 at 2 CPUs
     m = Model("x86_64", (6, 12), ncpus=2)
     assert (m.kmalloc_cache("kmalloc-8k").geometry.order,
             m.kmalloc_cache("kmalloc-8k").geometry.objects) == (3, 4)
@@ -66,12 +67,13 @@ def test_kmalloc_caches_carry_the_geometry() -> None:
 @pytest.mark.parametrize("ncpus, min_objects", [(1, 8), (2, 12), (3, 12), (4, 16), (7, 16),
                                                 (8, 20), (15, 20), (16, 24), (31, 24)])
 def test_min_objects(ncpus: int, min_objects: int) -> None:
-    # KERNEL-FACTS 3.2: min_objects = 4 * (fls(nr_cpus) + 1)
+    # mm/slub.c:calculate_order(): min_objects = 4 * (fls(nr_cpus) + 1)
     assert Model("x86_64", (6, 1), ncpus=ncpus).params.min_objects == min_objects
 
 
 def test_61_and_612_orders_differ_only_in_the_documented_window() -> None:
-    # KERNEL-FACTS 3.2: identical for every s->size <= 8192; differ for 10928..12280
+    # calc_slab_order() before and after the 6.7 rework: identical for every s->size <= 8192;
+    # differ for 10928..12280
     # (6.1 order 2 with 1 object, 6.12 order 3 with 2 objects)
     for ncpus in (1, 2, 4, 16):
         a, b = Model("x86_64", (6, 1), ncpus=ncpus), Model("x86_64", (6, 12), ncpus=ncpus)
@@ -90,7 +92,7 @@ def test_layout_details() -> None:
     ctor = m.slab_layout(100, ctor=True).value
     assert ctor.offset == 104 and ctor.freeptr_outside
     rcu = m.slab_layout(100, flags="SLAB_TYPESAFE_BY_RCU").value
-    assert rcu.size == 112                                    # KERNEL-FACTS 3.4: adds 8 bytes
+    assert rcu.size == 112                      # calculate_sizes(): free pointer outside, +8
     # 6.12 kmem_cache_args.freeptr_offset keeps an RCU cache's pointer inside
     assert m.slab_layout(100, flags="SLAB_TYPESAFE_BY_RCU", freeptr_offset=0).value.size == 104
     assert m.slab_layout(24, align=32).value.size == 32
@@ -104,7 +106,8 @@ def test_layout_details() -> None:
 
 @pytest.mark.parametrize("flags", ["SLAB_NOLEAKTRACE", "SLAB_NO_MERGE"])
 def test_separate_cache_flags_keep_the_layout(flags: str) -> None:
-    # KERNEL-FACTS 3.4 verified: SLAB_NO_MERGE (6.12) and SLAB_NOLEAKTRACE leave the layout alone
+    # Both are in SLAB_NEVER_MERGE (mm/slab_common.c); verified: SLAB_NO_MERGE (6.12) and
+    # SLAB_NOLEAKTRACE leave the layout alone
     m = Model("x86_64", (6, 12), ncpus=2)
     assert m.slab_size(100, flags=flags).value == 104
     assert not m.would_merge(100, flags=flags).value.can_merge
@@ -118,7 +121,7 @@ def test_no_merge_flag_does_not_exist_in_61() -> None:
 
 
 def test_sysfs_alias_names() -> None:
-    # KERNEL-FACTS 3.4 verified: ap_plain100 and ap_plain100b link to :0000104;
+    # Verified: ap_plain100 and ap_plain100b link to :0000104 (mm/slub.c:sysfs_slab_alias());
     # mm/slub.c:create_unique_id(): SLAB_ACCOUNT gives ":A-0000104"
     m = Model("x86_64", (6, 1), ncpus=2)
     assert m.sysfs_alias_name(100).value == ":0000104"
@@ -136,7 +139,7 @@ def test_merging() -> None:
         MergeCandidate("ap_acct", 104, SlabFlag.ACCOUNT),
         MergeCandidate("with_ctor", 104, mergeable=False),
     ]
-    # KERNEL-FACTS 3.4 verified: a second 100-byte cache returns the same cache
+    # mm/slab_common.c:find_mergeable(); verified: a second 100-byte cache returns the same one
     v = m.would_merge(100, existing=existing).value
     assert v.can_merge and v.target == "ap_plain100" and v.unique_id == ":0000104"
     assert m.would_merge(97, existing=existing).value.target == "ap_plain100"   # ALIGN -> 104
@@ -144,7 +147,7 @@ def test_merging() -> None:
     # SLAB_ACCOUNT only restricts the choice (SLAB_MERGE_SAME), it does not prevent merging
     acct = m.would_merge(100, flags="SLAB_ACCOUNT", existing=existing).value
     assert acct.can_merge and acct.target == "ap_acct"
-    # ctor, usercopy region, NEVER_MERGE flags prevent it (KERNEL-FACTS 3.4)
+    # ctor, usercopy region, NEVER_MERGE flags prevent it (mm/slab_common.c:slab_unmergeable())
     assert not m.would_merge(100, ctor=True, existing=existing).value.can_merge
     assert not m.would_merge(100, usersize=100, existing=existing).value.can_merge
     assert not m.would_merge(100, flags="SLAB_TYPESAFE_BY_RCU", existing=existing).value.can_merge
@@ -164,8 +167,8 @@ def test_usersize_blocks_merge_only_with_hardened_usercopy_on_612() -> None:
 
 
 def test_slabinfo_counts() -> None:
-    # KERNEL-FACTS 3.3 verified: 5 objects from a 39-per-slab cache show "39 39"; after
-    # writing 1 to shrink, "5 39"
+    # mm/slub.c:get_slabinfo() counts cpu slabs as active; verified: 5 objects from a
+    # 39-per-slab cache show "39 39"; after writing 1 to shrink, "5 39"
     m = Model("x86_64", (6, 1), ncpus=1)
     c = m.slabinfo_after_alloc(5, 104).value
     assert (c.active_objs, c.num_objs, c.num_slabs) == (39, 39, 1)

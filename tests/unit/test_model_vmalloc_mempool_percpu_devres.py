@@ -12,12 +12,14 @@ KERNELS = [("x86_64", (6, 1)), ("x86_64", (6, 12)), ("arm64", (6, 1)), ("arm64",
 @pytest.mark.parametrize("arch, version", KERNELS)
 def test_vmalloc_verified_figures(arch: str, version: tuple[int, int]) -> None:
     m = Model(arch, version, ncpus=2)
-    # KERNEL-FACTS 7 verified: vmalloc(10000) -> "16384 ... pages=3 vmalloc N0=3"
+    # mm/vmalloc.c:__get_vm_area_node() adds the guard page; verified: vmalloc(10000) ->
+    # "16384 ... pages=3 vmalloc N0=3"
     small = m.vmalloc(10000).value
     assert [(a.size, a.pages, a.flags) for a in small.areas] == [(16384, 3, ("vmalloc",))]
-    # KERNEL-FACTS 7 verified: vmalloc(4096) -> 8192 pages=1
+    # Verified: vmalloc(4096) -> 8192 pages=1
     assert m.vmallocinfo_size(4096).value == 8192 and m.vmalloc_pages(4096).value == 1
-    # KERNEL-FACTS 7 verified: 3 MiB -> 3149824 pages=768 vmalloc vpages, plus 12288 pages=2
+    # __vmalloc_area_node() vmallocs the page array above 512 pages; verified: 3 MiB ->
+    # 3149824 pages=768 vmalloc vpages, plus 12288 pages=2
     big = m.vmalloc(3 << 20).value
     assert [(a.size, a.pages, a.flags) for a in big.areas] == [
         (3149824, 768, ("vmalloc", "vpages")), (12288, 2, ("vmalloc",))]
@@ -37,8 +39,8 @@ def test_vmalloc_page_array_threshold() -> None:
 
 
 def test_vm_struct_cache() -> None:
-    # KERNEL-FACTS 7: vm_struct is 64 B (kmalloc-64) in 6.1, 72 B (kmalloc-96) in 6.12.117;
-    # arm64 6.1 rounds both to kmalloc-128 (KMALLOC_MIN_SIZE 128)
+    # include/linux/vmalloc.h: vm_struct is 64 B (kmalloc-64) in 6.1, 72 B (kmalloc-96) in
+    # 6.12.117 (requested_size); arm64 6.1 rounds both to kmalloc-128 (KMALLOC_MIN_SIZE 128)
     assert Model("x86_64", (6, 1)).vmalloc(4096).value.vm_struct_cache == "kmalloc-64"
     assert Model("x86_64", (6, 12)).vmalloc(4096).value.vm_struct_cache == "kmalloc-96"
     assert Model("arm64", (6, 1)).vmalloc(4096).value.vm_struct_cache == "kmalloc-128"
@@ -47,7 +49,8 @@ def test_vm_struct_cache() -> None:
 
 
 @pytest.mark.parametrize("arch, version, pool_cache", [
-    # KERNEL-FACTS 5 verified: ksize(pool) 96 on x86 6.1/6.12 and arm64 6.12, 128 on arm64 6.1
+    # mm/mempool.c:mempool_create_node() kzalloc(72); verified: ksize(pool) 96 on x86 6.1/6.12
+    # and arm64 6.12, 128 on arm64 6.1
     ("x86_64", (6, 1), "kmalloc-96"), ("x86_64", (6, 12), "kmalloc-96"),
     ("arm64", (6, 12), "kmalloc-96"), ("arm64", (6, 1), "kmalloc-128"),
 ])
@@ -71,7 +74,7 @@ def test_mempool_kinds_and_use() -> None:
         m.mempool_create(4, "kmalloc")
     with pytest.raises(ModelError):
         m.mempool_create(4, "weird")
-    # KERNEL-FACTS 5: the allocator is tried first, the reserve stays full at min_nr
+    # mm/mempool.c:mempool_alloc() tries the allocator first; the reserve stays full at min_nr
     use = m.mempool_alloc(4, allocs=10, frees=10).value
     assert (use.reserve, use.from_allocator, use.returned_to_allocator) == (4, 10, 10)
     dry = m.mempool_alloc(4, allocs=3, frees=2, allocator_fails=True).value
@@ -88,13 +91,14 @@ def test_percpu() -> None:
     assert not m.alloc_percpu(8, align=8192).value.valid
     assert not m.alloc_percpu(8, align=12).value.valid
     assert not m.alloc_percpu(0).value.valid
-    # KERNEL-FACTS 8 verified: Percpu in /proc/meminfo did not change after alloc_percpu(int)
+    # mm/percpu.c: small allocations use the populated first chunk; verified: Percpu in
+    # /proc/meminfo did not change after alloc_percpu(int)
     p = m.percpu_meminfo_delta_kb(4)
     assert p.value == 0 and p.accepts(0) and not p.exact
 
 
 @pytest.mark.parametrize("arch, version, header, asked, cache", [
-    # KERNEL-FACTS 9: header 40 B on x86, 128 B on arm64; devm_kzalloc(100) -> kmalloc(140) ->
+    # struct devres header 40 B on x86, 128 B on arm64; devm_kzalloc(100) -> kmalloc(140) ->
     # kmalloc-192 on x86, kmalloc(228) -> kmalloc-256 on arm64; 6.12 passes
     # kmalloc_size_roundup(tot) (drivers/base/devres.c:alloc_dr())
     ("x86_64", (6, 1), 40, 140, "kmalloc-192"), ("x86_64", (6, 12), 40, 192, "kmalloc-192"),
@@ -108,7 +112,8 @@ def test_devres(arch: str, version: tuple[int, int], header: int, asked: int, ca
     big = m.devm_kmalloc(4000).value                  # verified devres_log "(4000 bytes)" entry
     assert big.cache == ("kmalloc-8k" if header == 128 else "kmalloc-4k")   # 4128 / 4040 bytes
     assert m.devm_kmalloc(0).value.zero_size and m.devm_kmalloc(0).value.cache is None
-    # KERNEL-FACTS 9 verified: REL ...(4000 bytes) then REL ...(100 bytes): newest first
+    # drivers/base/devres.c:release_nodes() walks in reverse; verified on the devres_log
+    # tracepoint: REL ...(4000 bytes) then REL ...(100 bytes): newest first
     assert m.devres_release_order([100, 4000]) == [4000, 100]
 
 

@@ -10,7 +10,7 @@ HEADER = ("slabinfo - version: 2.1\n"
           "# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab>"
           " : tunables <limit> <batchcount> <sharedfactor> : slabdata <active_slabs> <num_slabs>"
           " <sharedavail>\n")
-# mm/slab_common.c:cache_show() format; "ap_plain100 39 39 104 39 1" is KERNEL-FACTS verified.
+# mm/slab_common.c:cache_show() format; "ap_plain100 39 39 104 39 1" was seen on a booted kernel.
 LINE = ("%-17s %6lu %6lu %6u %4u %4d : tunables %4u %4u %4u : slabdata %6lu %6lu %6lu")
 
 

@@ -7,8 +7,8 @@ import pytest
 from kmodlab.observe import ParseError, diff_vmallocinfo, parse_vmallocinfo
 from kmodlab.observe.vmallocinfo import parse_entry
 
-# KERNEL-FACTS 7 verified: vmalloc(10000) -> 16384 pages=3; vmalloc(3 MiB) -> 3149824 pages=768
-# vpages plus a 12288 pages=2 line for the page array.
+# Verified (docs/kernel-notes.md, "vmalloc and /proc/vmallocinfo"): vmalloc(10000) -> 16384
+# pages=3; vmalloc(3 MiB) -> 3149824 pages=768 vpages plus a 12288 pages=2 line for the page array.
 TEXT = """\
 0x000000009a4b2c1d-0x00000000c1a2e5f3    8192 acpi_os_map_iomem+0x1c2/0x200 phys=0x000000003ffe0000 ioremap
 0x000000009f8e7d6c-0x0000000011223344   16384 ap_vmalloc_small+0x15/0x30 [ap] pages=3 vmalloc N0=3

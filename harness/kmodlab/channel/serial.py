@@ -24,7 +24,9 @@ class SerialStream(ByteStream):
         super().__init__()
         self._sock = sock
         self._child = pexpect.fdpexpect.fdspawn(sock.fileno(), timeout=None)
-        self._child.delaybeforesend = None  # pexpect's default 50 ms per send (GUEST-FACTS pitfall 4)
+        # pexpect sleeps delaybeforesend (0.05 s by default, pexpect/spawnbase.py) before each
+        # send (docs/guest-notes.md, Consoles).
+        self._child.delaybeforesend = None
 
     def send(self, data: bytes) -> None:
         view = memoryview(data)

@@ -45,8 +45,9 @@ def connect_ssh(port: int, key_path: Path, timeout: float = 30.0,
                 host: str = "127.0.0.1") -> AgentConsole:
     """Open an SSH session to the guest and start the agent on one channel.
 
-    QEMU's slirp accepts the TCP connection before dropbear listens, so the banner read fails
-    until dropbear is up (GUEST-FACTS pitfall 15): retry with a short banner timeout.
+    QEMU's slirp accepts the TCP connection before dropbear listens (libslirp
+    src/tcp_subr.c:tcp_connect()), so the banner read fails until dropbear is up, and only after
+    paramiko's 15 s default banner_timeout: retry with a short one (docs/guest-notes.md, SSH).
     """
     key = paramiko.Ed25519Key.from_private_key_file(str(key_path))
     deadline = time.monotonic() + timeout

@@ -1,8 +1,9 @@
 """Just enough ELF reading to assemble a guest userland: interpreter, NEEDED, SONAME, sections.
 
 Host ``ldd`` runs the *host* loader, so it cannot see foreign-arch binaries and silently hides
-libraries the host lacks (GUEST-FACTS pitfall 12: dropbear -> libtomcrypt -> libgmp).  Reading the
-dynamic section ourselves works for every arch and needs no tool.
+libraries the host lacks (Debian's dropbear-bin needs libtomcrypt1, which needs libgmp10; see
+docs/guest-notes.md, SSH).  Reading the dynamic section ourselves works for every arch and needs
+no tool.
 """
 
 from __future__ import annotations

@@ -151,7 +151,8 @@ def append_files_cpio(files: Mapping[str, bytes | Path]) -> bytes:
 
     The kernel unpacks each concatenated archive in turn, later files replacing earlier ones.
     Gzip members may start at any offset, so this sidesteps the 4-byte alignment an appended
-    uncompressed cpio needs (GUEST-FACTS pitfall 16).
+    uncompressed cpio needs (init/initramfs.c:unpack_to_rootfs() takes a cpio only at an offset
+    with ``!(this_header & 3)``; docs/guest-notes.md, Initramfs).
     """
     archive = CpioArchive()
     for path, (data, mode) in _read_files(files).items():

@@ -1,7 +1,7 @@
 """SSH keys shared by every guest: kmodlab's client key and the guests' dropbear host key.
 
 Both are generated once on the host and kept in ``cache_dir("ssh")``: the guest never generates a
-key (that would cost boot time and entropy, GUEST-FACTS pitfall 13), and one host key for all
+key (that would cost boot time and entropy: docs/guest-notes.md, SSH), and one host key for all
 guests lets the SSH client pin it instead of trusting whatever answers on the forwarded port.
 """
 

@@ -99,8 +99,9 @@ def builtin_names(modules_dir: Path) -> set[str]:
 def select_modules(modules_dir: Path, wanted: Iterable[str] = DEFAULT_MODULES) -> ModuleSelection:
     """The files of ``wanted`` modules (by name; '-' and '_' are the same) and all their deps.
 
-    Uses ``modules.dep`` when the kernel tree has one; Debian's .deb ships none (GUEST-FACTS
-    pitfall 11), so otherwise dependencies come from each module's own ``.modinfo`` depends=.
+    Uses ``modules.dep`` when the kernel tree has one; Debian's .deb ships none (its postinst
+    runs depmod: docs/guest-notes.md, Initramfs), so otherwise dependencies come from each
+    module's own ``.modinfo`` depends=.
     """
     if not modules_dir.is_dir():
         raise ProvisionError(f"kernel modules directory {modules_dir} does not exist; "

@@ -1,7 +1,8 @@
 """Get the uncompressed ELF ``vmlinux`` out of an x86 bzImage, for PVH direct boot.
 
 Why: under TCG, decompressing the XZ bzImage costs ~4 s of every boot; QEMU boots an ELF vmlinux
-with a PVH note directly (GUEST-FACTS "What helps boot time").  Debian ships no vmlinux, so it is
+with a PVH note directly (arch/x86/platform/pvh/head.S XEN_ELFNOTE_PHYS32_ENTRY; QEMU
+hw/i386/x86.c:load_elfboot(); docs/guest-notes.md, Boot time).  Debian ships no vmlinux, so it is
 cut out of the bzImage the way scripts/extract-vmlinux does, with two improvements: the setup
 header's payload_offset/payload_length say exactly where the compressed kernel is, and the result
 is checked to be a *complete* ELF (section headers inside the data), not just to start with

@@ -3,11 +3,15 @@
 This is the one table the model reads; code elsewhere never tests ``arch ==`` or ``version ==``.
 An entry's ``values`` are looked up most-specific first: ``(arch, series)``, then ``arch``, then
 ``series``, then ``"*"``.  Sources: the Debian trees linux-source-6.1 (6.1.192) and
-linux-source-6.12 (6.12.117) as summarised in shared/KERNEL-FACTS.md, re-read upstream where
-cited.  Facts checked on booted kernels say so ("verified").
+linux-source-6.12 (6.12.117), re-read upstream where cited; docs/kernel-notes.md explains each
+fact with its kernel source.  Facts checked on booted kernels say so ("verified").
+
+``SINCE`` holds the upstream release in which a behaviour appeared, for questions about any
+kernel (a custom one included): ask :func:`since`, never compare versions elsewhere.  Table
+entries that only differ across such a boundary are derived from it.
 
 ``DEBIAN_KCONFIG`` holds the config values the model needs, as Debian ships them, for use when
-no real .config is given (KERNEL-FACTS section 0).
+no real .config is given (docs/kernel-notes.md, "Kernels covered").
 """
 
 from __future__ import annotations
@@ -17,6 +21,61 @@ from typing import Any
 
 ARCHES = ("x86_64", "arm64")
 SERIES = ("6.1", "6.12")
+
+
+@dataclass(frozen=True)
+class Since:
+    """A behaviour that exists from upstream release ``release`` (major, minor) on."""
+
+    release: tuple[int, int]
+    source: str
+
+
+SINCE: dict[str, Since] = {
+    "MAX_ORDER_INCLUSIVE": Since(
+        (6, 4),
+        "include/linux/mmzone.h:MAX_ORDER: exclusive (orders 0..MAX_ORDER-1) until commit "
+        "23baf831a32c \"mm, treewide: redefine MAX_ORDER sanely\" (6.4) made it inclusive; "
+        "CONFIG_ARCH_FORCE_MAX_ORDER changed meaning with it"),
+    "MAX_PAGE_ORDER": Since(
+        (6, 8),
+        "include/linux/mmzone.h: commit 5e0a760b4441 \"mm, treewide: rename MAX_ORDER to "
+        "MAX_PAGE_ORDER\" (6.8), with NR_PAGE_ORDERS = MAX_PAGE_ORDER + 1 (fd37721803c6)"),
+    "SLAB_NO_MERGE": Since(
+        (6, 5),
+        "include/linux/slab.h:SLAB_NO_MERGE, in SLAB_NEVER_MERGE (mm/slab_common.c): commit "
+        "d0bf7d5759c1 \"mm/slab: introduce kmem_cache flag SLAB_NO_MERGE\" (6.5)"),
+    "KMALLOC_MINALIGN_DECOUPLED": Since(
+        (6, 5),
+        "include/linux/slab.h:ARCH_KMALLOC_MINALIGN no longer follows ARCH_DMA_MINALIGN, and "
+        "mm/slab_common.c:__kmalloc_minalign() picks the runtime minimum: commit 4ab5f8ec7d71 "
+        "\"mm/slab: decouple ARCH_KMALLOC_MINALIGN from ARCH_DMA_MINALIGN\" and its series (6.5)"),
+    "RANDOM_KMALLOC_CACHES": Since(
+        (6, 6),
+        "mm/Kconfig:RANDOM_KMALLOC_CACHES, include/linux/slab.h:kmalloc_type(): commit "
+        "3c6152940584 \"Randomized slab caches for kmalloc()\" (6.6)"),
+    "CALCULATE_ORDER_FRACTIONS": Since(
+        (6, 7),
+        "mm/slub.c:calculate_order()/calc_slab_order(): Vlastimil Babka's series \"mm/slub: "
+        "remove min_objects loop from calculate_order()\" and \"attempt to find layouts up to "
+        "1/2 waste\", branch slab/for-6.7/orders-cleanup (6.7)"),
+}
+
+
+def since(name: str, version: tuple[int, ...]) -> bool:
+    """True if ``SINCE[name]`` exists in a kernel of ``version`` ((major, minor), more ignored)."""
+    return tuple(version[:2]) >= SINCE[name].release
+
+
+def series_version(series: str) -> tuple[int, int]:
+    """``"6.12"`` -> ``(6, 12)``."""
+    major, minor = series.split(".")[:2]
+    return int(major), int(minor)
+
+
+def _by_series(name: str, present: Any, absent: Any) -> dict[Any, Any]:
+    """Table values for each covered series from the ``SINCE[name]`` boundary."""
+    return {s: present if since(name, series_version(s)) else absent for s in SERIES}
 
 
 @dataclass(frozen=True)
@@ -38,13 +97,12 @@ TABLE: dict[str, Entry] = {
         "arch/x86/include/asm/page_types.h:PAGE_SHIFT; arch/arm64/include/asm/page-def.h:"
         "PAGE_SHIFT = CONFIG_ARM64_PAGE_SHIFT (12 with ARM64_4K_PAGES, Debian generic flavour)"),
     "MAX_ORDER_DEFAULT": Entry(
-        {"6.1": 11, "6.12": 10},
+        _by_series("MAX_ORDER_INCLUSIVE", 10, 11),
         "include/linux/mmzone.h: 6.1 MAX_ORDER 11 (exclusive); 6.12 MAX_PAGE_ORDER 10 "
         "(inclusive); both = CONFIG_ARCH_FORCE_MAX_ORDER when set (arm64: 11 on 6.1, 10 on 6.12)"),
     "MAX_ORDER_EXCLUSIVE": Entry(
-        {"6.1": True, "6.12": False},
-        "include/linux/mmzone.h: MAX_ORDER was exclusive until 6.4; 6.8 renamed the inclusive "
-        "one MAX_PAGE_ORDER (KERNEL-FACTS appendix B)"),
+        _by_series("MAX_ORDER_INCLUSIVE", False, True),
+        SINCE["MAX_ORDER_INCLUSIVE"].source + "; " + SINCE["MAX_PAGE_ORDER"].source),
     "PAGE_ALLOC_COSTLY_ORDER": Entry({"*": 3}, "include/linux/mmzone.h:PAGE_ALLOC_COSTLY_ORDER"),
     "PCP_HUGE_ORDER": Entry(
         {"*": 9},
@@ -85,9 +143,10 @@ TABLE: dict[str, Entry] = {
         "include/linux/dma-mapping.h:dma_get_cache_alignment(): 1 without ARCH_HAS_DMA_MINALIGN "
         "(x86); arm64 returns cache_line_size() (None here = the model's cache_line_size)"),
     "KMALLOC_RUNTIME_MINALIGN": Entry(
-        {"6.1": False, "6.12": True},
+        _by_series("KMALLOC_MINALIGN_DECOUPLED", True, False),
         "6.12 mm/slab_common.c:new_kmalloc_cache() aligns sizes to __kmalloc_minalign() and "
-        "aliases smaller caches; 6.1 has no such step"),
+        "aliases smaller caches; 6.1 has no such step.  "
+        + SINCE["KMALLOC_MINALIGN_DECOUPLED"].source),
     "KMALLOC_CACHE_ALIGN": Entry(
         {"6.1": "power_of_two", "6.12": "largest_pow2_divisor"},
         "mm/slab_common.c:create_boot_cache(): 6.1 aligns power-of-two sizes naturally; 6.12 "
@@ -99,11 +158,13 @@ TABLE: dict[str, Entry] = {
     "KMALLOC_SLAB_RULE": Entry(
         {"6.1": "mm/slab_common.c:kmalloc_slab() + size_index[]",
          "6.12": "mm/slab.h:kmalloc_slab() + kmalloc_size_index[]"},
-        "where the size -> cache lookup lives in each version (KERNEL-FACTS 1.3)"),
+        "where the size -> cache lookup lives in each version: 6.1 kmalloc_slab() WARNs and "
+        "returns NULL above KMALLOC_MAX_CACHE_SIZE, 6.12's inline leaves that to the caller"),
     "KMALLOC_LARGE_RULE": Entry(
         {"6.1": "mm/slab_common.c:__kmalloc_large_node()",
          "6.12": "mm/slub.c:___kmalloc_large_node()"},
-        "the kmalloc path above KMALLOC_MAX_CACHE_SIZE (KERNEL-FACTS 1.5)"),
+        "the kmalloc path above KMALLOC_MAX_CACHE_SIZE: alloc_pages(flags | __GFP_COMP, "
+        "get_order(size)), counted in NR_SLAB_UNRECLAIMABLE_B but not in /proc/slabinfo"),
     "MEMCG_KMALLOC_SYMBOL": Entry(
         {"6.1": "CONFIG_MEMCG_KMEM", "6.12": "CONFIG_MEMCG"},
         "include/linux/slab.h:kmalloc_type(): KMALLOC_CGROUP exists with MEMCG_KMEM (6.1) / "
@@ -113,16 +174,16 @@ TABLE: dict[str, Entry] = {
         "mm/slab_common.c:new_kmalloc_cache(): KMALLOC_NORMAL is made unmergeable with memcg"),
     # ------------------------------------------------------------------ SLUB
     "CALCULATE_ORDER": Entry(
-        {"6.1": "min_objects_countdown", "6.12": "min_order_fractions"},
+        _by_series("CALCULATE_ORDER_FRACTIONS", "min_order_fractions", "min_objects_countdown"),
         "mm/slub.c:calculate_order()/calc_slab_order(): 6.1 loops min_objects down to 2 over "
         "fractions 16,8,4; the 6.7 rework starts at get_order(min_objects*size) and tries "
-        "fractions 16,8,4,2"),
+        "fractions 16,8,4,2.  " + SINCE["CALCULATE_ORDER_FRACTIONS"].source),
     "SLUB_MAX_ORDER": Entry({"*": 3}, "mm/slub.c:slub_max_order = PAGE_ALLOC_COSTLY_ORDER"),
     "MAX_OBJS_PER_PAGE": Entry({"*": 32767}, "mm/slub.c:MAX_OBJS_PER_PAGE"),
     "MIN_PARTIAL": Entry({"*": 5}, "mm/slub.c:MIN_PARTIAL"),
     "MAX_PARTIAL": Entry({"*": 10}, "mm/slub.c:MAX_PARTIAL"),
     "SLAB_NO_MERGE_EXISTS": Entry(
-        {"6.1": False, "6.12": True}, "include/linux/slab.h:SLAB_NO_MERGE (added in 6.5)"),
+        _by_series("SLAB_NO_MERGE", True, False), SINCE["SLAB_NO_MERGE"].source),
     "USERSIZE_BLOCKS_MERGE": Entry(
         {"6.1": "always", "6.12": "hardened_usercopy"},
         "mm/slab_common.c:slab_unmergeable(): 6.1 any usersize; 6.12 only under "
@@ -141,8 +202,8 @@ TABLE: dict[str, Entry] = {
     "ORIG_SIZE_BYTES": Entry(
         {"*": 4},
         "mm/slub.c:calculate_sizes(): SLAB_STORE_USER on kmalloc caches adds "
-        "sizeof(unsigned int) (6.1 and 6.12 source; KERNEL-FACTS says 8 on 6.12, not observable "
-        "after the 8-byte alignment)"),
+        "sizeof(unsigned int) for orig_size (6.1 and 6.12 source); whether 4 or 8, the "
+        "ALIGN(size, 8) that follows hides it, so it is not observable"),
     "THREAD_SIZE": Entry(
         {"*": 16384},
         "arch/x86/include/asm/page_64_types.h: PAGE_SIZE << THREAD_SIZE_ORDER (2, no KASAN); "
@@ -152,8 +213,9 @@ TABLE: dict[str, Entry] = {
     "SIZEOF_POINTER": Entry({"*": 8}, "64-bit: sizeof(void *)"),
     "VM_STRUCT_SIZE": Entry(
         {"6.1": 64, "6.12": 72},
-        "include/linux/vmalloc.h:struct vm_struct: 64 B in 6.1; 6.12.117 adds requested_size "
-        "(72 B) (KERNEL-FACTS 7)"),
+        "include/linux/vmalloc.h:struct vm_struct: 64 B in 6.1; 6.12.117 has requested_size "
+        "(72 B, kmalloc-96) from a0309faf1cb0 \"mm: vmalloc: support more granular vrealloc() "
+        "sizing\", backported to 6.12.y in May 2025 (earlier 6.12.y: 64 B)"),
     "MEMPOOL_T_SIZE": Entry(
         {"*": 72},
         "include/linux/mempool.h:mempool_t = 72 B on 64-bit without spinlock debugging "
@@ -184,8 +246,8 @@ def source(name: str) -> str:
     return TABLE[name].source
 
 
-# Debian's values of the options the model reads (KERNEL-FACTS section 0).  Options absent here
-# are "not set".
+# Debian's values of the options the model reads (Debian's linux-config-6.1 / linux-config-6.12
+# packages; docs/kernel-notes.md, "Kernels covered").  Options absent here are "not set".
 _COMMON = {
     "CONFIG_SLUB": "y",
     "CONFIG_SLAB_MERGE_DEFAULT": "y",
@@ -215,4 +277,5 @@ DEBIAN_KCONFIG: dict[tuple[str, str], dict[str, str]] = {
                         "CONFIG_ARCH_FORCE_MAX_ORDER": "10",
                         "CONFIG_DMA_BOUNCE_UNALIGNED_KMALLOC": "y"},
 }
-DEBIAN_KCONFIG_SOURCE = "Debian linux-config-6.1 / linux-config-6.12 (KERNEL-FACTS section 0)"
+DEBIAN_KCONFIG_SOURCE = ("Debian linux-config-6.1 (6.1.192-2) / linux-config-6.12 "
+                         "(6.12.117-1~deb12u1), amd64 and arm64 config files")

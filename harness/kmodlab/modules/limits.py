@@ -8,6 +8,7 @@ Debian values (4K pages, orders 0..10) apply.
 from __future__ import annotations
 
 from kmodlab.kernels.kernel import Kernel
+from kmodlab.model import tables
 
 DEFAULT_PAGE_SHIFT = 12
 DEFAULT_MAX_PAGE_ORDER = 10
@@ -37,17 +38,19 @@ def page_shift(kernel: Kernel | None) -> int:
 def max_page_order(kernel: Kernel | None) -> int:
     """Largest order the buddy allocator serves (inclusive).
 
-    include/linux/mmzone.h: before 6.4 MAX_ORDER was exclusive (default 11, or
-    CONFIG_ARCH_FORCE_MAX_ORDER); from 6.4 it is inclusive (default 10), renamed MAX_PAGE_ORDER
-    in 6.8.
+    include/linux/mmzone.h: MAX_ORDER was exclusive (default 11, or
+    CONFIG_ARCH_FORCE_MAX_ORDER) until it became inclusive (default 10), later renamed
+    MAX_PAGE_ORDER; the release is ``tables.SINCE["MAX_ORDER_INCLUSIVE"]``.  Orders 0..10 by
+    default either way.
     """
     if kernel is None:
         return DEFAULT_MAX_PAGE_ORDER
     forced = _kconfig(kernel).get("CONFIG_ARCH_FORCE_MAX_ORDER")
-    inclusive = kernel.version >= (6, 4)
-    if forced is not None and forced.isdigit():
-        return int(forced) if inclusive else int(forced) - 1
-    return 10
+    if forced is None or not forced.isdigit():
+        return DEFAULT_MAX_PAGE_ORDER
+    if tables.since("MAX_ORDER_INCLUSIVE", kernel.version):
+        return int(forced)
+    return int(forced) - 1
 
 
 def kmalloc_max_size(kernel: Kernel | None) -> int:

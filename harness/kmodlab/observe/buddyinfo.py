@@ -2,7 +2,8 @@
 
 Producer: mm/vmstat.c:frag_show_print(): ``"Node %d, zone %8s "`` then ``"%6lu "`` per order,
 so every line ends with a space.  The counts are ``zone->free_area[order].nr_free`` summed over
-migratetypes; pages on per-cpu lists are not in them (KERNEL-FACTS 6).
+migratetypes; pages on per-cpu lists are not in them (mm/page_alloc.c:rmqueue_bulk() moves
+them off free_area; docs/kernel-notes.md, "Buddy allocator, pcp lists and /proc/buddyinfo").
 """
 
 from __future__ import annotations

@@ -52,9 +52,10 @@ class SlabCache:
 class SlabInfo(Mapping[str, SlabCache]):
     """All caches of one capture, by name, in the order the kernel listed them (newest first).
 
-    Two caches can carry the same name (a 6.1 cache leaked by kmem_cache_destroy() stays listed,
-    KERNEL-FACTS 4.2); the later ones are kept under ``"<name>#2"``, ``"<name>#3"`` and their
-    names are in ``duplicates``.
+    Two caches can carry the same name (a 6.1 cache leaked by kmem_cache_destroy() stays listed:
+    mm/slab_common.c:shutdown_cache() returns -EBUSY before list_del(); docs/kernel-notes.md,
+    "kmem_cache_destroy with live objects"); the later ones are kept under ``"<name>#2"``,
+    ``"<name>#3"`` and their names are in ``duplicates``.
     """
 
     caches: dict[str, SlabCache]

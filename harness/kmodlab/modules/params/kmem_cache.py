@@ -7,13 +7,14 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from kmodlab.kernels.kernel import Kernel
+from kmodlab.model import tables
 from kmodlab.modules import gfp as gfp_mod
 from kmodlab.modules.params.base import FamilyParams, PowerOfTwo, gfp_field, unique
 
 SlabFlag = Literal[
     "SLAB_HWCACHE_ALIGN",
     "SLAB_ACCOUNT",
-    "SLAB_NO_MERGE",  # Linux >= 6.5
+    "SLAB_NO_MERGE",  # tables.SINCE["SLAB_NO_MERGE"]; check_kernel() refuses it on older kernels
     "SLAB_NOLEAKTRACE",
     "SLAB_RECLAIM_ACCOUNT",
     "SLAB_CACHE_DMA",
@@ -24,7 +25,6 @@ SlabFlag = Literal[
     "SLAB_RED_ZONE",
     "SLAB_STORE_USER",
 ]
-NO_MERGE_SINCE = (6, 5)
 OBJECT_SIZE_MAX = 1 << 20
 
 # kmem_cache_alloc takes the zone from the cache's flags, so only plain masks are offered.
@@ -65,10 +65,11 @@ class KmemCacheParams(FamilyParams):
         return self.size * self.count
 
     def check_kernel(self, kernel: Kernel) -> None:
-        if "SLAB_NO_MERGE" in self.flags and kernel.version < NO_MERGE_SINCE:
+        if "SLAB_NO_MERGE" in self.flags and not tables.since("SLAB_NO_MERGE", kernel.version):
+            major, minor = tables.SINCE["SLAB_NO_MERGE"].release
             self.refuse(
                 "flags",
-                f"SLAB_NO_MERGE exists from Linux 6.5; {kernel.release} is older. "
+                f"SLAB_NO_MERGE exists from Linux {major}.{minor}; {kernel.release} is older. "
                 "SLAB_NOLEAKTRACE also keeps a cache unmerged without changing its layout",
             )
 
