@@ -7,7 +7,6 @@ per-CPU code sees more than one CPU) and check each module's KTAP documents.
 from __future__ import annotations
 
 import secrets
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ import pytest
 from kmodlab.errors import BuildError, ConfigError
 from kmodlab.guest import Guest
 from kmodlab.kernels.kernel import Kernel
+from kmodlab.model import tables
 from kmodlab.modules import FAMILIES, build, build_source_dir, parse_params
 from kmodlab.observe import KtapDocument, parse_ktap
 from kmodlab.runner import ModuleRun, run_module
@@ -52,10 +52,8 @@ def test_family_builds_without_warnings(kernel: Kernel, family: str) -> None:
     # Built for this kernel, not just with its headers lying around.
     assert f"vermagic={kernel.release} ".encode() in built.ko_path.read_bytes()
 
-    t0 = time.monotonic()
-    again = build(family, None, kernel)
+    again = build(family, None, kernel)   # cached: no kbuild (its time is a benchmark figure)
     assert again.cached and again.ko_path == built.ko_path
-    assert time.monotonic() - t0 < 0.5
 
 
 BROKEN_C = """\
@@ -232,7 +230,7 @@ def test_variant_builds_and_runs(booted: Guest, kernel: Kernel, family: str,
 
 def test_slab_no_merge_where_it_exists(booted: Guest, kernel: Kernel) -> None:
     params = parse_params("kmem_cache", ["flags=SLAB_NO_MERGE", "name=kml_nomerge"])
-    if kernel.version < (6, 5):
+    if not tables.since("SLAB_NO_MERGE", kernel.version):
         with pytest.raises(ConfigError, match="SLAB_NO_MERGE exists from Linux 6.5"):
             build("kmem_cache", params, kernel)
         return

@@ -7,7 +7,6 @@ import lzma
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -154,10 +153,9 @@ def test_cached_kernel_comes_back_without_apt(tmp_path, private_cache, monkeypat
 
     monkeypatch.setattr(prov, "default_apt", no_apt)
     monkeypatch.setattr(prov, "resolve", no_apt)
-    t = time.monotonic()
+    # No apt call is the proof of speed (a timed assertion flaked on a loaded machine).
     assert prov.provision("x86_64", REL) == kernel
     assert prov.provision("amd64", ABI) == kernel
-    assert time.monotonic() - t < 0.1
     # a series needs a fresh pin
     prov._write_pin(resolved())
     assert prov.provision("x86_64", "6.1") == kernel

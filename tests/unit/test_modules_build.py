@@ -7,7 +7,6 @@ exercised by tests/integration/test_build_modules.py.
 from __future__ import annotations
 
 import importlib
-import time
 from pathlib import Path
 
 import pytest
@@ -74,9 +73,7 @@ def test_build_then_cache_hit(kbuild: FakeKbuild, tmp_path: Path) -> None:
     assert first.log_path.read_text().startswith("$ make")
     assert str(tmp_path / "cache" / "builds") in str(first.build_dir)
 
-    t0 = time.monotonic()
     again = build("kmalloc", parse_params("kmalloc", []), kernel)
-    assert time.monotonic() - t0 < 0.5
     assert again.cached and again.ko_path == first.ko_path
     assert len(kbuild.calls) == 1
 

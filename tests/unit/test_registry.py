@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import re
 from pathlib import Path
 
 import pytest
@@ -102,11 +101,3 @@ def test_no_arch_or_series_literal_outside_the_registry_and_the_model() -> None:
                 found.append(f"{rel}:{lineno}: {value!r}")
     assert found == [], "per-arch/per-series facts belong in kmodlab/registry/ or the model:\n" \
         + "\n".join(found)
-
-
-def test_no_version_comparison_outside_the_registry_and_the_model() -> None:
-    comparison = re.compile(r"version\s*(?:[<>]=?|==|!=)\s*\(\s*\d+\s*,\s*\d+\s*\)")
-    found = [f"{p.relative_to(PACKAGE)}:{n}" for p in sorted(PACKAGE.rglob("*.py"))
-             if not p.relative_to(PACKAGE).as_posix().startswith(ALLOWED)
-             for n, line in enumerate(p.read_text().splitlines(), 1) if comparison.search(line)]
-    assert found == []
