@@ -71,8 +71,19 @@ def cmd_kernels_list(args: argparse.Namespace) -> int:
 
 
 def cmd_kernels_fetch(args: argparse.Namespace) -> int:
-    kernel = _provision(args)
-    print(f"{kernel.release} ({kernel.package_version}) ready in {kernel.root}")
+    """Provision, verify every file of the entry (``--deep``: hashes too), repair a damaged one."""
+    from kmodlab.kernels.provisioning import fetch
+
+    target = target_of(args)
+    result = fetch(target.arch, target.kernel, flavour=target.flavour or None, deep=args.deep)
+    kernel = result.kernel
+    checked = f"{result.files} files {'hashed' if args.deep else 'checked'}"
+    if result.repaired:
+        print(f"{kernel.release} ({kernel.package_version}) was damaged ({result.repaired}); "
+              f"fetched again, {checked}, ready in {kernel.root}")
+    else:
+        print(f"{kernel.release} ({kernel.package_version}) verified ({checked}), ready in "
+              f"{kernel.root}")
     return 0
 
 
@@ -159,8 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--offline", action="store_true", help="only what is cached; no apt look-up")
     p.set_defaults(func=cmd_kernels_list)
-    p = ksub.add_parser("fetch", help="download a kernel and its headers into the cache")
+    p = ksub.add_parser("fetch", help="download a kernel and its headers into the cache, or "
+                                      "verify (and repair) the cached one")
     add_target_options(p)
+    p.add_argument("--deep", action="store_true",
+                   help="verify every file's sha256, not only its size")
     p.set_defaults(func=cmd_kernels_fetch)
 
     p = sub.add_parser("boot", help="interactive root shell in a guest; 'exit' powers off")

@@ -20,6 +20,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Self
 
 from kmodlab.channel.agent import AgentConsole
 from kmodlab.channel.protocol import CommandResult
@@ -36,13 +37,20 @@ from kmodlab.errors import (
     ProvisionError,
 )
 from kmodlab.kernels.kernel import Kernel
-from kmodlab.paths import cache_dir
+from kmodlab.paths import cache_dir, sweep, sweep_run_dirs
 from kmodlab.qemu.accel import AccelChoice, choose_accel
 from kmodlab.qemu.command import QemuConfig, RunPaths, build_argv
 from kmodlab.qemu.process import QemuProcess
 from kmodlab.qemu.qmp import QMPClient
 from kmodlab.registry.arch import arch_profile
-from kmodlab.snapshot import save_snapshot, snapshot_key, snapshot_path
+from kmodlab.snapshot import (
+    save_snapshot,
+    snapshot_damage,
+    snapshot_key,
+    snapshot_path,
+    sweep_legacy_snapshots,
+    usable_snapshot,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +62,7 @@ MAX_MEMORY_MB = 16384
 MAX_CPUS = 64
 _run_counter = itertools.count()
 KEEP_RUN_DIRS = 40
+_live_run_dirs: set[Path] = set()    # run folders of this process's guests not stopped yet
 
 
 class GuestState(str, enum.Enum):
@@ -116,9 +125,13 @@ class Guest:
         self.profile = arch_profile(kernel.arch)
         self.state = GuestState.OFF
         self.timings = GuestTimings()
+        _sweep_leftovers()
         self.run_dir = _new_run_dir(kernel.label)
+        _live_run_dirs.add(self.run_dir)
         self.console_log = self.run_dir / "console.log"
-        self._sock_dir = Path(tempfile.mkdtemp(prefix="kml-", dir="/tmp"))
+        # The owner's PID in the name lets paths.sweep_socket_dirs tell a live folder from one a
+        # killed process left behind.
+        self._sock_dir = Path(tempfile.mkdtemp(prefix=f"kml-{os.getpid()}-", dir="/tmp"))
         self._qemu: QemuProcess | None = None
         self._watcher: ConsoleWatcher | None = None
         self._serial: AgentConsole | None = None
@@ -129,7 +142,7 @@ class Guest:
         self.qemu_pids: list[int] = []     # every QEMU this guest started (restore + fallback)
 
     # ----------------------------------------------------------------- lifecycle
-    def __enter__(self) -> Guest:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -143,19 +156,8 @@ class Guest:
         try:
             self._config = self._prepare()
             snap = snapshot_path(snapshot_key(self.profile, self._config, self.kernel.release))
-            if self.options.snapshots and snap.exists():
-                try:
-                    self._launch(incoming=snap)
-                    self.timings.booted_from = "snapshot"
-                except KernelCrash:
-                    raise
-                except GuestError as exc:
-                    note = f"snapshot {snap.name} unusable ({str(exc).splitlines()[0]}); cold boot"
-                    log.warning(note)
-                    self.timings.notes.append(note)
-                    self._teardown()
-                    snap.unlink(missing_ok=True)
-                    self._reset_for_retry()
+            if self.options.snapshots:
+                self._try_restore(snap)
             if self.timings.booted_from != "snapshot":
                 self._launch(incoming=None)
                 self.timings.booted_from = "cold"
@@ -173,6 +175,7 @@ class Guest:
         """Power off: close channels, stop QEMU, keep the console log.  Safe to call twice."""
         self._teardown()
         shutil.rmtree(self._sock_dir, ignore_errors=True)
+        _live_run_dirs.discard(self.run_dir)
         if self.state not in (GuestState.CRASHED, GuestState.BROKEN):
             self.state = GuestState.STOPPED
 
@@ -282,11 +285,41 @@ class Guest:
                 log_path=str(self.console_log)) from None
         self.state = GuestState.BOOTED
 
+    def _try_restore(self, snap: Path) -> None:
+        """Start from the snapshot entry ``snap`` if it is intact; leave the guest OFF if not.
+
+        A snapshot that fails its size check is discarded (one warning) before QEMU sees it.
+        When a restore fails anyway, the snapshot is hashed: deleted only if that proves it
+        damaged, kept otherwise (the failure had another cause); either way a cold boot follows.
+        """
+        state, damage = usable_snapshot(snap)
+        if state is None:
+            if damage:
+                self.timings.notes.append(f"snapshot {snap.name} damaged ({damage}); cold boot")
+            return
+        try:
+            self._launch(incoming=state)
+            self.timings.booted_from = "snapshot"
+            return
+        except KernelCrash:
+            raise
+        except (GuestError, OSError) as exc:       # OSError: QEMU dropped a socket mid-restore
+            why = (str(exc).splitlines() or [exc.__class__.__name__])[0]
+        self._teardown()
+        damage = snapshot_damage(snap)
+        if damage:
+            note = f"snapshot {snap.name} failed to restore ({why}) and is damaged ({damage}); deleted; cold boot"
+        else:
+            note = f"snapshot {snap.name} failed to restore ({why}); it is intact, so kept; cold boot"
+            log.warning(note)
+        self.timings.notes.append(note)
+        self._reset_for_retry()
+
     def _save_snapshot(self, path: Path) -> None:
         assert self._qmp is not None
         try:
             self.timings.snapshot_save = save_snapshot(self._qmp, path)
-        except GuestError as exc:
+        except (GuestError, OSError) as exc:
             note = f"could not save a snapshot: {exc}"
             log.warning(note)
             self.timings.notes.append(note)
@@ -331,8 +364,8 @@ class Guest:
             if channel is not None:
                 try:
                     channel.close()
-                except Exception:  # noqa: BLE001 - closing a dead channel must not mask the cause
-                    pass
+                except Exception as exc:  # noqa: BLE001 - closing a dead channel must not mask the cause
+                    log.debug("closing a channel failed: %s", exc)
         if self._qmp is not None:
             self._qmp.close()
         if self._qemu is not None:
@@ -379,14 +412,33 @@ def free_port() -> int:
 
 
 def _new_run_dir(label: str) -> Path:
+    """A fresh ``runs/<label>-<stamp>-<pid>-<n>`` folder.  Beyond the newest KEEP_RUN_DIRS, old
+    folders are removed unless their process is alive (this process's running guests too)."""
     root = cache_dir("runs")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = root / f"{label}-{stamp}-{os.getpid()}-{next(_run_counter)}"
     path.mkdir(parents=True)
-    runs = sorted(root.iterdir(), key=lambda p: p.stat().st_mtime)
-    for old in runs[:-KEEP_RUN_DIRS]:
-        shutil.rmtree(old, ignore_errors=True)
+    sweep_run_dirs(root, KEEP_RUN_DIRS, in_use=_live_run_dirs | {path})
     return path
+
+
+_last_sweep = 0.0
+SWEEP_INTERVAL = 60.0
+
+
+def _sweep_leftovers() -> None:
+    """What killed runs left: partial cache entries, socket folders, old-layout snapshots.
+
+    A few directory listings, at most once a minute per process."""
+    global _last_sweep
+    if _last_sweep and time.monotonic() - _last_sweep < SWEEP_INTERVAL:
+        return
+    _last_sweep = time.monotonic()
+    try:
+        sweep()
+        sweep_legacy_snapshots()
+    except OSError as exc:         # sweeping is housekeeping: it never stops a guest
+        log.debug("sweeping stale cache leftovers failed: %s", exc)
 
 
 __all__ = ["Guest", "GuestOptions", "GuestState", "prepare_qemu_config"]

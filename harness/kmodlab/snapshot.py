@@ -3,6 +3,16 @@
 A snapshot is QEMU migration state written to a file.  It is keyed by everything that shaped the
 guest (QEMU version, arch profile, kernel, initramfs content, memory, CPUs, options), so a change
 to any of them simply misses the cache.  Restoring costs a fraction of a boot.
+
+A snapshot is a cache entry like any other (``kmodlab.manifest``): the folder
+``snapshots/<key>/`` holds the migration stream ``state`` and its integrity manifest, written
+last, by :func:`save_snapshot` under the entry lock.  :func:`usable_snapshot` checks its size
+before a restore (a truncated stream is discarded with one warning, not fed to QEMU);
+:func:`snapshot_damage` hashes it after a restore failed, and only a snapshot proved damaged
+that way is deleted.  Snapshots of the previous layout (``snapshots/<key>.state``, no manifest)
+are never used: the key format changed, so each configuration is saved once more, and
+:func:`sweep_legacy_snapshots` removes the old files (and killed saves' ``.partial-<pid>-*``
+files) once nobody can be using them.
 """
 
 from __future__ import annotations
@@ -11,14 +21,23 @@ import hashlib
 import json
 import logging
 import os
-import secrets
+import shlex
+import struct
 import subprocess
 import time
 from dataclasses import asdict
 from functools import cache
 from pathlib import Path
 
-from kmodlab.paths import cache_dir
+from kmodlab.manifest import ABSENT, check_entry, verify, write_manifest
+from kmodlab.paths import (
+    NO_PID_GRACE,
+    atomic_dir,
+    cache_dir,
+    entry_lock_path,
+    pid_alive,
+    try_lock,
+)
 from kmodlab.qemu.command import QemuConfig
 from kmodlab.qemu.qmp import QMPClient, QMPError
 from kmodlab.registry.arch import ArchProfile
@@ -52,43 +71,144 @@ def snapshot_key(profile: ArchProfile, config: QemuConfig, kernel_release: str) 
         "kernel_image": _file_identity(config.kernel_image),
         "initrd": _file_identity(config.initrd),
         "config": config.shaping_fields(),
-        "format": 1,
+        "format": 2,     # 2: a folder with a manifest (1: a bare <key>.state)
     }
     blob = json.dumps(shaping, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:24]
 
 
+STATE = "state"
+STREAM_MAGIC = b"QEVM"
+STREAM_END = b"\x00\x06"    # QEMU_VM_EOF, QEMU_VM_VMDESCRIPTION (migration/savevm.c)
+STREAM_TAIL = 4 * 1024 * 1024
+STREAM_WAIT = 10.0
+"""Seconds save_snapshot waits, after QEMU reports completion, for the stream to be whole."""
+
+
+def stream_complete(path: Path) -> bool:
+    """Does ``path`` hold a whole QEMU migration stream?
+
+    It starts with ``QEVM``; QEMU 7.2's precopy ends it with QEMU_VM_EOF, QEMU_VM_VMDESCRIPTION,
+    a be32 length and exactly that much JSON
+    (qemu_savevm_state_complete_precopy_non_iterable()).  "completed" only means QEMU has put
+    everything into the pipe of its ``exec:`` writer, which may still be writing (or be stopped
+    when QEMU closes the channel), so the file's end is what proves it holds everything.
+    """
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            if fh.read(len(STREAM_MAGIC)) != STREAM_MAGIC:
+                return False
+            fh.seek(max(len(STREAM_MAGIC), size - STREAM_TAIL))
+            tail = fh.read()
+    except OSError:
+        return False
+    at = tail.rfind(STREAM_END)
+    while at >= 0:
+        if at + 6 <= len(tail):
+            (length,) = struct.unpack(">I", tail[at + 2:at + 6])
+            if at + 6 + length == len(tail):
+                try:
+                    json.loads(tail[at + 6:])
+                except ValueError:
+                    return False
+                return True
+        at = tail.rfind(STREAM_END, 0, at)
+    return False
+
+
+def _wait_for_stream(state: Path) -> None:
+    deadline = time.monotonic() + STREAM_WAIT
+    while not stream_complete(state):
+        if time.monotonic() > deadline:
+            raise QMPError(f"the saved guest state is incomplete ({state.stat().st_size} bytes, "
+                           "no end of stream): not keeping it")
+        time.sleep(0.02)
+
+
 def snapshot_path(key: str) -> Path:
-    return cache_dir("snapshots") / f"{key}.state"
+    """The snapshot entry (a folder) for ``key``; the migration stream is ``<entry>/state``."""
+    return cache_dir("snapshots") / key
 
 
-def save_snapshot(qmp: QMPClient, path: Path, timeout: float = 60.0) -> float:
-    """Migrate the running guest's state into ``path``; the guest is paused afterwards.
+def usable_snapshot(entry: Path) -> tuple[Path | None, str | None]:
+    """(the state file to restore from, None), or (None, why not) when the entry is absent or
+    damaged; a damaged one (manifest missing, state of the wrong size) has been discarded with
+    one warning."""
+    reason = check_entry(entry, "snapshot", then="cold boot")
+    if reason is None:
+        return entry / STATE, None
+    return None, None if reason == ABSENT else reason
+
+
+def snapshot_damage(entry: Path) -> str | None:
+    """After a failed restore: hash the state against its manifest.  Returns the damage found
+    (the entry is then deleted, with one warning) or None: the snapshot is intact and kept, so
+    the failure had another cause."""
+    reason = check_entry(entry, "snapshot", deep=True, then="deleting it; cold boot")
+    return None if reason == ABSENT else reason
+
+
+def save_snapshot(qmp: QMPClient, entry: Path, timeout: float = 60.0) -> float | None:
+    """Migrate the running guest's state into the snapshot entry ``entry``; the guest is paused
+    afterwards.  Returns the seconds it took, or None if nothing was saved because an intact
+    snapshot is already there or another process is saving it right now.
 
     The default migration bandwidth cap (128 MiB/s: MAX_THROTTLE in QEMU 7.2's
     migration/migration.c, migration/options.c in later QEMU) makes a save 3x slower
-    (docs/guest-notes.md, Snapshots), so it is lifted first.  Written to a temporary name and
-    renamed: a crash mid-save never leaves a truncated snapshot that a later restore would trust.
+    (docs/guest-notes.md, Snapshots), so it is lifted first.  The stream goes into a temporary
+    folder under the entry lock, the manifest is written after it, and the folder is renamed
+    into place: a crash mid-save never leaves a snapshot that a later restore would trust.
     """
     start = time.monotonic()
-    # Unique per process: pytest-xdist workers may save the same snapshot at the same time;
-    # each writes its own file and the atomic rename makes one of them win.
-    partial = path.with_name(f"{path.name}.partial-{os.getpid()}-{secrets.token_hex(4)}")
-    qmp.execute("migrate-set-parameters", **{"max-bandwidth": 10 * 1024**3})
-    qmp.execute("migrate", uri=f"exec:cat > '{partial}'")
-    deadline = start + timeout
-    while True:
-        info = qmp.execute("query-migrate")
-        status = info.get("status")
-        if status == "completed":
-            break
-        if status in ("failed", "cancelled"):
-            partial.unlink(missing_ok=True)
-            raise QMPError(f"saving the guest state failed: {info.get('error-desc', status)}")
-        if time.monotonic() > deadline:
-            qmp.execute("migrate_cancel")
-            partial.unlink(missing_ok=True)
-            raise QMPError(f"saving the guest state took over {timeout:.0f} s")
-        time.sleep(0.02)
-    partial.rename(path)
+    with try_lock(entry_lock_path(entry)) as locked:
+        # pytest-xdist workers may want the same snapshot at once: one saves, the others go on.
+        if not locked or (entry.exists() and verify(entry) is None):
+            return None
+        with atomic_dir(entry) as tmp:
+            tmp.chmod(0o755)           # mkdtemp makes it private; a snapshot file was readable
+            state = tmp / STATE
+            qmp.execute("migrate-set-parameters", **{"max-bandwidth": 10 * 1024**3})
+            qmp.execute("migrate", uri=f"exec:cat > {shlex.quote(str(state))}")
+            deadline = start + timeout
+            while True:
+                info = qmp.execute("query-migrate")
+                status = info.get("status")
+                if status == "completed":
+                    break
+                if status in ("failed", "cancelled"):
+                    raise QMPError(f"saving the guest state failed: {info.get('error-desc', status)}")
+                if time.monotonic() > deadline:
+                    qmp.execute("migrate_cancel")
+                    raise QMPError(f"saving the guest state took over {timeout:.0f} s")
+                time.sleep(0.02)
+            _wait_for_stream(state)      # completed != written: the exec: writer may lag
+            write_manifest(tmp)          # last: the state is complete
     return time.monotonic() - start
+
+
+def sweep_legacy_snapshots(folder: Path | None = None) -> list[Path]:
+    """Remove files of the previous snapshot layout: ``<key>.state`` (unreachable since the key
+    format changed) once an hour old, and ``<key>.state.partial-<pid>-*`` of dead savers."""
+    folder = folder or cache_dir("snapshots")
+    removed = []
+    now = time.time()
+    for path in sorted(folder.glob("*.state*")):
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        name, sep, rest = path.name.partition(".partial-")
+        pid = rest.split("-", 1)[0]
+        if sep and pid.isdigit():
+            if int(pid) == os.getpid() or pid_alive(int(pid)):
+                continue                        # a save in progress
+        elif not name.endswith(".state"):
+            continue
+        else:
+            try:
+                if now - path.stat().st_mtime < NO_PID_GRACE:
+                    continue                    # an older kmodlab may be restoring from it
+            except OSError:
+                continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed

@@ -7,6 +7,7 @@ fast, every input changes the key) and reproducibility (a rebuild gives identica
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 import shutil
 import stat
@@ -128,6 +129,28 @@ def test_cache_hit_and_reproducibility(env: Kernel) -> None:
     shutil.rmtree(image.parent)
     rebuilt = build_initramfs(env, extra_files=extra)
     assert rebuilt == image and rebuilt.read_bytes() == first
+
+
+def test_damaged_image_is_rebuilt(env: Kernel, caplog: pytest.LogCaptureFixture) -> None:
+    extra = {"/init": TEST_INIT}
+    image = build_initramfs(env, extra_files=extra)
+    good = image.read_bytes()
+    assert (image.parent / "integrity.json").is_file()
+    with open(image, "r+b") as fh:            # truncated, as a full disk or a killed copy leaves it
+        fh.truncate(len(good) // 2)
+    caplog.set_level(logging.WARNING)
+    assert build_initramfs(env, extra_files=extra) == image
+    assert image.read_bytes() == good
+    [line] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "initramfs image" in line and f"the manifest says {len(good)}" in line
+    # An entry from before manifests is rebuilt once (the image is reproducible).
+    (image.parent / "integrity.json").unlink()
+    mtime = image.stat().st_mtime_ns
+    assert build_initramfs(env, extra_files=extra) == image
+    assert image.read_bytes() == good and image.stat().st_mtime_ns != mtime
+    mtime = image.stat().st_mtime_ns
+    assert build_initramfs(env, extra_files=extra) == image
+    assert image.stat().st_mtime_ns == mtime
 
 
 def test_every_input_changes_the_key(env: Kernel) -> None:

@@ -2,7 +2,10 @@
 
 The image is a pure function of its inputs, so it is cached under ``cache_dir("images")`` keyed by
 a hash of all of them (init, agent, package versions, kernel release and module contents, keys,
-options, this package's own source).  A cache hit re-hashes the inputs and returns the path.
+options, this package's own source).  A cache hit re-hashes the inputs, checks the entry's
+integrity manifest (``kmodlab.manifest``: the image's size, manifest.json's hash) and returns the
+path.  A damaged entry is discarded with one warning and rebuilt; so is, once, an entry from
+before manifests (rebuilding is cheap and reproducible, so it is not adopted).
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from kmodlab.images.keys import dropbear_host_key_path, ssh_client_public_key
 from kmodlab.images.kmods import DEFAULT_MODULES, ModuleSelection, select_modules, stage_modules
 from kmodlab.kernels.kernel import Kernel
 from kmodlab.locate import data_dir
-from kmodlab.paths import atomic_dir, cache_dir, file_lock
+from kmodlab.manifest import check_entry, write_manifest
+from kmodlab.paths import atomic_dir, cache_dir, entry_lock
 from kmodlab.registry.arch import arch_profile
 
 INIT_SOURCE = data_dir("images") / "init"
@@ -115,10 +119,10 @@ def build_initramfs(kernel: Kernel, *, ssh: bool = True,
     key = inputs.key
     final = cache_dir("images") / f"{kernel.release}-{key[:24]}"
     image = final / IMAGE_NAME
-    if image.is_file():
+    if check_entry(final, "initramfs image") is None:
         return image
-    with file_lock(final.parent / ".locks" / final.name):
-        if image.is_file():
+    with entry_lock(final):
+        if check_entry(final, "initramfs image", locked=True) is None:
             return image
         started = time.monotonic()
         archive = assemble(inputs)
@@ -138,6 +142,7 @@ def build_initramfs(kernel: Kernel, *, ssh: bool = True,
                 "contents": [[e.path, oct(e.mode), len(e.data)] for e in members],
             }
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+            write_manifest(tmp)       # last: the entry is complete
     return image
 
 

@@ -2,7 +2,8 @@
 
 Cache layout (``cache_dir("kernels")``)::
 
-    <release>/kernel.json       the Kernel manifest, written last: its presence means "complete"
+    <release>/integrity.json    size + sha256 of every file (kmodlab.manifest), written last
+    <release>/kernel.json       the Kernel description (paths to everything below)
     <release>/resolved.json     which packages (name, version, suite) the entry was built from
     <release>/vmlinux           x86: the ELF inside the bzImage, for PVH direct boot
     <release>/root/...          the extracted .debs: boot/, lib/modules/<release>/, usr/src/,
@@ -12,6 +13,20 @@ Cache layout (``cache_dir("kernels")``)::
 
 Entries are built in a temporary sibling and renamed into place (``paths.atomic_dir``), under a
 per-release lock, so an interrupted or concurrent provision never leaves a half entry.
+
+Integrity: :func:`load_kernel` checks the key files (kernel.json, the boot image, vmlinux,
+config, System.map, modules.dep, the headers' Makefile, .config, Module.symvers, fixdep,
+modpost...) against the entry's manifest on every use: sizes, and hashes of the small ones.
+A damaged entry is discarded with one warning, and :func:`provision` fetches it again.
+:func:`fetch` (``kmodlab kernels fetch``) checks every file's size (``deep``: every hash) and
+repairs a damaged entry by provisioning it again.
+
+Entries written before manifests existed are *verified and adopted*, not re-downloaded: under
+the entry lock, kernel.json must load, every path it names must exist, the boot image must be
+non-empty and the headers tree must pass ``check_headers_tree``; then the manifest is written
+from the files as they are.  One that fails is discarded and fetched again.  An entry that had
+a manifest once (``.locks/<name>.sealed``, outside the entry, says so) and lost it is damaged,
+never adopted: a half-finished ``rm -rf`` must not be blessed.
 """
 
 from __future__ import annotations
@@ -34,7 +49,8 @@ from kmodlab.kernels.kernel import MANIFEST, Kernel
 from kmodlab.kernels.progress import progress_reporter
 from kmodlab.kernels.resolution import Resolved, default_apt, parse_spec, resolve
 from kmodlab.kernels.vmlinux import extract_vmlinux
-from kmodlab.paths import atomic_dir, cache_dir, file_lock
+from kmodlab.manifest import ABSENT, check_entry, read_manifest, verify, write_manifest
+from kmodlab.paths import atomic_dir, cache_dir, entry_lock
 from kmodlab.registry.arch import ArchProfile, arch_profile, known_arches
 from kmodlab.registry.series import load_series
 
@@ -53,14 +69,102 @@ def kernels_dir() -> Path:
     return cache_dir("kernels")
 
 
-def load_kernel(entry: Path) -> Kernel | None:
-    """The Kernel in a cache entry, or None if the entry is absent or incomplete."""
-    manifest = entry / MANIFEST
+def _read_kernel(entry: Path) -> Kernel | None:
     try:
-        kernel = Kernel.from_json(manifest.read_text())
+        return Kernel.from_json((entry / MANIFEST).read_text())
     except (OSError, ValueError, TypeError, KeyError):
         return None
-    return kernel if kernel.image.exists() else None
+
+
+_discarded: dict[Path, str] = {}
+"""Entries load_kernel found damaged (and discarded) in this process: fetch() reports them."""
+
+
+def load_kernel(entry: Path, *, locked: bool = False) -> Kernel | None:
+    """The Kernel in a cache entry, or None if the entry is absent or damaged.
+
+    Checks the entry's key files against its manifest (see the module docstring); a damaged
+    entry is discarded (one warning) so that the next provision fetches it again; an entry from
+    before manifests is adopted if it passes the structural checks.  ``locked``: the caller
+    holds the entry lock.
+    """
+    reason = check_entry(entry, "kernel", locked=locked, adopt=_adopt,
+                         then="it will be fetched again")
+    if reason is not None:
+        if reason != ABSENT:
+            _discarded[entry] = reason
+        return None
+    if not _sealed_marker(entry).exists():      # sealed before the marker was written
+        with contextlib.suppress(OSError):      # a read-only cache is fine
+            _mark_sealed(entry)
+    kernel = _read_kernel(entry)
+    # A custom kernel's image is the user's own file, outside the entry.
+    return kernel if kernel is not None and kernel.image.exists() else None
+
+
+def _key_files(kernel: Kernel) -> list[Path]:
+    """What load_kernel checks on every use (paths under kernel.root; others are skipped)."""
+    headers = kernel.headers_dir
+    return [kernel.root / MANIFEST, kernel.root / RESOLVED, kernel.image, kernel.config,
+            kernel.system_map, kernel.modules_dir / "modules.dep",
+            *([kernel.vmlinux] if kernel.vmlinux else []),
+            *(headers / name for name in ("Makefile", ".config", "Module.symvers",
+                                          "include/generated/autoconf.h",
+                                          "include/config/auto.conf",
+                                          "include/config/kernel.release",
+                                          "scripts/basic/fixdep", "scripts/mod/modpost"))]
+
+
+def _in_entry(kernel: Kernel, entry: Path, paths: list[Path]) -> list[Path]:
+    """``paths`` (under kernel.root) that exist, re-rooted at ``entry`` (a temp folder that will
+    become kernel.root, or kernel.root itself)."""
+    out = []
+    for path in paths:
+        try:
+            rel = path.relative_to(kernel.root)
+        except ValueError:
+            continue
+        if (entry / rel).exists():
+            out.append(entry / rel)
+    return out
+
+
+def _seal(entry: Path, kernel: Kernel) -> None:
+    """Write the entry's integrity manifest: every file, with the key files marked.  Last."""
+    write_manifest(entry, key=_in_entry(kernel, entry, _key_files(kernel)))
+
+
+def _sealed_marker(final: Path) -> Path:
+    """Exists once ``final`` has had a manifest; outside the entry, so deleting it spares this."""
+    return final.parent / ".locks" / f"{final.name}.sealed"
+
+
+def _mark_sealed(final: Path) -> None:
+    _sealed_marker(final).parent.mkdir(parents=True, exist_ok=True)
+    _sealed_marker(final).touch()
+
+
+def _adopt(entry: Path) -> bool:
+    """An entry written before manifests: verify its structure, and if it holds, give it a
+    manifest (the module docstring says what is checked).  Called under the entry lock."""
+    kernel = _read_kernel(entry)
+    if kernel is None or kernel.root != entry or _sealed_marker(entry).exists():
+        return False
+    needed = [kernel.image, kernel.config, kernel.modules_dir / "modules.dep"]
+    needed += [kernel.vmlinux] if kernel.vmlinux else []
+    needed += [] if kernel.series == "custom" else [entry / RESOLVED, kernel.system_map]
+    if not all(p.exists() for p in needed) or not kernel.boot_image.stat().st_size:
+        return False
+    if kernel.series != "custom":
+        try:
+            check_headers_tree(kernel.headers_dir)
+        except ProvisionError:
+            return False
+    _seal(entry, kernel)
+    _mark_sealed(entry)
+    log.info("kernel %s: verified an entry written before integrity manifests; adopted it",
+             entry)
+    return True
 
 
 def cached_kernels() -> list[Kernel]:
@@ -93,7 +197,7 @@ def _write_pin(resolved: Resolved) -> None:
 
 def _entry_lock(name: str) -> contextlib.AbstractContextManager[None]:
     """One builder per entry at a time (pytest-xdist workers share the cache)."""
-    return file_lock(cache_dir("kernels", ".locks") / f"{name}.lock")
+    return entry_lock(kernels_dir() / name)
 
 
 def _remove_stale_partials(final: Path) -> None:
@@ -157,7 +261,7 @@ def build_entry(resolved: Resolved, apt: PrivateApt, progress: Progress) -> Kern
     profile = arch_profile(resolved.arch)
     final = kernels_dir() / resolved.release
     with _entry_lock(resolved.release):
-        kernel = load_kernel(final)
+        kernel = load_kernel(final, locked=True)
         if kernel and kernel.package_version == resolved.version:
             return kernel          # another process built it while we waited
         _remove_stale_partials(final)
@@ -166,7 +270,9 @@ def build_entry(resolved: Resolved, apt: PrivateApt, progress: Progress) -> Kern
             tmp.chmod(0o755)      # mkdtemp makes it private; the cache is for every user
             kernel = _populate(tmp, final, resolved, profile, apt, progress)
             (tmp / RESOLVED).write_text(json.dumps(resolved.to_dict(), indent=2))
-            (tmp / MANIFEST).write_text(kernel.to_json())     # last: marks the entry complete
+            (tmp / MANIFEST).write_text(kernel.to_json())
+            _seal(tmp, kernel)                                 # last: marks the entry complete
+        _mark_sealed(final)
         log.info("provisioned %s (%s) in %.1f s", resolved.release, resolved.version,
                  time.monotonic() - started)
         return kernel
@@ -294,7 +400,7 @@ def custom_kernel(arch: str, image: str | Path, headers_dir: str | Path,
     if kernel := load_kernel(final):
         return kernel
     with _entry_lock(final.name):
-        if kernel := load_kernel(final):
+        if kernel := load_kernel(final, locked=True):
             return kernel
         _remove_stale_partials(final)
         with atomic_dir(final) as tmp:
@@ -320,7 +426,52 @@ def custom_kernel(arch: str, image: str | Path, headers_dir: str | Path,
                 headers_dir=headers_dir,
             )
             (tmp / MANIFEST).write_text(kernel.to_json())
+            _seal(tmp, kernel)                                 # last
+        _mark_sealed(final)
         return kernel
+
+
+# --------------------------------------------------------------------------- verify / repair
+
+
+def verify_kernel(kernel: Kernel, *, deep: bool = False) -> str | None:
+    """None if every file of the kernel's cache entry is there with its recorded size (and,
+    ``deep``, its recorded sha256); else what is wrong."""
+    return verify(kernel.root, deep, every_file=True)
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    kernel: Kernel
+    repaired: str | None = None     # the damage found and repaired, if any
+    files: int = 0                  # files verified
+
+
+def fetch(arch: str, spec: str | None = None, flavour: str | None = None,
+          progress: Progress | None = None, *, deep: bool = False) -> FetchResult:
+    """``kmodlab kernels fetch``: provision, then verify the whole entry (every file's size,
+    ``deep``: every hash).  A damaged entry is discarded (one warning) and provisioned again;
+    a ProvisionError if even the fresh one does not verify."""
+    _discarded.clear()
+    kernel = provision(arch, spec, flavour, progress)
+    earlier = _discarded.pop(kernel.root, None)       # provision's own check found damage
+    reason = check_entry(kernel.root, "kernel", deep=deep, every_file=True,
+                         then="fetching it again")
+    if reason is None:
+        return FetchResult(kernel, earlier, _count(kernel.root))
+    kernel = provision(arch, spec, flavour, progress)
+    still = verify_kernel(kernel, deep=deep)
+    if still is not None:
+        raise ProvisionError(f"kernel {kernel.release}: the cache entry {kernel.root} is still "
+                             f"damaged after fetching it again ({still})")
+    return FetchResult(kernel, None if reason == ABSENT else reason, _count(kernel.root))
+
+
+def _count(entry: Path) -> int:
+    data = read_manifest(entry)
+    if isinstance(data, str):
+        return 0
+    return len(data["files"]) + len(data.get("links", {}))
 
 
 # --------------------------------------------------------------------------- listing

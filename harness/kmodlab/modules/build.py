@@ -3,7 +3,11 @@
 A build directory holds the rendered source, the generated Kbuild, the .ko and ``build.log``,
 so a failure can be read and re-run by hand.  Builds are cached under ``cache_dir("builds")``,
 keyed by everything that changes the .ko: template sources, parameters, kernel release and
-arch, and the compiler's version.  A cache hit reads one JSON file.
+arch, and the compiler's version.  Each entry ends with its integrity manifest
+(``kmodlab.manifest``, written last); a cache hit checks it (the .ko and build.json hashed, about
+a millisecond) and reads build.json.  A damaged entry (a corrupted or missing .ko, no manifest)
+is discarded with one warning and rebuilt.  Entries from before manifests have none: they are
+rebuilt once.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ from typing import Any
 
 from kmodlab.errors import BuildError, ConfigError
 from kmodlab.kernels.kernel import Kernel
+from kmodlab.manifest import check_entry, has_manifest, verify, write_manifest
 from kmodlab.modules.params.base import FamilyParams
 from kmodlab.modules.render import MODULES_DIR, RenderedModule, render, template_digest
-from kmodlab.paths import atomic_dir, cache_dir, file_lock
+from kmodlab.paths import atomic_dir, cache_dir, entry_lock
 
 BUILD_RECIPE = "1"
 """Bump when this file changes what goes into a build directory: old cache entries then miss."""
@@ -198,7 +203,11 @@ def _entry_name(stem: str, kernel: Kernel, key: str) -> str:
     return f"{stem}-{kernel.arch}-{major}.{minor}-{key[:16]}"
 
 
-def _load_manifest(directory: Path) -> dict[str, Any] | None:
+def _load_manifest(directory: Path, *, locked: bool = False) -> dict[str, Any] | None:
+    """build.json of an intact cache entry; None if absent or damaged (then discarded, with one
+    warning).  ``locked``: the caller holds the entry lock."""
+    if check_entry(directory, "module build", locked=locked, then="rebuilding it") is not None:
+        return None
     try:
         data = json.loads((directory / MANIFEST).read_text())
     except (OSError, ValueError):
@@ -206,6 +215,23 @@ def _load_manifest(directory: Path) -> dict[str, Any] | None:
     if not (directory / data.get("ko", "")).is_file():
         return None
     return data
+
+
+def _seal(tmp: Path, ko: str | Path) -> None:
+    """Write the integrity manifest: last, once the .ko, build.json and log are in place."""
+    write_manifest(tmp, key=[MANIFEST, ko, LOG])
+
+
+def _kernel_hint(kernel: Kernel) -> str:
+    """When kbuild fails: is the kernel's own cache entry damaged?  (Every file's size: 50-100 ms
+    for a Debian headers tree, only on this error path.)"""
+    if not has_manifest(kernel.root):
+        return ""
+    reason = verify(kernel.root, every_file=True)
+    if reason is None:
+        return ""
+    return (f"\nthe kernel's cache entry {kernel.root} is damaged ({reason}); repair it with: "
+            f"kmodlab kernels fetch --arch {kernel.arch} --kernel {kernel.release}")
 
 
 def _built(directory: Path, data: dict[str, Any], params: Any, cached: bool, t0: float,
@@ -236,7 +262,7 @@ def _need_kernel(kernel: Kernel | None) -> Kernel:
 
 def _entry_lock(name: str) -> contextlib.AbstractContextManager[None]:
     """Serialise builds of one cache entry across processes (pytest-xdist, parallel CLIs)."""
-    return file_lock(cache_dir("builds", ".locks") / f"{name}.lock")
+    return entry_lock(cache_dir("builds") / name)
 
 
 # --- public API -------------------------------------------------------------------------------
@@ -262,7 +288,7 @@ def build(family: str, params: FamilyParams | dict | None = None, kernel: Kernel
     _check_tools(kernel)
     with _entry_lock(final.name):
         # Another process may have built it while we waited for the lock.
-        if force or _load_manifest(final) is None:
+        if force or _load_manifest(final, locked=True) is None:
             with atomic_dir(final) as tmp:
                 _compile(rendered, kernel, tmp, final, key, tool)
     data = _load_manifest(final)
@@ -280,7 +306,8 @@ def _compile(rendered: RenderedModule, kernel: Kernel, tmp: Path, final: Path, k
     if rc != 0 or not ko.is_file():
         kept = _keep_failed(tmp, final.name)
         raise BuildError(describe_failure(log.replace(str(tmp), str(kept)), kept,
-                                          kept / source.name, rendered.template, what))
+                                          kept / source.name, rendered.template, what)
+                         + _kernel_hint(kernel))
     manifest = {
         "module_name": rendered.module_name,
         "family": rendered.family,
@@ -293,6 +320,7 @@ def _compile(rendered: RenderedModule, kernel: Kernel, tmp: Path, final: Path, k
         "warnings": list(find_warnings(log)),
     }
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    _seal(tmp, ko)
 
 
 def _tree_digest(root: Path) -> str:
@@ -360,7 +388,18 @@ def build_source_dir(path: str | Path, kernel: Kernel | None,
         return _built(final, data, mparams, True, t0, load_args)
 
     _check_tools(kernel)
-    with _entry_lock(final.name), atomic_dir(final) as tmp:
+    with _entry_lock(final.name):
+        if not force and (data := _load_manifest(final, locked=True)) is not None:
+            return _built(final, data, mparams, True, t0, load_args)   # built while we waited
+        _build_tree(src, kernel, final, key, tool, module_name)
+    data = _load_manifest(final)
+    assert data is not None
+    return _built(final, data, mparams, False, t0, load_args)
+
+
+def _build_tree(src: Path, kernel: Kernel, final: Path, key: str, tool: str,
+                module_name: str | None) -> None:
+    with atomic_dir(final) as tmp:
         shutil.copytree(src, tmp, symlinks=True, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns(*_PRODUCTS))
         rc, log = run_kbuild(kernel, tmp)
@@ -369,7 +408,8 @@ def build_source_dir(path: str | Path, kernel: Kernel | None,
         what = f"out-of-tree module in {src} for {kernel.release} ({kernel.arch})"
         if rc != 0 or not kos:
             kept = _keep_failed(tmp, final.name)
-            raise BuildError(describe_failure(log.replace(str(tmp), str(kept)), kept, None, None, what))
+            raise BuildError(describe_failure(log.replace(str(tmp), str(kept)), kept, None, None, what)
+                             + _kernel_hint(kernel))
         ko = _pick_ko(kos, module_name, src)
         manifest = {
             "module_name": ko.stem,
@@ -383,9 +423,7 @@ def build_source_dir(path: str | Path, kernel: Kernel | None,
             "warnings": list(find_warnings(log)),
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-    data = _load_manifest(final)
-    assert data is not None
-    return _built(final, data, mparams, False, t0, load_args)
+        _seal(tmp, ko)
 
 
 def _pick_ko(kos: list[Path], module_name: str | None, src: Path) -> Path:
