@@ -41,3 +41,20 @@ def test_quiet_log_has_no_events(tmp_path: Path) -> None:
     watcher = ConsoleWatcher(log)
     watcher.poll_once()
     assert watcher.events == []
+
+
+def test_a_lockup_is_not_fatal_until_it_panics(tmp_path: Path) -> None:
+    """Lockups are kernel events (kind lockup) but the kernel goes on: the guest keeps running
+    (a command that never returns times out); the panic a lockup detector may cause is fatal."""
+    fixtures = Path(__file__).resolve().parent.parent / "fixtures" / "dmesg"
+    log = tmp_path / "console.log"
+    log.write_text((fixtures / "x86_64-6.1-soft-lockup.txt").read_text()
+                   + (fixtures / "x86_64-6.1-hung-task.txt").read_text())
+    watcher = ConsoleWatcher(log)
+    watcher.poll_once()
+    assert watcher.events == []
+    with open(log, "a") as fh:
+        fh.write((fixtures / "x86_64-6.1-softlockup-panic.txt").read_text())
+    watcher.poll_once()
+    event = watcher.first_fatal()
+    assert event is not None and event.kind == "panic" and "softlockup: hung tasks" in event.line

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kmodlab.observe import EventDetector, ParseError, find_events, parse_dmesg
+from kmodlab.observe import EventDetector, ParseError, find_events, find_lockup, parse_dmesg
 from kmodlab.observe.dmesg import classify, parse_line, strip_prefixes
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "fixtures" / "dmesg"
@@ -60,6 +60,20 @@ def test_parse_dmesg_strict_and_lenient() -> None:
     ("UBSAN: array-index-out-of-bounds in drivers/x.c:12:3", "ubsan"),
     ("ap: loading out-of-tree module taints kernel.", "module_taint"),
     ("bp: Unknown symbol kmalloc_trace (err -2)", "module_load_error"),
+    ("watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [insmod:212]", "lockup"),
+    ("BUG: soft lockup - CPU#1 stuck for 23s! [kworker/1:1:40]", "lockup"),
+    ("NMI watchdog: Watchdog detected hard LOCKUP on cpu 1", "lockup"),
+    ("watchdog: Watchdog detected hard LOCKUP on cpu 3", "lockup"),
+    ("watchdog: CPU3: Watchdog detected hard LOCKUP on cpu 3", "lockup"),
+    ("rcu: INFO: rcu_preempt self-detected stall on CPU", "lockup"),
+    ("rcu: INFO: rcu_sched self-detected stall on CPU", "lockup"),
+    ("INFO: rcu_sched self-detected stall on CPU", "lockup"),
+    ("rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:", "lockup"),
+    ("rcu: INFO: rcu_preempt detected expedited stalls on CPUs/tasks: {", "lockup"),
+    ("INFO: rcu_tasks detected stalls on tasks:", "lockup"),
+    ("INFO: task insmod:212 blocked for more than 120 seconds.", "lockup"),
+    ("INFO: task kworker/u4:2:77 blocked for more than 5 seconds.", "lockup"),
+    ("Kernel panic - not syncing: softlockup: hung tasks", "panic"),
 ])
 def test_classify(text: str, kind: str) -> None:
     found = classify(text)
@@ -69,6 +83,10 @@ def test_classify(text: str, kind: str) -> None:
 @pytest.mark.parametrize("text", [
     "random: crng init done", "WARNING: not fatal here", "  BUG: indented is not a header",
     "Run /init as init process", "Oopsie", "ok 1 BUG: in a test name",
+    "NMI watchdog: Perf NMI watchdog permanently disabled",
+    "\"echo 0 > /proc/sys/kernel/hung_task_timeout_secs\" disables this message.",
+    "rcu: \t(detected by 1, t=5252 jiffies, g=1357, q=34 ncpus=2)",
+    "INFO: Stall ended before state dump start",
 ])
 def test_not_triggers(text: str) -> None:
     assert classify(text) is None
@@ -113,6 +131,59 @@ EXPECTED = {
     "printk-caller-sleeping.txt": [
         ("bug", ("bug",), "sleeping function", False, "next event"),
         ("warning", ("warning",), "mm/slab_common.c:493", True, "end marker"),
+    ],
+    # Recorded on Debian 6.1 (x86_64, 2 CPUs, TCG) with a module spinning in its init with
+    # preemption off, blocked in TASK_UNINTERRUPTIBLE, or spinning with interrupts off.
+    "x86_64-6.1-soft-lockup.txt": [
+        ("module_taint", None, "lockmod", True, "single line"),
+        ("module_taint", None, "lockmod", True, "single line"),
+        ("lockup", ("lockup",), "rcu_preempt self-detected stall on CPU", True, "end marker"),
+        ("lockup", ("lockup",), "CPU#0 stuck for 18s! [insmod:116]", True, "end marker"),
+    ],
+    "x86_64-6.1-hung-task.txt": [
+        ("module_taint", None, "lockmod", True, "single line"),
+        ("module_taint", None, "lockmod", True, "single line"),
+        ("lockup", ("lockup",), "insmod:117 blocked for more than 5 seconds", True, "end marker"),
+        ("lockup", ("lockup",), "insmod:117 blocked for more than 10 seconds", True,
+         "end marker"),
+        ("lockup", ("lockup",), "insmod:117 blocked for more than 15 seconds", True,
+         "end marker"),
+    ],
+    "x86_64-6.1-rcu-stall.txt": [
+        ("module_taint", None, "lockmod", True, "single line"),
+        ("module_taint", None, "lockmod", True, "single line"),
+        ("lockup", ("lockup",), "rcu_preempt detected stalls on CPUs/tasks:", True, "end marker"),
+    ],
+    # kernel.softlockup_panic=1: the whole console, and the excerpt the guest layer's console
+    # watcher cut around the panic (what the grader receives in KernelCrash.excerpt).
+    "x86_64-6.1-softlockup-panic.txt": [
+        ("module_taint", None, "lockmod", True, "single line"),
+        ("module_taint", None, "lockmod", True, "single line"),
+        ("lockup", ("lockup",), "CPU#1 stuck for 13s! [insmod:117]", True, "end marker"),
+        ("panic", ("panic",), "softlockup: hung tasks", False, "end of input"),
+    ],
+    "x86_64-6.1-softlockup-panic-excerpt.txt": [
+        ("panic", ("panic",), "softlockup: hung tasks", False, "end of input"),
+    ],
+    # The same on Debian 6.12 arm64: no </TASK>, the report ends with its backtrace.
+    "arm64-6.12-soft-lockup.txt": [
+        ("module_taint", None, "lockmod", True, "single line"),
+        ("module_taint", None, "lockmod", True, "single line"),
+        ("lockup", ("lockup",), "CPU#0 stuck for 11s! [insmod:167]", True, "end of backtrace"),
+        ("lockup", ("lockup",), "CPU#0 stuck for 22s! [insmod:167]", True, "end of backtrace"),
+    ],
+    "arm64-6.12-hung-task.txt": [
+        ("module_taint", None, "lockmod", True, "single line"),
+        ("module_taint", None, "lockmod", True, "single line"),
+        ("lockup", ("lockup",), "insmod:168 blocked for more than 5 seconds", True,
+         "end of backtrace"),
+        ("lockup", ("lockup",), "insmod:168 blocked for more than 10 seconds", True,
+         "end of backtrace"),
+        ("lockup", ("lockup",), "insmod:168 blocked for more than 15 seconds", True,
+         "end of backtrace"),
+    ],
+    "arm64-6.12-softlockup-panic-excerpt.txt": [
+        ("panic", ("panic",), "softlockup: hung tasks", False, "end of input"),
     ],
 }
 
@@ -203,3 +274,58 @@ def test_event_becomes_a_kernel_crash() -> None:
     crash = events[0].as_crash(state="running module", log_path="/tmp/console.log")
     assert isinstance(crash, KernelCrash) and crash.kind == "oops"
     assert "Internal error: Oops" in crash.excerpt and "running module" in str(crash)
+
+
+LOCKUP_SCENARIOS = {
+    "x86_64-6.1-soft-lockup.txt": ["RCU stall", "soft lockup"],
+    "x86_64-6.1-hung-task.txt": ["hung task"] * 3,
+    "x86_64-6.1-rcu-stall.txt": ["RCU stall"],
+    "x86_64-6.1-softlockup-panic.txt": ["soft lockup", "soft lockup"],
+    "x86_64-6.1-softlockup-panic-excerpt.txt": ["soft lockup"],
+    "arm64-6.12-soft-lockup.txt": ["soft lockup", "soft lockup"],
+    "arm64-6.12-hung-task.txt": ["hung task"] * 3,
+    "arm64-6.12-softlockup-panic-excerpt.txt": ["soft lockup"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(LOCKUP_SCENARIOS))
+def test_lockups_say_what_locked_up(name: str) -> None:
+    text = (SCENARIOS / name).read_text()
+    events = find_events(text)
+    assert [e.lockup for e in events if e.lockup] == LOCKUP_SCENARIOS[name]
+    first = find_lockup(text)
+    assert first is not None and first.lockup == LOCKUP_SCENARIOS[name][0]
+    for event in events:
+        if event.kind == "lockup":
+            assert event.title == event.lines[0].text      # the header line leads the report
+            assert event.is_complaint and not event.is_crash
+            last = event.excerpt.splitlines()[-1]
+            assert last.endswith("</TASK>") if name.startswith("x86_64") else \
+                last.endswith("el0t_64_sync+0x190/0x198")
+    done = [e for e in events if "lockmod: done" in e.text]
+    assert not done                                  # the module's next line is not swallowed
+
+
+def test_lockup_panics_name_their_detector() -> None:
+    for reason, what in [("softlockup: hung tasks", "soft lockup"), ("Hard LOCKUP", "hard lockup"),
+                         ("hung_task: blocked tasks", "hung task"), ("RCU Stall", "RCU stall"),
+                         ("Watchdog detected hard LOCKUP on cpu 2", "hard lockup")]:
+        (event,) = find_events(f"[ 9.0] Kernel panic - not syncing: {reason}\n")
+        assert event.kind == "panic" and event.is_crash and event.lockup == what
+    (fatal,) = find_events("[ 9.0] Kernel panic - not syncing: Fatal exception\n")
+    assert fatal.lockup is None and find_lockup("[ 9.0] Kernel panic - not syncing: x\n") is None
+
+
+def test_a_panic_after_a_lockup_header_joins_its_report() -> None:
+    text = ("[ 1.0] watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [insmod:99]\n"
+            "[ 1.1] Modules linked in: kml(OE+)\n"
+            "[ 1.2] Kernel panic - not syncing: softlockup: hung tasks\n"
+            "[ 1.3] ---[ end Kernel panic - not syncing: softlockup: hung tasks ]---\n")
+    (event,) = find_events(text)
+    assert event.kind == "panic" and event.kinds == ("lockup", "panic") and event.complete
+    assert event.lockup == "soft lockup" and event.title.startswith("watchdog: BUG: soft lockup")
+
+
+def test_lockups_are_not_crash_kinds() -> None:
+    from kmodlab.observe.dmesg import BENIGN_KINDS, CRASH_KINDS
+    assert "lockup" not in CRASH_KINDS and "lockup" not in BENIGN_KINDS

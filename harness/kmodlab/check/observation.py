@@ -2,8 +2,9 @@
 :class:`Observation`), plus small readers for the module's KTAP output.
 
 A probe is one module configuration.  Around it the check shrinks the slab caches whose counts
-it compares (``kmem_cache_shrink()`` through ``/sys/kernel/slab/<cache>/shrink``: afterwards
-/proc/slabinfo's active_objs counts live objects only, mm/slub.c:get_slabinfo()), and reads
+it compares (``kmem_cache_shrink()`` through ``/sys/kernel/slab/<cache>/shrink``, with
+:func:`kmodlab.phases.shrink_slabs`: afterwards /proc/slabinfo's active_objs counts live objects
+only, mm/slub.c:get_slabinfo()), and reads
 what is only visible between the phases (sysfs links, /proc/zoneinfo).
 """
 

@@ -59,10 +59,13 @@ def _phase_to_dict(phase: Phase | None, keep: set[str] | None, *, before: bool =
                    after: bool = True) -> dict[str, Any] | None:
     if phase is None:
         return None
-    return {"name": phase.name, "command": phase.command.command,
+    data = {"name": phase.name, "command": phase.command.command,
             "exit_status": phase.command.exit_status, "log": phase.log,
             "before": _snapshot_to_dict(phase.before, keep) if before else None,
             "after": _snapshot_to_dict(phase.after, keep) if after else None}
+    if phase.notes:     # how the log was read, when unusual (kmodlab.phases): kept if any
+        data["notes"] = list(phase.notes)
+    return data
 
 
 def _phase_from_dict(data: dict[str, Any] | None, stand_in: ProcSnapshot | None
@@ -82,7 +85,7 @@ def _phase_from_dict(data: dict[str, Any] | None, stand_in: ProcSnapshot | None
         return stand_in
 
     return Phase(data["name"], command, log, parse_ktap(log), find_events(log),
-                 snap(data["before"]), snap(data["after"]), 0.0)
+                 snap(data["before"]), snap(data["after"]), 0.0, list(data.get("notes", [])))
 
 
 def observation_to_dict(obs: Observation, *, trim: bool = False) -> dict[str, Any]:

@@ -6,16 +6,17 @@
 For each probe: build the module (cached), run the ``before`` commands, shrink the compared
 slab caches, load (the runner snapshots /proc around insmod), run the ``between`` commands,
 shrink again and snapshot (``held``), unload, shrink and snapshot (``released``).  Then the
-family's comparator turns the observation and the model into rows.
+family's comparator turns the observation and the model into rows.  Loading and unloading go
+through the runner's :class:`~kmodlab.phases.PhaseEngine`, shrinking through
+:func:`kmodlab.phases.shrink_slabs`, as in the lab grader.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 
-from kmodlab.channel.protocol import shell_quote
 from kmodlab.check.families import CHECKS, FamilyCheck
 from kmodlab.check.observation import Observation, Probe
 from kmodlab.check.report import CheckReport, FamilyResult
@@ -24,21 +25,10 @@ from kmodlab.guest import Guest, GuestOptions
 from kmodlab.kernels.kernel import Kernel
 from kmodlab.model import Model
 from kmodlab.modules import build, parse_params
-from kmodlab.runner import LoadedModule, ModuleRun, ProcSnapshot
+from kmodlab.phases import shrink_slabs, take_snapshot
+from kmodlab.runner import LoadedModule, ModuleRun
 
 log = logging.getLogger(__name__)
-
-
-def shrink_caches(guest: Guest, caches: Iterable[str]) -> None:
-    """kmem_cache_shrink() each cache through sysfs (mm/slub.c:shrink_store()): CPU and
-    per-cpu partial slabs are flushed and empty slabs freed, so slabinfo's active_objs is the
-    number of live objects until the next allocation.  Caches that do not exist are skipped."""
-    names = sorted(set(caches))
-    if not names:
-        return
-    paths = " ".join(shell_quote(f"/sys/kernel/slab/{name}/shrink") for name in names)
-    guest.run(f"for f in {paths}; do [ -e \"$f\" ] && echo 1 > \"$f\"; done; true",
-              isolate=False, check=True)
 
 
 def _commands(guest: Guest, commands: dict[str, str] | object) -> dict[str, str]:
@@ -51,17 +41,15 @@ def observe(guest: Guest, kernel: Kernel, probe: Probe) -> Observation:
     params = parse_params(probe.family, list(probe.params))
     built = build(probe.family, params, kernel)
     before = _commands(guest, probe.before)
-    shrink_caches(guest, probe.shrink)
+    shrink_slabs(guest, probe.shrink)
     module = LoadedModule(guest, built)
     load = module.load()
     if not module.loaded:
         return Observation(probe, params, ModuleRun(built, load, None), before=before)
     between = _commands(guest, probe.between)
-    shrink_caches(guest, probe.shrink)
-    held = ProcSnapshot.capture(guest)
+    held = take_snapshot(guest, shrink=probe.shrink)
     unload = module.unload()
-    shrink_caches(guest, probe.shrink)
-    released = ProcSnapshot.capture(guest)
+    released = take_snapshot(guest, shrink=probe.shrink)
     return Observation(probe, params, ModuleRun(built, load, unload), held, released, before,
                        between)
 

@@ -18,7 +18,10 @@ from kmodlab.observe.dmesg import CRASH_KINDS, classify, parse_line
 def classify_console_line(raw: str) -> str | None:
     """The crash kind of a console line (panic, oops, bug, kasan, kfence), else None.
 
-    One classifier for the whole project: kmodlab.observe.dmesg decides what a report is.
+    One classifier for the whole project: kmodlab.observe.dmesg decides what a report is.  Other
+    reports are not fatal: a WARNING, a slab leak, or a lockup (soft/hard lockup, RCU stall, hung
+    task: the kernel goes on, and a command that never returns times out), unless the kernel
+    panics on it, and then the panic line is fatal.
     """
     line = parse_line(raw)
     verdict = classify(line.text if line else raw)

@@ -12,13 +12,18 @@ records what the lab's checks need (:class:`Observations`) and classifies how it
 
 Reads from the guest are bounded (``head -c``, ``dmesg | tail -c``), so a module that prints
 without end cannot exhaust the grader's memory or disk.
+
+Each step that runs something in the guest (load, unload, read, write, run) is a phase of the
+shared :class:`~kmodlab.phases.PhaseEngine`, as for the runner and the cross-check: marker,
+command, the kernel log after the marker (bounded by the lab's ``dmesg_bytes``), KTAP and
+kernel events; snapshots shrink the slab caches first when the lab asks for it.  Whether a
+kernel report is a lockup (a hang, not a crash) is :mod:`kmodlab.observe.dmesg`'s decision.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import secrets
 import signal
 import threading
 import time
@@ -39,12 +44,13 @@ from kmodlab.labs.schema import Step
 from kmodlab.labs.views import OutputView
 from kmodlab.modules.build import BuiltModule
 from kmodlab.observe import KernelEvent, KtapDocument, find_events, parse_ktap
-from kmodlab.runner import ProcSnapshot
+from kmodlab.observe.dmesg import find_lockup
+from kmodlab.phases import PhaseEngine, ProcSnapshot
 
 log = logging.getLogger(__name__)
 
 GUEST_DIR = "/tmp/kmodlab-lab"
-SHRINK_ALL = ("for f in /sys/kernel/slab/*/shrink; do echo 1 > \"$f\"; done 2>/dev/null; true")
+MARKER_PREFIX = "kmodlab-lab"
 EXCERPT_CHARS = 6000
 
 
@@ -147,9 +153,8 @@ class SubmissionRun:
         self.options = options or guest_options(lab)
         self.obs = Observations()
         self.guest: Guest | None = None
+        self.engine: PhaseEngine | None = None
         self._in_student_phase = False
-        self._phase_label = ""
-        self._console_offset = 0
 
     # ------------------------------------------------------------------ entry point
     def execute(self) -> Observations:
@@ -162,6 +167,8 @@ class SubmissionRun:
         except OSError as exc:
             raise HarnessFault(f"the guest did not start: {type(exc).__name__}: {exc}") from exc
         self.guest = guest
+        self.engine = PhaseEngine(guest, log_bytes=self.spec.limits.dmesg_bytes,
+                                  shrink=bool(self.spec.shrink_slabs), marker_prefix=MARKER_PREFIX)
         self.obs.seconds["guest_start"] = time.monotonic() - t0
         try:
             with _FloodWatch(guest, self.spec.limits.console_bytes) as flood:
@@ -199,9 +206,9 @@ class SubmissionRun:
         if not self._in_student_phase:
             raise HarnessFault(f"the kernel crashed before the module was loaded ({exc.kind}):"
                                f"\n{_first_lines(excerpt, 20)}") from exc
-        if "soft lockup" in excerpt or "hung_task" in excerpt or "rcu_sched self-detected stall" in excerpt \
-                or "rcu: INFO: rcu_preempt self-detected stall" in excerpt:
-            self.obs.hang = "a CPU was stuck in the module (soft lockup / RCU stall)"
+        lockup = find_lockup(excerpt)
+        if lockup is not None:
+            self.obs.hang = f"the kernel detected a {lockup.lockup} in the module: {lockup.title}"
             self.obs.crash = excerpt
             self.obs.crash_kind = "lockup"
             return
@@ -235,7 +242,7 @@ class SubmissionRun:
     def _run_all(self, guest: Guest) -> None:
         guest_path = f"{GUEST_DIR}/{self.built.ko_path.name}"
         with self._harness("copying the module into the guest"):
-            guest.run(f"mkdir -p {GUEST_DIR}", isolate=False, check=True)
+            guest.run(f"mkdir -p {shell_quote(GUEST_DIR)}", isolate=False, check=True)
             guest.push(self.built.ko_path, guest_path)
         with self._harness("reading /proc before loading"):
             self.obs.snapshots["before"] = self._snapshot(guest)
@@ -284,51 +291,32 @@ class SubmissionRun:
     def _salvage_console(self, guest: Guest) -> None:
         """After a crash or hang dmesg cannot be read: take the phase's kernel messages (KTAP
         lines printed before the end, the report itself) from the console log instead."""
-        if not self._phase_label or self._phase_label in self.obs.phase_logs:
+        start = self.engine.current if self.engine is not None else None
+        if start is None or start.name in self.obs.phase_logs:
             return
-        limit = self.spec.limits.dmesg_bytes
-        try:
-            with open(guest.console_log, "rb") as fh:
-                fh.seek(self._console_offset)
-                data = fh.read(limit)
-        except OSError:
+        text = self.engine.console_since_start(self.spec.limits.dmesg_bytes)  # type: ignore[union-attr]
+        if text is None:
             return
-        text = data.decode("utf-8", errors="replace")
-        self.obs.phase_logs[self._phase_label] = text
+        self.obs.phase_logs[start.name] = text
         self.obs.ktap.extend(parse_ktap(text))
         self.obs.events.extend(e for e in find_events(text)
                                if e.kind not in {x.kind for x in self.obs.events})
 
     def _phase(self, guest: Guest, label: str, command: str, timeout: float) -> CommandResult:
-        """Run one student-facing command with the kernel log it produced cut out by marker."""
-        marker = f"kmodlab-lab-{label}-{secrets.token_hex(6)}"
+        """Run one student-facing command as a phase of the engine: its kernel log (cut at the
+        phase's marker, at most ``dmesg_bytes``), KTAP and kernel events join the observations."""
+        assert self.engine is not None and self.engine.guest is guest
         try:
-            self._console_offset = guest.console_log.stat().st_size
-        except OSError:
-            self._console_offset = 0
-        self._phase_label = label
-        guest.run(f"echo {marker} > /dev/kmsg", isolate=False, check=True)
-        t0 = time.monotonic()
-        try:
-            result = guest.run(command, timeout=timeout)
+            phase = self.engine.run(label, command, timeout=timeout)
         finally:
-            self.obs.seconds[label] = time.monotonic() - t0
-        text = self._dmesg_since(guest, marker)
-        self.obs.phase_logs[label] = text
-        self.obs.ktap.extend(parse_ktap(text))
-        self.obs.events.extend(find_events(text))
-        return result
-
-    def _dmesg_since(self, guest: Guest, marker: str) -> str:
-        limit = self.spec.limits.dmesg_bytes
-        text = guest.run(f"dmesg | tail -c {limit}", isolate=False, check=True).stdout
-        idx = text.rfind(marker)
-        if idx < 0:
-            self.obs.notes.append("the kernel log overflowed its ring buffer (the module printed "
-                                  "too much); only its most recent part was read")
-            return text
-        nl = text.find("\n", idx)
-        return text[nl + 1:] if nl >= 0 else ""
+            start = self.engine.current
+            if start is not None and start.name == label and start.seconds is not None:
+                self.obs.seconds[label] = start.seconds
+        self.obs.notes.extend(phase.notes)
+        self.obs.phase_logs[label] = phase.log
+        self.obs.ktap.extend(phase.ktap)
+        self.obs.events.extend(phase.events)
+        return phase.command
 
     def _load(self, guest: Guest, step: Step, guest_path: str) -> None:
         spec = step.load
@@ -377,7 +365,7 @@ class SubmissionRun:
             path = self._render(spec.path)
             command = f"head -c {limit + 1} {shell_quote(path)}"
         else:
-            out = f"{GUEST_DIR}/.run-out"
+            out = shell_quote(f"{GUEST_DIR}/.run-out")
             command = (f"( {self._render(spec.command)} ) > {out} 2>&1; rc=$?; "
                        f"head -c {limit + 1} {out}; rm -f {out}; exit $rc")
         result = self._phase(guest, name, command, timeout)
@@ -390,9 +378,9 @@ class SubmissionRun:
                                             truncated)
 
     def _snapshot(self, guest: Guest) -> ProcSnapshot:
-        if self.spec.shrink_slabs:
-            guest.run(SHRINK_ALL, timeout=30, isolate=False)
-        return ProcSnapshot.capture(guest)
+        """/proc now (every slab cache shrunk first when the lab sets ``shrink_slabs``)."""
+        assert self.engine is not None and self.engine.guest is guest
+        return self.engine.snapshot()
 
 
 def _first_lines(text: str, n: int) -> str:

@@ -10,6 +10,7 @@ from kmodlab.observe.dmesg import (
     EventDetector,
     KernelEvent,
     find_events,
+    find_lockup,
     parse_dmesg,
 )
 from kmodlab.observe.errors import ParseError
@@ -29,6 +30,7 @@ __all__ = [
     "MemInfo", "Pageset", "ParseError", "SlabCache", "SlabInfo", "VmallocEntry", "VmallocInfo",
     "Zone", "ZoneInfo",
     "diff_buddyinfo", "diff_meminfo", "diff_slabinfo", "diff_vmallocinfo", "find_events",
+    "find_lockup",
     "parse_buddyinfo", "parse_dmesg", "parse_ktap", "parse_meminfo", "parse_slabinfo",
     "parse_vmallocinfo", "parse_zoneinfo",
 ]

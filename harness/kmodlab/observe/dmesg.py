@@ -9,7 +9,9 @@ Accepted line prefixes (kernel/printk/printk.c:info_print_prefix() and devkmsg_r
 
 Events: a *trigger* line starts a report; the report runs until its end marker
 (``---[ end trace ...]---`` from kernel/panic.c:print_oops_end_marker(), ``---[ end Kernel panic``
-from panic(), or the closing ``=====`` line of a KASAN/KFENCE report), until the next unrelated
+from panic(), the closing ``=====`` line of a KASAN/KFENCE report; a lockup report has no end
+marker of its own: the `` </TASK>`` closing an x86 backtrace ends it, or on arm64 the first
+unindented line after its ``Call trace:`` frames), until the next unrelated
 report starts, or for at most ``max_lines`` lines.  Triggers that belong to the report already
 open are folded into it: the ``Oops:`` line after ``BUG: kernel NULL pointer dereference``, the
 ``invalid opcode`` after ``kernel BUG at``, the kmem_cache_destroy() WARNING inside a slab-leak
@@ -21,6 +23,18 @@ Classification choices (documented because they differ from a naive "BUG: means 
 ``BUG: KFENCE:`` are ``kasan``/``kfence``; SLUB's ``BUG <cache> (...): Objects remaining`` is a
 ``slab_leak`` (mm/slub.c:list_slab_objects()), other ``BUG <cache> (...)`` lines are slab
 corruption, kind ``bug``.
+
+Lockups are kind ``lockup``, whatever detector reported them: the soft lockup and hard lockup
+watchdogs (kernel/watchdog.c, ``watchdog: BUG: soft lockup - CPU#0 stuck for 22s!``, ``NMI
+watchdog: Watchdog detected hard LOCKUP on cpu 1``), RCU stall warnings of every flavour
+(kernel/rcu/tree_stall.h, ``rcu: INFO: rcu_preempt self-detected stall on CPU``, ``rcu: INFO:
+rcu_sched detected stalls on CPUs/tasks:``, expedited and RCU-tasks stalls too) and the hung task
+detector (kernel/hung_task.c, ``INFO: task insmod:212 blocked for more than 120 seconds.``).  A
+lockup is a complaint but not a crash: the kernel goes on (the guest layer does not stop it).  When
+the kernel is told to panic on one (softlockup_panic, hung_task_panic, panic_on_rcu_stall...), the
+panic is folded into the lockup report, or, if the report's header is not in the text, the panic's
+own reason (``softlockup: hung tasks``, ``Hard LOCKUP``, ``RCU Stall``...) names the lockup:
+:attr:`KernelEvent.lockup` says which in both cases.
 """
 
 from __future__ import annotations
@@ -113,9 +127,30 @@ BENIGN_KINDS = frozenset({"module_taint"})
 """Kinds expected on every load of an out-of-tree, unsigned module: not a complaint."""
 
 _T = re.compile
+# The lockup detectors' header lines, as (what, pattern).  The prefixes are the detectors'
+# pr_fmt(): "watchdog: " (kernel/watchdog.c), "NMI watchdog: " (6.1's kernel/watchdog_hld.c),
+# "rcu: " (kernel/rcu/tree.c); older kernels print the same messages without them.
+LOCKUPS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("soft lockup", _T(r"^(?:watchdog: )?BUG: soft lockup - (?P<subject>CPU#\d+ stuck for .*)")),
+    ("hard lockup", _T(r"^(?:(?:NMI )?watchdog: )?(?:CPU\d+: )?Watchdog detected "
+                       r"(?P<subject>hard LOCKUP on cpu \d+.*)")),
+    ("RCU stall", _T(r"^(?:rcu: )?INFO: (?P<subject>\S+ self-detected stall on CPU.*)")),
+    ("RCU stall", _T(r"^(?:rcu: )?INFO: (?P<subject>\S+ detected (?:expedited )?stalls on "
+                     r"(?:CPUs/tasks|tasks).*)")),
+    ("hung task", _T(r"^INFO: task (?P<subject>.+:\d+ blocked for more than \d+ seconds)")),
+)
+# panic() reasons of the detectors told to panic (softlockup_panic, hardlockup_panic,
+# hung_task_panic, panic_on_rcu_stall).
+LOCKUP_PANICS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("soft lockup", _T(r"^softlockup: hung tasks")),
+    ("hard lockup", _T(r"^(?:Hard LOCKUP|(?:CPU\d+: )?Watchdog detected hard LOCKUP)")),
+    ("RCU stall", _T(r"^RCU Stall")),
+    ("hung task", _T(r"^hung_task: blocked tasks")),
+)
 # (kind, pattern) in matching order; the named group "subject" says what the report is about.
 TRIGGERS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("panic", _T(r"^Kernel panic - not syncing:? ?(?P<subject>.*)")),
+    *(("lockup", pattern) for _what, pattern in LOCKUPS),
     ("kasan", _T(r"^BUG: KASAN: (?P<subject>.*)")),
     ("kfence", _T(r"^BUG: KFENCE: (?P<subject>.*)")),
     ("ubsan", _T(r"^UBSAN: (?P<subject>.*)")),
@@ -157,6 +192,8 @@ MODULE_MESSAGES: tuple[tuple[str, re.Pattern[str]], ...] = (
 _END_TRACE = _T(r"^---\[ end (?:trace|Kernel panic)")
 _SEPARATOR = _T(r"^(?:=+|-+\[ cut here \]-+)$")
 _EQUALS = _T(r"^={20,}$")
+_END_TASK = _T(r"^\s*</TASK>\s*$")  # x86 show_stack(): the end of a lockup's backtrace
+_ARM64_TRACE = _T(r"^Call trace:$")  # arm64 dump_backtrace(): indented frames follow
 _ABSORB_WINDOW = 20  # an oops/BUG trigger this close to an open oops/BUG is the same report
 
 
@@ -175,6 +212,15 @@ def classify(text: str) -> tuple[str, str] | None:
     return None
 
 
+def lockup_of(text: str) -> str | None:
+    """What lockup a header line reports ("soft lockup", "hard lockup", "RCU stall", "hung
+    task"), or None."""
+    for what, pattern in LOCKUPS:
+        if pattern.match(text):
+            return what
+    return None
+
+
 @dataclass(frozen=True)
 class KernelEvent:
     """One report.  ``kind`` is the kind of its first trigger (``panic`` if a panic occurred in
@@ -186,7 +232,8 @@ class KernelEvent:
     subject: str
     lines: tuple[DmesgLine, ...]
     complete: bool
-    ended_by: str          # "end marker", "single line", "next event", "line limit", "end of input"
+    ended_by: str          # "end marker", "single line", "next event", "line limit", "end of input",
+    #                        "end of backtrace" (a lockup report on arm64)
     line_no: int
     timestamp: float | None
 
@@ -210,6 +257,19 @@ class KernelEvent:
         return self.kind not in BENIGN_KINDS
 
     @property
+    def lockup(self) -> str | None:
+        """What kind of lockup this report is ("soft lockup", "hard lockup", "RCU stall", "hung
+        task"), or None: a lockup header, possibly followed by the panic it caused, or a panic
+        whose reason is a lockup detector's."""
+        if "lockup" in self.kinds:
+            return lockup_of(self.title)
+        if self.kind == "panic":
+            for what, pattern in LOCKUP_PANICS:
+                if pattern.match(self.subject):
+                    return what
+        return None
+
+    @property
     def module(self) -> str | None:
         """For module_* events, the module name."""
         return self.subject if self.kind.startswith("module_") else None
@@ -230,6 +290,7 @@ class _Open:
     line_no: int
     timestamp: float | None
     last_trigger_at: int = 0
+    in_backtrace: bool = False   # an arm64 "Call trace:" of a lockup report is being printed
 
     def close(self, complete: bool, ended_by: str) -> KernelEvent:
         return KernelEvent(self.kind, tuple(self.kinds), self.title, self.subject,
@@ -279,6 +340,9 @@ class EventDetector:
         done: list[KernelEvent] = []
         found = classify(line.text)
         cur = self._open
+        if cur is not None and cur.in_backtrace and not line.text[:1].isspace():
+            done.append(self._close(True, "end of backtrace"))
+            cur = None
         if cur is not None:
             report_trigger = found is not None and not found[0].startswith("module_")
             if report_trigger and not _absorbs(cur, found[0]):  # type: ignore[index]
@@ -290,8 +354,11 @@ class EventDetector:
                     cur.last_trigger_at = len(cur.lines) - 1
                     if found[0] == "panic":  # type: ignore[index]
                         cur.kind = "panic"
+                if cur.kind == "lockup" and _ARM64_TRACE.match(line.text):
+                    cur.in_backtrace = True
                 if _END_TRACE.match(line.text) or (
-                        cur.kind in ("kasan", "kfence") and _EQUALS.match(line.text)):
+                        cur.kind in ("kasan", "kfence") and _EQUALS.match(line.text)) or (
+                        cur.kind == "lockup" and _END_TASK.match(line.text)):
                     done.append(self._close(True, "end marker"))
                 elif len(cur.lines) >= self.max_lines:
                     done.append(self._close(False, "line limit"))
@@ -348,6 +415,11 @@ def find_events(text: str | Iterable[str], max_lines: int = 100) -> list[KernelE
             detector.feed_line(raw)
     detector.finish()
     return list(detector.events)
+
+
+def find_lockup(text: str | Iterable[str], max_lines: int = 100) -> KernelEvent | None:
+    """The first lockup report in a log (see :attr:`KernelEvent.lockup`), or None."""
+    return next((e for e in find_events(text, max_lines) if e.lockup), None)
 
 
 parse = parse_dmesg

@@ -1,0 +1,361 @@
+"""One module phase in a guest, the same for the runner, the lab grader and the cross-check.
+
+A *phase* is one command run against a module (``insmod``, ``rmmod``, a lab's read/write/run
+step) together with what it did to the kernel.  :class:`PhaseEngine` runs it in this order:
+
+1. optionally shrinks slab caches (every cache, or named ones) and takes a /proc snapshot
+   (:class:`ProcSnapshot`);
+2. writes a unique marker to /dev/kmsg and remembers where the console log ends
+   (:attr:`PhaseEngine.current`, which a caller reads after a crash to salvage the console);
+3. runs the command with a timeout;
+4. reads the kernel log after the marker, cut in the guest and bounded
+   (``dmesg | sed -n '/<marker>/,$p' | tail -c LIMIT``, see :meth:`PhaseEngine.read_log`);
+5. parses the KTAP documents and kernel events (oops, WARN, slab leak, lockup...) of that log;
+6. optionally shrinks and takes a /proc snapshot after.
+
+The result is a :class:`PhaseRecord`; :class:`kmodlab.runner.Phase` is the same record with both
+snapshots present.  Timeouts and crashes are not caught here: a KernelCrash or CommandTimeout
+from the guest goes to the caller, which classifies it (the grader charges it to the student,
+the runner lets it through).
+
+The log read is bounded, so a module that prints without end cannot exhaust the host's memory:
+
+* the marker in dmesg: the lines after it (their most recent LIMIT bytes when the phase printed
+  more, with a note);
+* the marker not in dmesg (read again a few times): the ring buffer overflowed and lost it
+  (``echo > /dev/kmsg`` stores the marker before the command starts, so a marker that is gone was
+  overwritten, and everything dmesg still holds is from this phase).  The console log, which
+  receives every kernel line, gives the phase from its marker; if it does not show the marker
+  either, the most recent LIMIT bytes of dmesg are the phase's.  Either way a note says so.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
+
+from kmodlab.channel.protocol import CommandResult, shell_quote
+from kmodlab.errors import GuestError
+from kmodlab.observe import (
+    BuddyInfo,
+    KernelEvent,
+    KtapDocument,
+    MemInfo,
+    SlabInfo,
+    VmallocInfo,
+    find_events,
+    parse_buddyinfo,
+    parse_ktap,
+    parse_meminfo,
+    parse_slabinfo,
+    parse_vmallocinfo,
+)
+
+if TYPE_CHECKING:
+    from kmodlab.guest import Guest
+
+PROC_FILES = ("/proc/slabinfo", "/proc/buddyinfo", "/proc/vmallocinfo", "/proc/meminfo")
+_SEPARATOR = "--kmodlab-proc-separator--"
+
+LOG_BYTES = 4 << 20
+"""Default bound of one phase's kernel log (more than a guest's ring buffer holds)."""
+MARKER_ATTEMPTS = 5
+"""How many times dmesg is read while the phase marker does not show."""
+CONSOLE_SEARCH_BYTES = 1 << 20
+"""How far past the phase's start the console log is searched for the marker."""
+
+OVERFLOW_NOTE = ("the kernel log overflowed its ring buffer (the module printed too much); "
+                 "only its most recent part was read")
+
+
+@dataclass(frozen=True)
+class ProcSnapshot:
+    """The allocator-facing /proc files, read in one round trip and parsed."""
+
+    slabinfo: SlabInfo
+    buddyinfo: BuddyInfo
+    vmallocinfo: VmallocInfo
+    meminfo: MemInfo
+    raw: dict[str, str] = field(repr=False, default_factory=dict)
+
+    @classmethod
+    def capture(cls, guest: Guest) -> ProcSnapshot:
+        command = f"; echo {_SEPARATOR}; ".join(f"cat {path}" for path in PROC_FILES)
+        result = guest.run(command, isolate=False, check=True)
+        parts = result.stdout.split(_SEPARATOR + "\n")
+        if len(parts) != len(PROC_FILES):
+            raise GuestError(f"reading {', '.join(PROC_FILES)} returned {len(parts)} parts")
+        raw = dict(zip(PROC_FILES, parts, strict=True))
+        return cls(parse_slabinfo(raw["/proc/slabinfo"]), parse_buddyinfo(raw["/proc/buddyinfo"]),
+                   parse_vmallocinfo(raw["/proc/vmallocinfo"]), parse_meminfo(raw["/proc/meminfo"]),
+                   raw)
+
+
+# --------------------------------------------------------------------------- slab shrinking
+
+Shrink = bool | Iterable[str]
+"""Which slab caches to shrink before a snapshot: False none, True every cache, or names."""
+
+
+def shrink_command(caches: Shrink = True) -> str | None:
+    """The shell command that kmem_cache_shrink()s ``caches`` through sysfs
+    (mm/slub.c:shrink_store(): CPU and per-cpu partial slabs are flushed and empty slabs freed,
+    so slabinfo's active_objs is the number of live objects until the next allocation).
+
+    True: every cache; names: those caches (shell-quoted; caches that do not exist are skipped,
+    a module's own cache exists only while it is loaded); False or no names: None, nothing to do.
+    """
+    if caches is False:
+        return None
+    if caches is True:
+        paths = "/sys/kernel/slab/*/shrink"
+    else:
+        names = sorted({caches} if isinstance(caches, str) else set(caches))
+        if not names:
+            return None
+        paths = " ".join(shell_quote(f"/sys/kernel/slab/{name}/shrink") for name in names)
+    return f'for f in {paths}; do [ -e "$f" ] && echo 1 > "$f"; done 2>/dev/null; true'
+
+
+def shrink_slabs(guest: Guest, caches: Shrink = True, timeout: float = 30.0) -> None:
+    """Shrink ``caches`` (see :func:`shrink_command`) in ``guest``."""
+    command = shrink_command(caches)
+    if command is not None:
+        guest.run(command, timeout=timeout, isolate=False, check=True)
+
+
+def take_snapshot(guest: Guest, shrink: Shrink = False) -> ProcSnapshot:
+    """Shrink ``shrink`` (nothing by default), then read the /proc snapshot."""
+    shrink_slabs(guest, shrink)
+    return ProcSnapshot.capture(guest)
+
+
+# --------------------------------------------------------------------------- the phase record
+
+@dataclass
+class PhaseRecord:
+    """What one phase did.  ``before``/``after`` are None when not asked for; ``notes`` say
+    what was unusual about the log read (ring buffer overflow, a log past its bound)."""
+
+    name: str
+    command: CommandResult
+    log: str                        # the kernel log lines of this phase
+    ktap: list[KtapDocument]
+    events: list[KernelEvent]
+    before: ProcSnapshot | None
+    after: ProcSnapshot | None
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def complaints(self) -> list[KernelEvent]:
+        """Kernel reports of this phase other than the expected out-of-tree taint notices."""
+        return [e for e in self.events if e.is_complaint]
+
+    @property
+    def ok(self) -> bool:
+        """The command succeeded, every KTAP document passed, and no crash/WARN/leak report."""
+        return self.command.ok and all(doc.ok for doc in self.ktap) and not self.complaints
+
+    def result(self, name: str) -> Any:
+        """The KTAP result named ``name`` in this phase's documents."""
+        for doc in self.ktap:
+            for _path, res in doc.walk():
+                if res.name == name:
+                    return res
+        raise KeyError(f"no KTAP test point '{name}' in phase {self.name}")
+
+    @classmethod
+    def of(cls, record: PhaseRecord) -> Self:
+        """``record`` as this (sub)class."""
+        return cls(**{f.name: getattr(record, f.name) for f in fields(record)})
+
+
+@dataclass
+class PhaseStart:
+    """A phase under way: its marker, where the console log stood when it began, and (once the
+    command returned or raised) how long the command took."""
+
+    name: str
+    marker: str
+    console_offset: int
+    seconds: float | None = None
+
+
+# --------------------------------------------------------------------------- pure log helpers
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def make_marker(prefix: str, name: str) -> str:
+    """A unique kernel log line for the start of phase ``name`` (safe in sed and sh)."""
+    return f"{_UNSAFE.sub('_', prefix)}-{_UNSAFE.sub('_', name)}-{secrets.token_hex(6)}"
+
+
+def log_command(marker: str, limit: int) -> str:
+    """The guest command printing the kernel log from ``marker`` on, its last ``limit`` bytes."""
+    return f"dmesg | sed -n {shell_quote(f'/{marker}/,$p')} | tail -c {int(limit)}"
+
+
+def tail_command(limit: int) -> str:
+    return f"dmesg | tail -c {int(limit)}"
+
+
+def cut_after_marker(text: str, marker: str) -> str | None:
+    """The lines after the (first) line holding ``marker``, or None when it is absent."""
+    idx = text.find(marker)
+    if idx < 0:
+        return None
+    nl = text.find("\n", idx)
+    return text[nl + 1:] if nl >= 0 else ""
+
+
+def limit_note(limit: int) -> str:
+    return (f"the kernel log of this phase passed {limit} bytes (the module printed too much); "
+            "only its most recent part was read")
+
+
+def console_note(truncated: bool, limit: int) -> str:
+    what = (f"the most recent {limit} bytes of the phase were" if truncated
+            else "the phase's lines were")
+    return ("the kernel log overflowed its ring buffer (the module printed too much); "
+            f"{what} read from the console log")
+
+
+def console_after_marker(path: Path, offset: int, marker: str, limit: int,
+                         search: int = CONSOLE_SEARCH_BYTES) -> tuple[str, bool] | None:
+    """From the console log ``path``: the text after the ``marker`` line found within ``search``
+    bytes of ``offset`` (its last ``limit`` bytes) and whether it was cut; None without marker."""
+    try:
+        with open(path, "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(offset)
+            head = fh.read(search)
+            idx = head.find(marker.encode())
+            if idx < 0:
+                return None
+            nl = head.find(b"\n", idx)
+            if nl < 0:
+                return "", False
+            start = offset + nl + 1
+            begin = max(start, size - limit)
+            fh.seek(begin)
+            data = fh.read(limit)
+    except OSError:
+        return None
+    return data.decode("utf-8", errors="replace"), begin > start
+
+
+def console_since(path: Path, offset: int, limit: int) -> str | None:
+    """The first ``limit`` bytes of the console log ``path`` from ``offset`` (None if unreadable)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            data = fh.read(limit)
+    except OSError:
+        return None
+    return data.decode("utf-8", errors="replace")
+
+
+# --------------------------------------------------------------------------- the engine
+
+class PhaseEngine:
+    """Runs phases on one guest (see the module docstring).
+
+    ``log_bytes`` bounds each phase's kernel log; ``shrink`` says which slab caches to shrink
+    before every snapshot this engine takes; ``marker_prefix`` starts each marker line.
+    """
+
+    def __init__(self, guest: Guest, *, log_bytes: int = LOG_BYTES, shrink: Shrink = False,
+                 marker_prefix: str = "kmodlab-phase", attempts: int = MARKER_ATTEMPTS) -> None:
+        self.guest = guest
+        self.log_bytes = log_bytes
+        self.shrink = shrink
+        self.marker_prefix = marker_prefix
+        self.attempts = attempts
+        self.current: PhaseStart | None = None
+
+    def snapshot(self) -> ProcSnapshot:
+        """Shrink the engine's caches, then read /proc."""
+        return take_snapshot(self.guest, self.shrink)
+
+    def begin(self, name: str) -> PhaseStart:
+        """Note where the console log stands and write the phase's marker to /dev/kmsg."""
+        try:
+            offset = self.guest.console_log.stat().st_size
+        except OSError:
+            offset = 0
+        start = PhaseStart(name, make_marker(self.marker_prefix, name), offset)
+        self.current = start
+        self.guest.run(f"echo {shell_quote(start.marker)} > /dev/kmsg", isolate=False,
+                       check=True)
+        return start
+
+    def run(self, name: str, command: str, *, timeout: float = 60.0, before: bool = False,
+            after: bool = False) -> PhaseRecord:
+        """Run ``command`` as phase ``name``, with /proc snapshots ``before``/``after`` it."""
+        snap_before = self.snapshot() if before else None
+        start = self.begin(name)
+        t0 = time.monotonic()
+        try:
+            result = self.guest.run(command, timeout=timeout)
+        finally:
+            start.seconds = time.monotonic() - t0
+        log, notes = self.read_log(start)
+        snap_after = self.snapshot() if after else None
+        return PhaseRecord(name, result, log, parse_ktap(log), find_events(log), snap_before,
+                           snap_after, start.seconds, notes)
+
+    def read_log(self, start: PhaseStart) -> tuple[str, list[str]]:
+        """The kernel log lines after ``start``'s marker, and notes on how they were read.
+
+        Cut in the guest, so only this phase's lines travel (the ring buffer holds 100+ KB
+        after a few runs), and at most ``log_bytes`` of them.
+        """
+        limit = self.log_bytes
+        for attempt in range(self.attempts):
+            text = self.guest.run(log_command(start.marker, limit), isolate=False,
+                                  check=True).stdout
+            if text:
+                cut = cut_after_marker(text, start.marker)
+                if cut is not None:
+                    return cut, []
+                return text, [limit_note(limit)]   # the phase printed more than the bound
+            if attempt + 1 < self.attempts:
+                time.sleep(0.05)
+        found = console_after_marker(self.guest.console_log, start.console_offset, start.marker,
+                                     limit)
+        if found is not None:
+            text, truncated = found
+            return text, [console_note(truncated, limit)]
+        tail = self.guest.run(tail_command(limit), isolate=False, check=True).stdout
+        return tail, [OVERFLOW_NOTE]
+
+    def console_since_start(self, limit: int) -> str | None:
+        """After a crash or hang (dmesg cannot be read): the first ``limit`` bytes the console
+        received since the current phase began, or None without a phase."""
+        if self.current is None:
+            return None
+        return console_since(self.guest.console_log, self.current.console_offset, limit)
+
+
+def run_phase(guest: Guest, name: str, command: str, *, timeout: float = 60.0,
+              before: bool = True, after: bool = True, **engine: Any) -> PhaseRecord:
+    """One phase with a one-off :class:`PhaseEngine` (``engine``: its keyword options)."""
+    return PhaseEngine(guest, **engine).run(name, command, timeout=timeout, before=before,
+                                             after=after)
+
+
+__all__ = [
+    "CONSOLE_SEARCH_BYTES", "LOG_BYTES", "MARKER_ATTEMPTS", "OVERFLOW_NOTE", "PROC_FILES",
+    "PhaseEngine", "PhaseRecord", "PhaseStart", "ProcSnapshot", "Shrink", "console_after_marker",
+    "console_note", "console_since", "cut_after_marker", "limit_note", "log_command",
+    "make_marker", "run_phase", "shrink_command", "shrink_slabs", "tail_command",
+    "take_snapshot",
+]

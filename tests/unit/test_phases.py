@@ -1,0 +1,185 @@
+"""The module-phase engine (kmodlab.phases) without a guest: a fake guest emulates dmesg (a ring
+buffer that overflows), /dev/kmsg, the console log and /proc, so the log cut, the overflow and
+bound notes, the console fallback, snapshots and slab shrinking are checked exactly."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from kmodlab.errors import KernelCrash
+from kmodlab.phases import (
+    OVERFLOW_NOTE,
+    PhaseEngine,
+    console_after_marker,
+    console_note,
+    cut_after_marker,
+    limit_note,
+    log_command,
+    make_marker,
+    shrink_command,
+)
+from kmodlab.runner import LoadedModule, Phase, run_module
+
+try:
+    from ._fake_guest import KTAP, FakeGuest, printing
+except ImportError:  # tests/unit is a plain directory
+    from _fake_guest import KTAP, FakeGuest, printing  # type: ignore[no-redef]
+
+# --------------------------------------------------------------------------- pure parts
+
+def test_shrink_command_every_or_named_caches_quoted() -> None:
+    assert shrink_command(True) == ('for f in /sys/kernel/slab/*/shrink; do [ -e "$f" ] && '
+                                    'echo 1 > "$f"; done 2>/dev/null; true')
+    named = shrink_command(["kmalloc-64", "it's", "kmalloc-64"])
+    assert named is not None
+    assert "'/sys/kernel/slab/it'\\''s/shrink' '/sys/kernel/slab/kmalloc-64/shrink'" in named
+    assert shrink_command("kml_cache") == shrink_command(["kml_cache"])
+    assert shrink_command(False) is None and shrink_command(()) is None
+
+
+def test_markers_are_unique_and_safe_in_sed_and_sh() -> None:
+    a, b = make_marker("kmodlab-lab", "my read/step"), make_marker("kmodlab-lab", "my read/step")
+    assert a != b and re.fullmatch(r"kmodlab-lab-my_read_step-[0-9a-f]{12}", a)
+    assert log_command(a, 4096) == f"dmesg | sed -n '/{a}/,$p' | tail -c 4096"
+
+
+def test_cut_after_marker() -> None:
+    text = "[ 1.0] old\n[ 2.0] kmodlab-phase-load-1\n[ 3.0] new\n[ 4.0] last\n"
+    assert cut_after_marker(text, "kmodlab-phase-load-1") == "[ 3.0] new\n[ 4.0] last\n"
+    assert cut_after_marker("[ 2.0] kmodlab-phase-load-1", "kmodlab-phase-load-1") == ""
+    assert cut_after_marker(text, "kmodlab-phase-load-2") is None
+
+
+def test_console_after_marker_is_bounded(tmp_path: Path) -> None:
+    log = tmp_path / "console.log"
+    log.write_bytes(b"boot\r\n[ 1.0] M-1\r\n" + b"x" * 100 + b"\r\nend\r\n")
+    assert console_after_marker(log, 0, "M-1", 1000) == ("x" * 100 + "\r\nend\r\n", False)
+    text, cut = console_after_marker(log, 0, "M-1", 10)  # type: ignore[misc]
+    assert (text, cut) == ("xxx\r\nend\r\n", True)
+    assert console_after_marker(log, 0, "M-2", 1000) is None
+    assert console_after_marker(log, 0, "M-1", 1000, search=4) is None
+    assert console_after_marker(tmp_path / "missing", 0, "M-1", 10) is None
+
+
+# --------------------------------------------------------------------------- the engine
+
+def test_phase_log_is_cut_at_its_marker_with_ktap_and_events(tmp_path: Path) -> None:
+    guest = FakeGuest(tmp_path)
+    guest.printk("earlier phase line", "BUG: kernel NULL pointer dereference, address: 0")
+    guest.on_command = printing("kml: loading out-of-tree module taints kernel.", *KTAP)
+    engine = PhaseEngine(guest)  # type: ignore[arg-type]
+    phase = engine.run("load", "insmod /tmp/kml.ko", timeout=5, before=True, after=True)
+    assert phase.log.splitlines()[0].endswith("kml: loading out-of-tree module taints kernel.")
+    assert "earlier" not in phase.log and "NULL" not in phase.log
+    assert [e.kind for e in phase.events] == ["module_taint"] and not phase.complaints
+    assert phase.ok and phase.result("alloc").ok and not phase.notes
+    assert phase.before is not None and phase.after is not None
+    assert phase.before.slabinfo.get("kmalloc-64") is not None
+    assert len(guest.reads()) == 1                 # found at once: one read
+    assert engine.current is not None and engine.current.name == "load"
+    assert engine.current.seconds == phase.seconds
+
+
+def test_snapshots_only_when_asked_and_shrunk_first(tmp_path: Path) -> None:
+    guest = FakeGuest(tmp_path)
+    engine = PhaseEngine(guest, shrink=["kmalloc-64"])  # type: ignore[arg-type]
+    phase = engine.run("read3", "head -c 10 /sys/kernel/debug/x")
+    assert phase.before is None and phase.after is None
+    assert not any(c.startswith(("for f", "cat /proc")) for c in guest.commands)
+    engine.snapshot()
+    shrink, cat = guest.commands[-2:]
+    assert shrink.startswith("for f in '/sys/kernel/slab/kmalloc-64/shrink'")
+    assert cat.startswith("cat /proc/slabinfo")
+
+
+def test_a_log_past_the_bound_keeps_its_most_recent_part(tmp_path: Path) -> None:
+    guest = FakeGuest(tmp_path)
+    guest.on_command = printing(*(f"flood {i}" for i in range(200)))
+    phase = PhaseEngine(guest, log_bytes=1000).run("load", "insmod x")  # type: ignore[arg-type]
+    assert len(phase.log) == 1000 and phase.log.endswith("flood 199\n")
+    assert phase.notes == [limit_note(1000)]
+
+
+def test_marker_not_yet_visible_is_read_again(tmp_path: Path) -> None:
+    guest = FakeGuest(tmp_path)
+    guest.on_command = printing("one", "two")
+    guest.hidden_reads = 2
+    phase = PhaseEngine(guest).run("load", "insmod x")  # type: ignore[arg-type]
+    assert len(guest.reads()) == 3 and not phase.notes
+    assert [line.split("] ")[1] for line in phase.log.splitlines()] == ["one", "two"]
+
+
+def test_overflowed_ring_falls_back_to_the_console(tmp_path: Path) -> None:
+    guest = FakeGuest(tmp_path, ring_bytes=2000)
+    guest.on_command = printing(*KTAP, *(f"noise {i}" for i in range(300)))
+    engine = PhaseEngine(guest, attempts=2)  # type: ignore[arg-type]
+    phase = engine.run("load", "insmod x")
+    assert phase.notes == [console_note(False, engine.log_bytes)]
+    assert "ok 1 alloc" in phase.log and "noise 299" in phase.log
+    assert phase.result("alloc").ok                  # KTAP from the console's complete record
+    assert len(guest.reads()) == 2                   # no dmesg tail read: the console had it
+
+
+def test_overflowed_ring_and_console_bounded(tmp_path: Path) -> None:
+    guest = FakeGuest(tmp_path, ring_bytes=2000)
+    guest.on_command = printing(*(f"noise {i}" for i in range(300)))
+    phase = PhaseEngine(guest, log_bytes=500, attempts=1).run("load", "x")  # type: ignore[arg-type]
+    assert phase.notes == [console_note(True, 500)]
+    assert len(phase.log.encode()) <= 500 and phase.log.endswith("noise 299\r\n")
+
+
+def test_overflow_without_console_reads_the_dmesg_tail(tmp_path: Path) -> None:
+    guest = FakeGuest(tmp_path, ring_bytes=2000)
+    noise = printing(*(f"noise {i}" for i in range(300)), console=False)
+
+    def console_lost(guest: FakeGuest, command: str) -> int:
+        guest.console_log.write_bytes(b"")      # the console does not show the marker either
+        return noise(guest, command)
+
+    guest.on_command = console_lost
+    phase = PhaseEngine(guest, log_bytes=1000, attempts=1).run("load", "x")  # type: ignore[arg-type]
+    assert phase.notes == [OVERFLOW_NOTE]
+    assert guest.commands[-1] == "dmesg | tail -c 1000"
+    assert phase.log.endswith("noise 299\n") and len(phase.log) <= 1000
+
+
+def test_a_crash_leaves_the_phase_start_for_salvage(tmp_path: Path) -> None:
+    guest = FakeGuest(tmp_path)
+
+    def crash(guest: FakeGuest, command: str) -> int:
+        guest.printk("KTAP version 1", "BUG: kernel NULL pointer dereference, address: 0")
+        raise KernelCrash("oops", "BUG: kernel NULL pointer dereference")
+
+    guest.on_command = crash
+    engine = PhaseEngine(guest)  # type: ignore[arg-type]
+    with pytest.raises(KernelCrash):
+        engine.run("load", "insmod x", before=True)
+    start = engine.current
+    assert start is not None and start.name == "load" and start.seconds is not None
+    salvaged = engine.console_since_start(60)
+    assert salvaged is not None and start.marker in salvaged and len(salvaged) == 60
+    assert "NULL pointer" in (engine.console_since_start(10_000) or "")
+
+
+# --------------------------------------------------------------------------- the runner on it
+
+def test_runner_phases_go_through_the_engine(tmp_path: Path) -> None:
+    from kmodlab.modules.build import BuiltModule
+
+    guest = FakeGuest(tmp_path)
+    guest.on_command = printing("kml: loading out-of-tree module taints kernel.", *KTAP)
+    built = BuiltModule(Path("kml.ko"), "kml", None, None, "6.1.0", Path("."), "")  # type: ignore[arg-type]
+    module = LoadedModule(guest, built)  # type: ignore[arg-type]
+    load = module.load(("size=100",))
+    assert isinstance(load, Phase) and load.ok and module.loaded
+    assert load.command.command == "insmod '/tmp/kmodlab/kml.ko' 'size=100'"
+    assert load.before.slabinfo and load.after.slabinfo and load.notes == []
+    assert module.engine.current is not None and module.engine.current.marker.startswith(
+        "kmodlab-phase-load-")
+    guest.on_command = printing()
+    run = run_module(guest, built)  # type: ignore[arg-type]
+    assert run.ok and run.unload is not None and run.unload.log == ""
+    assert run.unload.command.command == "rmmod 'kml'"
