@@ -91,4 +91,4 @@ class TransferError(GuestError):
 
 
 class CommandFailed(GuestError):
-    """A command run with ``check=True`` exited non-zero."""
+    """A command run with ``must_succeed=True`` exited non-zero."""

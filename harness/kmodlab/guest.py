@@ -188,11 +188,13 @@ class Guest:
                              log_path=str(self.console_log))
         return channel
 
-    def run(self, command: str, timeout: float = 30.0, check: bool = False,
+    def run(self, command: str, timeout: float = 30.0, must_succeed: bool = False,
             isolate: bool = True) -> CommandResult:
         """Run a shell command in the guest; its output and exit status are exact.
 
-        See :meth:`Console.run` for ``isolate`` (only for the harness's own trusted commands).
+        ``must_succeed`` raises CommandFailed on a non-zero status (the harness's own commands;
+        named so that "check" keeps meaning the cross-check).  See :meth:`Console.run` for
+        ``isolate`` (only for the harness's own trusted commands).
         """
         if not timeout > 0:
             raise ConfigError(f"a command timeout must be a positive number of seconds, not "
@@ -203,7 +205,7 @@ class Guest:
             self.state = GuestState.BROKEN
             raise CommandTimeout(str(exc).splitlines()[0], state="hung",
                                  log_tail=self.console_tail(), log_path=str(self.console_log)) from None
-        if check and not result.ok:
+        if must_succeed and not result.ok:
             raise CommandFailed(f"'{command}' exited with {result.exit_status}: "
                                 f"{result.output.strip()[-2000:]}", state=self.state.value)
         return result

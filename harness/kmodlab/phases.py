@@ -56,6 +56,7 @@ from kmodlab.observe import (
     parse_slabinfo,
     parse_vmallocinfo,
 )
+from kmodlab.observe.ktap import ktap_verdict
 
 if TYPE_CHECKING:
     from kmodlab.guest import Guest
@@ -87,7 +88,7 @@ class ProcSnapshot:
     @classmethod
     def capture(cls, guest: Guest) -> ProcSnapshot:
         command = f"; echo {_SEPARATOR}; ".join(f"cat {path}" for path in PROC_FILES)
-        result = guest.run(command, isolate=False, check=True)
+        result = guest.run(command, isolate=False, must_succeed=True)
         parts = result.stdout.split(_SEPARATOR + "\n")
         if len(parts) != len(PROC_FILES):
             raise GuestError(f"reading {', '.join(PROC_FILES)} returned {len(parts)} parts")
@@ -127,7 +128,7 @@ def shrink_slabs(guest: Guest, caches: Shrink = True, timeout: float = 30.0) -> 
     """Shrink ``caches`` (see :func:`shrink_command`) in ``guest``."""
     command = shrink_command(caches)
     if command is not None:
-        guest.run(command, timeout=timeout, isolate=False, check=True)
+        guest.run(command, timeout=timeout, isolate=False, must_succeed=True)
 
 
 def take_snapshot(guest: Guest, shrink: Shrink = False) -> ProcSnapshot:
@@ -152,6 +153,7 @@ class PhaseRecord:
     after: ProcSnapshot | None
     seconds: float
     notes: list[str] = field(default_factory=list)
+    expect_ktap: bool = False       # the module promises KTAP: none at all is a failure
 
     @property
     def complaints(self) -> list[KernelEvent]:
@@ -160,8 +162,10 @@ class PhaseRecord:
 
     @property
     def ok(self) -> bool:
-        """The command succeeded, every KTAP document passed, and no crash/WARN/leak report."""
-        return self.command.ok and all(doc.ok for doc in self.ktap) and not self.complaints
+        """The command succeeded, the KTAP passed as kunit_tool would judge it (no document is a
+        failure when one was expected), and no crash/WARN/leak/lockup report."""
+        return (self.command.ok and ktap_verdict(self.ktap, expect=self.expect_ktap).ok
+                and not self.complaints)
 
     def result(self, name: str) -> Any:
         """The KTAP result named ``name`` in this phase's documents."""
@@ -294,12 +298,13 @@ class PhaseEngine:
         start = PhaseStart(name, make_marker(self.marker_prefix, name), offset)
         self.current = start
         self.guest.run(f"echo {shell_quote(start.marker)} > /dev/kmsg", isolate=False,
-                       check=True)
+                       must_succeed=True)
         return start
 
     def run(self, name: str, command: str, *, timeout: float = 60.0, before: bool = False,
-            after: bool = False) -> PhaseRecord:
-        """Run ``command`` as phase ``name``, with /proc snapshots ``before``/``after`` it."""
+            after: bool = False, expect_ktap: bool = False) -> PhaseRecord:
+        """Run ``command`` as phase ``name``, with /proc snapshots ``before``/``after`` it;
+        ``expect_ktap``: the module promises KTAP output (kmodlab's families do)."""
         snap_before = self.snapshot() if before else None
         start = self.begin(name)
         t0 = time.monotonic()
@@ -310,7 +315,7 @@ class PhaseEngine:
         log, notes = self.read_log(start)
         snap_after = self.snapshot() if after else None
         return PhaseRecord(name, result, log, parse_ktap(log), find_events(log), snap_before,
-                           snap_after, start.seconds, notes)
+                           snap_after, start.seconds, notes, expect_ktap)
 
     def read_log(self, start: PhaseStart) -> tuple[str, list[str]]:
         """The kernel log lines after ``start``'s marker, and notes on how they were read.
@@ -321,7 +326,7 @@ class PhaseEngine:
         limit = self.log_bytes
         for attempt in range(self.attempts):
             text = self.guest.run(log_command(start.marker, limit), isolate=False,
-                                  check=True).stdout
+                                  must_succeed=True).stdout
             if text:
                 cut = cut_after_marker(text, start.marker)
                 if cut is not None:
@@ -334,7 +339,7 @@ class PhaseEngine:
         if found is not None:
             text, truncated = found
             return text, [console_note(truncated, limit)]
-        tail = self.guest.run(tail_command(limit), isolate=False, check=True).stdout
+        tail = self.guest.run(tail_command(limit), isolate=False, must_succeed=True).stdout
         return tail, [OVERFLOW_NOTE]
 
     def console_since_start(self, limit: int) -> str | None:

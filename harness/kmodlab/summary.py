@@ -8,11 +8,11 @@ SLABINFO_LINES = 12
 
 
 def guest_summary(guest: Guest) -> str:
-    release = guest.run("uname -r", check=True).stdout.strip()
-    slabinfo = guest.run("cat /proc/slabinfo", check=True).stdout.splitlines()
-    buddyinfo = guest.run("cat /proc/buddyinfo", check=True).stdout.rstrip()
+    release = guest.run("uname -r", must_succeed=True).stdout.strip()
+    slabinfo = guest.run("cat /proc/slabinfo", must_succeed=True).stdout.splitlines()
+    buddyinfo = guest.run("cat /proc/buddyinfo", must_succeed=True).stdout.rstrip()
     meminfo = guest.run("grep -E '^(MemTotal|MemFree|Slab|SUnreclaim|VmallocUsed|Percpu):' "
-                        "/proc/meminfo", check=True).stdout.rstrip()
+                        "/proc/meminfo", must_succeed=True).stdout.rstrip()
     t = guest.timings
     lines = [
         f"kernel      {release} ({guest.kernel.arch}, Debian {guest.kernel.package_version})",

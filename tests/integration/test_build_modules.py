@@ -185,10 +185,10 @@ def test_family_runs_in_guest(booted: Guest, kernel: Kernel, family: str) -> Non
 
 def _ktap_of(booted: Guest, command: str) -> list[KtapDocument]:
     marker = f"kmodlab-test-{secrets.token_hex(4)}"
-    booted.run(f"echo {marker} > /dev/kmsg", check=True)
+    booted.run(f"echo {marker} > /dev/kmsg", must_succeed=True)
     result = booted.run(command)
     assert result.ok, result
-    text = booted.run("dmesg", check=True).stdout
+    text = booted.run("dmesg", must_succeed=True).stdout
     assert marker in text, (f"marker {marker} missing from dmesg ({len(text)} chars); "
                             f"last lines:\n{text[-3000:]}")
     return parse_ktap(text[text.rindex(marker):], strict=True)

@@ -76,8 +76,8 @@ def test_kmalloc_and_mempool_claims_agree_with_the_model(guest: Guest, kernel: K
 
 
 def _capture(guest: Guest, kernel: Kernel) -> SlabCapture:
-    slabinfo = parse_slabinfo(guest.run("cat /proc/slabinfo", isolate=False, check=True).stdout)
-    aliases = parse_aliases(guest.run(ALIASES_COMMAND, isolate=False, check=True).stdout)
+    slabinfo = parse_slabinfo(guest.run("cat /proc/slabinfo", isolate=False, must_succeed=True).stdout)
+    aliases = parse_aliases(guest.run(ALIASES_COMMAND, isolate=False, must_succeed=True).stdout)
     return SlabCapture(kernel.release, slabinfo, aliases, "now")
 
 

@@ -52,7 +52,7 @@ class FakeGuest:
             lines = lines[:-3]
         return "".join(line + "\n" for line in lines)
 
-    def run(self, command: str, timeout: float = 30.0, check: bool = False,
+    def run(self, command: str, timeout: float = 30.0, must_succeed: bool = False,
             isolate: bool = True) -> CommandResult:
         self.commands.append(command)
         out, status = "", 0

@@ -183,3 +183,20 @@ def test_runner_phases_go_through_the_engine(tmp_path: Path) -> None:
     run = run_module(guest, built)  # type: ignore[arg-type]
     assert run.ok and run.unload is not None and run.unload.log == ""
     assert run.unload.command.command == "rmmod 'kml'"
+
+
+@pytest.mark.parametrize("family, silent_ok", [(None, True), ("kmalloc", False)])
+def test_a_family_module_that_prints_no_ktap_fails(tmp_path: Path, family: str | None,
+                                                    silent_ok: bool) -> None:
+    """kmodlab's families promise KTAP: a phase without any is a failure (kunit_tool's
+    "could not find any KTAP output"); a module of your own need not print KTAP."""
+    from kmodlab.modules.build import BuiltModule
+
+    guest = FakeGuest(tmp_path)
+    guest.on_command = printing("kml: loading out-of-tree module taints kernel.")
+    built = BuiltModule(Path("kml.ko"), "kml", family, None, "6.1.0", Path("."), "")  # type: ignore[arg-type]
+    load = LoadedModule(guest, built).load()  # type: ignore[arg-type]
+    assert load.command.ok and load.ktap == [] and not load.complaints
+    assert load.ok is silent_ok
+    guest.on_command = printing("KTAP version 1", "1..0")
+    assert not LoadedModule(guest, built).load().ok  # type: ignore[arg-type]  # zero tests

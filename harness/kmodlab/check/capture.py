@@ -21,9 +21,9 @@ CAPTURED = ("slabinfo", "buddyinfo", "vmallocinfo", "meminfo", "zoneinfo")
 
 def capture_proc(guest: Guest) -> dict[str, str]:
     """The text of each /proc file in :data:`CAPTURED` and the kernel log, read in the guest."""
-    out = {kind: guest.run(f"cat /proc/{kind}", check=True, isolate=False).stdout
+    out = {kind: guest.run(f"cat /proc/{kind}", must_succeed=True, isolate=False).stdout
            for kind in CAPTURED}
-    out["dmesg"] = guest.run("dmesg", check=True, isolate=False).stdout
+    out["dmesg"] = guest.run("dmesg", must_succeed=True, isolate=False).stdout
     return out
 
 

@@ -121,6 +121,6 @@ def load_capture(release: str) -> SlabCapture | None:
 
 def capture_from_guest(guest: Guest, kernel: Kernel) -> Path:
     """Read /proc/slabinfo and the /sys/kernel/slab links in a running guest; store them."""
-    slabinfo = guest.run("cat /proc/slabinfo", isolate=False, check=True).stdout
-    aliases = guest.run(ALIASES_COMMAND, isolate=False, check=True).stdout
+    slabinfo = guest.run("cat /proc/slabinfo", isolate=False, must_succeed=True).stdout
+    aliases = guest.run(ALIASES_COMMAND, isolate=False, must_succeed=True).stdout
     return save_capture(kernel.release, slabinfo, aliases)

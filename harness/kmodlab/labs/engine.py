@@ -242,7 +242,7 @@ class SubmissionRun:
     def _run_all(self, guest: Guest) -> None:
         guest_path = f"{GUEST_DIR}/{self.built.ko_path.name}"
         with self._harness("copying the module into the guest"):
-            guest.run(f"mkdir -p {shell_quote(GUEST_DIR)}", isolate=False, check=True)
+            guest.run(f"mkdir -p {shell_quote(GUEST_DIR)}", isolate=False, must_succeed=True)
             guest.push(self.built.ko_path, guest_path)
         with self._harness("reading /proc before loading"):
             self.obs.snapshots["before"] = self._snapshot(guest)
