@@ -1,17 +1,39 @@
-"""Untrusted submissions on the host: intake, include scanning, limits, output redaction."""
+"""Untrusted submissions on the host: intake, include scanning, the jail's command line and
+set-up checks, limits, output redaction.  (Builds in the real jail: tests/integration/test_jail.py.)"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
 from kmodlab.kernels.kernel import Kernel
+from kmodlab.labs import jail as jail_module
+from kmodlab.labs import sandbox as sandbox_module
 from kmodlab.labs.errors import SubmissionRejected
+from kmodlab.labs.jail import (
+    DEVICES,
+    Jail,
+    JailError,
+    Mount,
+    bindable_link_target,
+    is_sensitive,
+    kernel_tree,
+    require_bwrap,
+    require_jail,
+    run_in_jail,
+    toolchain,
+)
 from kmodlab.labs.lab import load_lab
 from kmodlab.labs.sandbox import (
+    Intake,
+    build_submission,
+    collect_module,
+    jail_make_argv,
     kbuild_text,
     prune_build_cache,
     redact_build_output,
@@ -180,3 +202,288 @@ def test_build_cache_is_pruned_to_the_most_recent(tmp_path: Path) -> None:
         os.utime(entry, (1000 + i, 1000 + i))
     assert prune_build_cache(tmp_path, keep=2) == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e3", "e4"]
+
+
+# ------------------------------------------------------------------------------ the jail
+def _pairs(argv: list[str], flag: str) -> list[tuple[str, str]]:
+    return [(argv[i + 1], argv[i + 2]) for i, a in enumerate(argv) if a == flag]
+
+
+def _jail(tmp_path: Path) -> Jail:
+    build = str(tmp_path / "build")
+    return Jail((Mount("/usr/bin", "/usr/bin"), Mount(f"{build}/.g", "/kmodlab/submission/.g"),
+                 Mount(build, "/kmodlab/submission", "rw"),
+                 Mount("/k/usr/src", "/kmodlab/kernel/usr/src")),
+                (("usr/bin", "/bin"), ("/usr/bin/mawk", "/etc/alternatives/awk")),
+                chdir="/kmodlab/submission")
+
+
+def test_jail_argv_unshares_everything_and_clears_the_environment(tmp_path: Path) -> None:
+    argv = _jail(tmp_path).argv(["make", "-C", "/x"], bwrap="/usr/bin/bwrap", status_fd=7)
+    assert argv[0] == "/usr/bin/bwrap"
+    for flag in ("--unshare-all", "--die-with-parent", "--new-session", "--clearenv"):
+        assert flag in argv[:argv.index("--")]
+    assert "--share-net" not in argv and "--proc" not in argv and "--dev" not in argv
+    assert argv[argv.index("--json-status-fd") + 1] == "7"
+    env = dict(_pairs(argv, "--setenv"))
+    assert env == {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "LANG": "C", "HOME": "/tmp",
+                   "TMPDIR": "/tmp"}
+    assert argv[argv.index("--"):] == ["--", "make", "-C", "/x"]
+    assert argv[argv.index("--chdir") + 1] == "/kmodlab/submission"
+
+
+def test_jail_argv_binds_only_the_build_folder_writable(tmp_path: Path) -> None:
+    argv = _jail(tmp_path).argv(["true"])
+    assert _pairs(argv, "--bind") == [(str(tmp_path / "build"), "/kmodlab/submission")]
+    ro = _pairs(argv, "--ro-bind")
+    assert ("/usr/bin", "/usr/bin") in ro
+    # the guard, inside the writable folder, is bound read-only after (over) it
+    assert argv.index(f"{tmp_path}/build/.g") > argv.index(str(tmp_path / "build"))
+    assert [d for _, d in _pairs(argv, "--dev-bind")] == [f"/dev/{d}" for d in DEVICES]
+    assert ("/usr/bin/mawk", "/etc/alternatives/awk") in _pairs(argv, "--symlink")
+    # a private, bounded /tmp; the root tmpfs read-only once everything is in place
+    i = argv.index("--tmpfs")
+    assert argv[i + 1] == "/tmp" and argv[i - 2] == "--size" and int(argv[i - 1]) > 0
+    assert argv.index("--remount-ro") > max(i for i, a in enumerate(argv) if a.endswith("bind"))
+    assert argv[argv.index("--remount-ro") + 1] == "/"
+
+
+def test_jail_argv_needs_a_command(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        _jail(tmp_path).argv([])
+
+
+def test_the_host_jail_holds_the_toolchain_and_no_host_data() -> None:
+    """The real host's toolchain mounts: nothing from /etc, /root, /home, /work, /var..."""
+    mounts, links = toolchain(["aarch64-linux-gnu"])
+    for m in mounts:
+        assert m.mode == "ro" and not is_sensitive(m.source) and not is_sensitive(m.dest), m
+        assert m.dest.startswith(("/usr/", "/bin", "/lib")), m
+    assert any(m.dest == "/usr/bin" for m in mounts)
+    assert all(link.startswith(("/bin", "/lib", "/etc/alternatives/")) for _, link in links)
+
+
+def _fake_root(tmp_path: Path, merged: bool = True) -> Path:
+    root = tmp_path / "root"
+    for d in ("usr/bin", "usr/lib/x86_64-linux-gnu", "usr/lib/gcc/x86_64-linux-gnu/12",
+              "usr/lib/python3/dist-packages", "usr/lib64", "usr/libexec/packagekitd",
+              "usr/aarch64-linux-gnu/bin", "usr/share/doc", "etc/alternatives", "home/u"):
+        (root / d).mkdir(parents=True)
+    (root / "usr/bin/mawk").write_text("")
+    (root / "etc/alternatives/awk").symlink_to("/usr/bin/mawk")
+    (root / "usr/bin/awk").symlink_to("/etc/alternatives/awk")
+    (root / "etc/alternatives/java").symlink_to("/usr/lib/jvm/java")
+    (root / "usr/bin/java").symlink_to("/etc/alternatives/java")
+    if merged:
+        for top in ("bin", "lib", "lib64"):
+            (root / top).symlink_to(f"usr/{top}")
+    else:
+        for top in ("bin", "lib/x86_64-linux-gnu", "lib64"):
+            (root / top).mkdir(parents=True)
+    return root
+
+
+def test_toolchain_mounts_on_a_merged_usr_host(tmp_path: Path) -> None:
+    root = _fake_root(tmp_path)
+    mounts, links = toolchain(["aarch64-linux-gnu"], root=str(root))
+    dests = sorted(m.dest for m in mounts)
+    assert dests == ["/usr/aarch64-linux-gnu", "/usr/bin", "/usr/lib/gcc",
+                     "/usr/lib/x86_64-linux-gnu", "/usr/lib64"]
+    assert all(m.source == str(root) + m.dest for m in mounts)
+    assert sorted(links) == [("/usr/bin/mawk", "/etc/alternatives/awk"), ("usr/bin", "/bin"),
+                             ("usr/lib", "/lib"), ("usr/lib64", "/lib64")]
+    # no cross toolchain: no /usr/<triplet>
+    assert "/usr/aarch64-linux-gnu" not in {m.dest for m in toolchain([], root=str(root))[0]}
+
+
+def test_toolchain_mounts_on_a_split_usr_host(tmp_path: Path) -> None:
+    root = _fake_root(tmp_path, merged=False)
+    mounts, links = toolchain([], root=str(root))
+    assert {"/bin", "/lib", "/lib64"} <= {m.dest for m in mounts}
+    assert [link for _, link in links] == ["/etc/alternatives/awk"]
+
+
+def _fake_kernel(tmp_path: Path, release: str = "6.1.0-9-cloud-amd64") -> Kernel:
+    root = tmp_path / "kern"
+    usr = root / "root/usr"
+    headers = usr / f"src/linux-headers-{release}"
+    common = usr / "src/linux-headers-6.1.0-9-common"
+    kbuild = usr / "lib/linux-kbuild-6.1"
+    for d in (headers, common / "include/linux", kbuild / "scripts", kbuild / "tools"):
+        d.mkdir(parents=True)
+    (headers / "Makefile").write_text("include $(dir $(lastword $(MAKEFILE_LIST)))"
+                                      "../linux-headers-6.1.0-9-common/Makefile\n")
+    for tree in (headers, common):
+        (tree / "scripts").symlink_to("../../lib/linux-kbuild-6.1/scripts")
+        (tree / "tools").symlink_to("../../lib/linux-kbuild-6.1/tools")
+    (usr / "src/linux-kbuild-6.1").symlink_to("../lib/linux-kbuild-6.1")
+    (common / "include/linux/a.h").write_text("")
+    (common / "include/linux/b.h").symlink_to("a.h")
+    (common / "include/linux/gone.h").symlink_to("never-there.h")    # dangling on the host too
+    config = root / "config"
+    config.write_text('CONFIG_CC_VERSION_TEXT="gcc-12 (Debian 12.2.0-14) 12.2.0"\n')
+    return Kernel("x86_64", "6.1", "cloud", release, "6.1.1", root, root / "img", None, config,
+                  root / "map", root / "mod", headers)
+
+
+def test_a_provisioned_kernel_tree_is_relocated_with_its_links(tmp_path: Path) -> None:
+    kernel = _fake_kernel(tmp_path)
+    tree = kernel_tree(kernel)
+    usr = (kernel.root / "root/usr").resolve()
+    assert tree.mounts == (Mount(str(usr / "src"), "/kmodlab/kernel/usr/src"),
+                           Mount(str(usr / "lib"), "/kmodlab/kernel/usr/lib"))
+    assert tree.headers == "/kmodlab/kernel/usr/src/linux-headers-6.1.0-9-cloud-amd64"
+    assert tree.problems == ()
+    argv = jail_make_argv(kernel, tmp_path / "build")
+    assert argv[:3] == ["make", "-C", tree.headers] and "M=/kmodlab/submission" in argv
+    assert not any(str(tmp_path) in a for a in argv)
+
+
+def test_a_kernel_tree_linking_out_of_the_jail_is_refused(tmp_path: Path) -> None:
+    kernel = _fake_kernel(tmp_path, release="6.1.0-8-cloud-amd64")
+    (kernel.headers_dir / "include").mkdir()
+    (kernel.headers_dir / "include" / "pw.h").symlink_to("/etc/passwd")
+    (kernel.headers_dir / "abs").symlink_to(kernel.headers_dir.parent)   # absolute: breaks
+    tree = kernel_tree(kernel)
+    assert len(tree.problems) == 2 and any("/etc/passwd" in p for p in tree.problems)
+    with pytest.raises(JailError, match="symlinks that leave the build jail"):
+        require_jail(kernel)
+
+
+def test_a_custom_kernel_tree_is_bound_in_place_with_its_link_targets(tmp_path: Path) -> None:
+    source = tmp_path / "linux"
+    (source / "include").mkdir(parents=True)
+    build = tmp_path / "obj"
+    build.mkdir()
+    (build / "source").symlink_to(source)
+    (build / "Makefile").write_text("include ../linux/Makefile\n")
+    kernel = dataclasses.replace(_kernel(tmp_path), headers_dir=build)
+    tree = kernel_tree(kernel)
+    assert tree.headers == str(build.resolve())
+    assert {m.dest for m in tree.mounts} == {str(build.resolve()), str(source.resolve())}
+    assert all(m.source == m.dest for m in tree.mounts) and tree.problems == ()
+
+
+def _fake_bwrap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str) -> Path:
+    bindir = tmp_path / "fakebin"
+    bindir.mkdir()
+    bwrap = bindir / "bwrap"
+    bwrap.write_text("#!/bin/bash\n" + script)
+    bwrap.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    return bwrap
+
+
+def test_no_bwrap_no_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    which = shutil.which
+    monkeypatch.setattr(jail_module.shutil, "which",
+                        lambda name, *a, **k: None if name == "bwrap" else which(name, *a, **k))
+    with pytest.raises(JailError, match="bubblewrap .bwrap. is not installed.*apt-get install "
+                                        "bubblewrap"):
+        require_bwrap()
+    intake = Intake({"waste.c": GOOD})
+    with pytest.raises(JailError):
+        build_submission(LAB, intake, _fake_kernel(tmp_path, "6.1.0-7-cloud-amd64"), {},
+                         tmp_path / "work")
+    assert not list((tmp_path / "work").glob("**/*.ko"))
+
+
+def test_bwrap_without_namespaces_refuses_with_one_clear_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """E.g. a container without user namespaces: never an unjailed fallback."""
+    marker = tmp_path / "ran-unjailed"
+    _fake_bwrap(tmp_path, monkeypatch,
+                "echo 'bwrap: No permissions to creating new namespace, likely because the "
+                f"kernel does not allow non-privileged user namespaces' >&2\ntouch {marker}.no\n"
+                "exit 1\n")
+    kernel = _fake_kernel(tmp_path, "6.1.0-6-cloud-amd64")
+    with pytest.raises(JailError, match="cannot create the build jail.*nothing was built"):
+        build_submission(LAB, Intake({"waste.c": GOOD}), kernel, {}, tmp_path / "work")
+    assert not marker.exists() and not (tmp_path / "work").exists()
+
+
+def test_a_jail_that_fails_to_start_is_an_error_not_a_compile_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_bwrap(tmp_path, monkeypatch, "echo 'bwrap: Cannot mount tmpfs on /newroot' >&2\n"
+                                       "exit 1\n")
+    with pytest.raises(JailError, match="could not start the build jail.*mount tmpfs"):
+        run_in_jail(_jail(tmp_path), ["true"], tmp_path / "log", 30)
+
+
+def test_the_exit_status_comes_from_the_jailed_command(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A stand-in bwrap speaking its --json-status-fd protocol.
+    _fake_bwrap(tmp_path, monkeypatch,
+                'fd=$3\nwhile [ "$1" != "--json-status-fd" ]; do shift; done\nfd=$2\n'
+                'echo \'{ "child-pid": 12 }\' >&"$fd"\necho \'{ "exit-code": 153 }\' >&"$fd"\n'
+                "exit 153\n")
+    run = run_in_jail(_jail(tmp_path), ["make"], tmp_path / "log", 30)
+    assert run.started and run.returncode == 153
+
+
+def test_collect_module_copies_a_regular_file(tmp_path: Path) -> None:
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "m.ko").write_bytes(b"\x7fELF module")
+    got = collect_module(tmp_path / "b", "m.ko", tmp_path / "out")
+    assert got == tmp_path / "out" / "m.ko" and got.read_bytes() == b"\x7fELF module"
+
+
+@pytest.mark.parametrize("kind", ["symlink", "hardlink", "fifo", "dir", "huge", "missing"])
+def test_collect_module_never_follows_what_the_build_left(tmp_path: Path, kind: str,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("KMODLAB-SECRET\n")
+    build = tmp_path / "b"
+    build.mkdir()
+    ko = build / "m.ko"
+    if kind == "symlink":
+        ko.symlink_to(secret)
+    elif kind == "hardlink":
+        os.link(secret, ko)
+    elif kind == "fifo":
+        os.mkfifo(ko)                   # would block a plain open()
+    elif kind == "dir":
+        ko.mkdir()
+    elif kind == "huge":
+        monkeypatch.setattr(sandbox_module, "MAX_KO_BYTES", 8)
+        ko.write_bytes(b"x" * 9)
+    assert collect_module(build, "m.ko", tmp_path / "out") is None
+    assert not (tmp_path / "out").exists()
+
+
+def test_redaction_maps_the_jail_paths(tmp_path: Path) -> None:
+    kernel = _kernel(tmp_path)
+    lines = [
+        "make: Entering directory '/kmodlab/kernel/usr/src/linux-headers-6.1.0-56-cloud-amd64'",
+        "In file included from /kmodlab/submission/waste.c:3:",
+        "/kmodlab/submission/waste.c:3:10: fatal error: /etc/passwd: No such file or directory",
+        "    3 | #include \"/etc/passwd\"",
+        ("/kmodlab/kernel/usr/src/linux-headers-6.1.0-56-common/include/linux/slab.h:5:1: "
+         "note: declared here"),
+        "waste.c: Assembler messages:",
+        "waste.c:9: Error: file not found: /etc/passwd",
+        "/usr/lib/gcc/x86_64-linux-gnu/12/include/stddef.h:1:1: note: elsewhere",
+    ]
+    text = redact_build_output("\n".join(lines), tmp_path / "work" / "build", kernel)
+    assert "submission/waste.c:3:10: fatal error: /etc/passwd: No such file" in text
+    assert "<kernel headers>/include/linux/slab.h:5:1: note: declared here" in text
+    assert "waste.c:9: Error: file not found: /etc/passwd" in text
+    assert "/kmodlab" not in text and "stddef.h" not in text
+
+
+@pytest.mark.parametrize(("path", "ok"), [
+    ("/home/ann/linux", True), ("/srv/kernels/linux-6.1", True), ("/", False), ("/home", False),
+    (str(Path.home()), False), ("/etc/ssl", False), ("/home/ann/.ssh", False),
+    ("/usr/src/linux-source-6.1", True), ("/proc/self", False),
+])
+def test_which_link_targets_a_custom_kernel_may_bring_in(path: str, ok: bool) -> None:
+    assert bindable_link_target(path) is ok
+
+
+def test_a_custom_kernel_tree_linking_to_system_files_is_refused(tmp_path: Path) -> None:
+    build = tmp_path / "obj2"
+    build.mkdir()
+    (build / "Makefile").write_text("")
+    (build / "etc").symlink_to("/etc")
+    kernel = dataclasses.replace(_kernel(tmp_path), headers_dir=build)
+    assert kernel_tree(kernel).problems == (f"{build.resolve()}/etc -> /etc",)

@@ -2,43 +2,44 @@
 
 A student's code only *runs* inside the guest; on the host it is only compiled.  What a
 compiler can be made to read is the danger: ``#include "/etc/passwd"`` makes gcc quote the
-file in its error messages, and ``asm(".incbin \\"/etc/shadow\\"")`` embeds it into the .ko,
-whose module can then print it into the report.  Layers, each enough for the cases it covers:
+file in its error messages, ``asm(".incbin \\"/etc/shadow\\"")`` embeds it into the .ko (whose
+module can then print it into the report), ``__has_include()`` tells whether a file exists,
+and the assembler's macros (``.irp``, ``.macro``) assemble such directives out of pieces no
+scanner sees.  So:
 
-1. **Intake** copies only regular files the lab lists (``submit`` / ``allow_extra``), opened
+1. **The jail** (kmodlab.labs.jail) is the guarantee: make, gcc and binutils run in a bubblewrap
+   sandbox holding only the toolchain and the kernel headers (read-only), the build folder
+   (the only writable place besides a private /tmp), no network, no /proc, a cleared
+   environment.  Host files are not there to be read, so every route fails the same way
+   whether or not the file exists on the host.  Without a working bwrap nothing is built
+   (:class:`~kmodlab.labs.jail.JailError`), never an unjailed fallback.
+2. **Intake** copies only regular files the lab lists (``submit`` / ``allow_extra``), opened
    with O_NOFOLLOW and checked with fstat: symlinks, hard links (st_nlink > 1), devices,
    FIFOs, sub-folders and oversized files are refused or ignored.  The submission's own
-   Makefile/Kbuild are never used: the grader writes the Kbuild.
-2. **Scanning** every source (after line splicing and digraph folding, with comments and
-   string literals understood) refuses: includes that are absolute, contain ``..`` or a
-   backslash, are computed (``#include MACRO``), or name a local file not in the build;
-   ``#include_next``, ``#embed``, ``#pragma GCC dependency`` / ``system_header``, ``#line``
-   and any mention of ``incbin`` or an assembler ``.include``.
-3. **The assembler guard**: gcc runs with ``-B<guard dir>``, where ``as`` is a script that
-   refuses assembly containing ``.incbin`` / ``.include`` and otherwise runs the real
-   assembler.  It sees the text after macro expansion and string pasting, which scanning
-   cannot (``asm(".inc" "bin ...")``).
-4. **Redaction** of the compiler's output: only diagnostics about the submission's files and
-   the kernel headers are kept (host paths replaced by ``submission/`` and
-   ``<kernel headers>/``); other lines are dropped and counted.
-5. **Limits**: make runs in its own session with RLIMIT_AS, RLIMIT_CPU, RLIMIT_FSIZE (which
-   also bounds the captured output, written to a file), RLIMIT_NOFILE and a wall-clock timeout
-   that kills the whole process group.
-
-``-nostdinc`` alone cannot help (kbuild already uses it; absolute includes ignore search
-paths), and a mount namespace needs privileges the grader should not require, so scanning
-plus the assembler guard plus redaction is the practical combination (docs/labs.md).
+   Makefile/Kbuild are never used: the grader writes the Kbuild.  What the build produced is
+   read back the same way (:func:`collect_module`): a .ko that became a link is not followed.
+3. **Scanning** (friendly early messages, not the defence): includes that are absolute,
+   contain ``..`` or a backslash, are computed or are not ``.h``; ``#include_next``,
+   ``#embed``, ``#pragma GCC dependency`` / ``system_header``, ``#line``, any mention of
+   ``incbin`` or an assembler ``.include``.
+4. **The assembler guard**: gcc runs with ``-B<guard dir>`` (mounted read-only in the jail),
+   whose ``as`` refuses assembly containing ``.incbin`` / ``.include`` with a clear message.
+5. **Redaction** of the compiler's output: only diagnostics about the submission's files and
+   the kernel headers are kept (paths shown as ``submission/`` and ``<kernel headers>/``).
+6. **Limits**: RLIMIT_AS, RLIMIT_CPU, RLIMIT_FSIZE (which also bounds the captured output,
+   written to a file), RLIMIT_NOFILE for bwrap and everything in the jail, and a wall-clock
+   timeout that kills it all.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import json
 import os
 import re
 import shutil
-import signal
 import stat
 import subprocess
 import sys
@@ -49,12 +50,29 @@ from pathlib import Path
 from kmodlab.errors import BuildError
 from kmodlab.kernels.kernel import Kernel
 from kmodlab.labs.errors import SubmissionRejected
+from kmodlab.labs.jail import (
+    JAIL_KERNEL,
+    JAIL_SUBMISSION,
+    JailError,
+    Mount,
+    kernel_tree,
+    require_jail,
+    run_in_jail,
+)
 from kmodlab.labs.lab import Lab
+from kmodlab.labs.limited import run_limited
 from kmodlab.labs.params import render_template
 from kmodlab.modules.build import BuiltModule, compiler_tool, compiler_version, make_argv
 
+__all__ = ["BuildOutcome", "Intake", "JailError", "build_submission", "collect_module",
+           "jail_make_argv", "kbuild_text", "prune_build_cache", "redact_build_output",
+           "run_limited", "scan_source", "scan_submission", "take_submission"]
+
 MAX_FILES = 32
-BUILD_RECIPE = "lab-1"
+BUILD_RECIPE = "lab-2"          # lab-2: built in the jail (paths in the .ko changed)
+GUARD_DIR = ".kmodlab-guard"
+JAIL_GUARD = f"{JAIL_SUBMISSION}/{GUARD_DIR}"
+MAX_KO_BYTES = 64 << 20
 IGNORED_NAMES = ("Makefile", "Kbuild", "makefile", "GNUmakefile")
 _IGNORE_SILENTLY = re.compile(r"^(?:\..*|.*\.(?:o|ko|mod|mod\.c|cmd|order|symvers|orig|rej|swp|"
                               r"yaml|md|txt|log)|__MACOSX|README.*|readme.*)$")
@@ -284,7 +302,11 @@ check "$tmp"
 
 
 def real_assembler(kernel: Kernel) -> str:
-    tool = compiler_tool(kernel)
+    return _real_assembler(compiler_tool(kernel), kernel.arch)
+
+
+@functools.lru_cache(maxsize=16)
+def _real_assembler(tool: str, arch: str) -> str:
     try:
         out = subprocess.run([tool, "-print-prog-name=as"], capture_output=True, text=True,
                              timeout=30, check=False).stdout.strip()
@@ -294,9 +316,9 @@ def real_assembler(kernel: Kernel) -> str:
         return os.path.realpath(out)
     from kmodlab.registry.arch import arch_profile
 
-    found = shutil.which(out or arch_profile(kernel.arch).cross_compile + "as") or shutil.which("as")
+    found = shutil.which(out or arch_profile(arch).cross_compile + "as") or shutil.which("as")
     if not found:
-        raise BuildError(f"no assembler found for {kernel.arch}")
+        raise BuildError(f"no assembler found for {arch}")
     return found
 
 
@@ -309,7 +331,8 @@ def write_guard(directory: Path, kernel: Kernel) -> Path:
 
 
 # ------------------------------------------------------------------------------ building
-def kbuild_text(lab: Lab, guard: Path) -> str:
+def kbuild_text(lab: Lab, guard: Path | str) -> str:
+    """The Kbuild of a lab build; ``guard`` is the guard folder as the build sees it."""
     spec = lab.spec
     c_files = [f for f in spec.submit if f.endswith(".c")]
     lines = ["# Generated by kmodlab for a lab submission; the submission's own Makefile/Kbuild",
@@ -327,27 +350,6 @@ def _limits_argv(lab: Lab, timeout: float) -> list[str]:
             f"--cpu={int(timeout) + 5}", f"--fsize={64 << 20}", "--nofile=512", "--"]
 
 
-def run_limited(argv: list[str], cwd: Path, log_path: Path, timeout: float,
-                env: dict[str, str]) -> tuple[int | None, float]:
-    """Run ``argv`` (already wrapped by kmodlab.labs.limited) with output to ``log_path``.
-    Returns (exit status or None on timeout, seconds)."""
-    t0 = time.monotonic()
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-        try:
-            rc: int | None = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            rc = None
-        finally:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            proc.wait()
-    return rc, time.monotonic() - t0
-
-
 def read_bounded(path: Path, limit: int = 256 << 10) -> str:
     try:
         with open(path, "rb") as fh:
@@ -358,11 +360,13 @@ def read_bounded(path: Path, limit: int = 256 << 10) -> str:
     return text + ("\n[... output truncated]" if len(data) > limit else "")
 
 
+# gcc's diagnostics, and gas's (``waste.c:9: Error: ...``, after ``waste.c: Assembler messages:``)
 _DIAG = re.compile(r"^(?P<file>[^\s:][^:]*):(?P<line>\d+)(?::(?P<col>\d+))?: "
-                   r"(?P<kind>fatal error|error|warning|note): (?P<msg>.*)$")
+                   r"(?P<kind>fatal error|error|warning|note|Error|Warning): (?P<msg>.*)$")
 _QUOTE = re.compile(r"^\s*(?:\d+\s*)?\|")
 _INCLUDED = re.compile(r"^(?:In file included from|\s+from) (?P<file>[^:]+):(?P<line>\d+)[:,]?\s*$")
-_IN_FUNCTION = re.compile(r"^(?P<file>[^\s:][^:]*): (?:In function|At top level|In member).*$")
+_IN_FUNCTION = re.compile(r"^(?P<file>[^\s:][^:]*): (?:In function|At top level|In member|"
+                          r"Assembler messages:).*$")
 _MAKE = re.compile(r"^make(?:\[\d+\])?: \*\*\* .*$")
 _MODPOST = re.compile(r"^(?:ERROR|WARNING): modpost: .*$")
 _GUARD = re.compile(r"^kmodlab: .*$")
@@ -376,7 +380,8 @@ _LIMIT_HIT = re.compile(r"Killed|File size limit exceeded|CPU time limit exceede
 def redact_build_output(raw: str, build_dir: Path, kernel: Kernel,
                         max_lines: int = OUTPUT_LINES, note_dropped: bool = True) -> str:
     """Keep only what concerns the submission (see the module docstring, layer 4)."""
-    replacements = [(str(build_dir.resolve()), "submission"), (str(build_dir), "submission"),
+    replacements = [(JAIL_SUBMISSION, "submission"),
+                    (str(build_dir.resolve()), "submission"), (str(build_dir), "submission"),
                     (str(kernel.headers_dir.resolve()), "<kernel headers>"),
                     (str(kernel.headers_dir), "<kernel headers>")]
 
@@ -384,6 +389,7 @@ def redact_build_output(raw: str, build_dir: Path, kernel: Kernel,
         for old, new in replacements:
             line = line.replace(old, new)
         line = _HEADERS_PATH.sub("<kernel headers>", line)
+        line = line.replace(JAIL_KERNEL, "<kernel>")
         return line.replace(str(kernel.root), "<kernel>").replace(str(Path.home()), "~")
 
     def allowed_file(path: str) -> bool:
@@ -443,7 +449,8 @@ class BuildOutcome:
 
 def prepare_build_dir(lab: Lab, intake: Intake, kernel: Kernel, env: dict[str, object],
                       build_dir: Path) -> None:
-    """Fresh directory: submitted files, provided headers, rendered templates, our Kbuild."""
+    """Fresh directory: submitted files, provided headers, rendered templates, our Kbuild
+    (whose paths are the jail's: the folder is ``/kmodlab/submission`` in the build)."""
     if build_dir.exists():
         shutil.rmtree(build_dir)
     build_dir.mkdir(parents=True)
@@ -454,8 +461,8 @@ def prepare_build_dir(lab: Lab, intake: Intake, kernel: Kernel, env: dict[str, o
     for t in lab.spec.templates:
         text = lab.template_file(t.source).read_text()
         (build_dir / t.dest).write_text(render_template(text, env))
-    guard = write_guard(build_dir / ".kmodlab-guard", kernel)
-    (build_dir / "Kbuild").write_text(kbuild_text(lab, guard))
+    write_guard(build_dir / GUARD_DIR, kernel)
+    (build_dir / "Kbuild").write_text(kbuild_text(lab, JAIL_GUARD))
 
 
 def build_key(lab: Lab, intake: Intake, kernel: Kernel, rendered: dict[str, str]) -> str:
@@ -486,23 +493,32 @@ def build_submission(lab: Lab, intake: Intake, kernel: Kernel, env: dict[str, ob
             hit.seconds = time.monotonic() - t0
             return hit
     build_dir = work_dir / f"build-{kernel.label}"
+    jail = require_jail(kernel, real_assembler(kernel))     # JailError: nothing is built
     prepare_build_dir(lab, intake, kernel, env, build_dir)
-    argv = _limits_argv(lab, lab.spec.timeouts.build) + make_argv(kernel, build_dir)
-    penv = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "TMPDIR", "LANG")}
-    penv.update(LC_ALL="C", LANG="C")
+    jail = jail.with_mounts(Mount(str(build_dir.resolve()), JAIL_SUBMISSION, "rw"),
+                            Mount(str((build_dir / GUARD_DIR).resolve()), JAIL_GUARD, "ro"),
+                            chdir=JAIL_SUBMISSION)
     log_path = work_dir / f"build-{kernel.label}.log"
-    rc, _ = run_limited(argv, build_dir, log_path, lab.spec.timeouts.build, penv)
+    run = run_in_jail(jail, jail_make_argv(kernel, build_dir), log_path,
+                      lab.spec.timeouts.build, _limits_argv(lab, lab.spec.timeouts.build),
+                      cwd=build_dir)
+    rc = run.returncode
     raw = read_bounded(log_path)
-    ko = build_dir / f"{lab.spec.module}.ko"
+    ko = None
+    if rc == 0:
+        ko = collect_module(build_dir, f"{lab.spec.module}.ko", work_dir / f"module-{kernel.label}")
     if rc is None:
         outcome = BuildOutcome(None, f"the build did not finish within "
                                f"{lab.spec.timeouts.build:.0f} s and was stopped",
                                time.monotonic() - t0, timed_out=True)
-    elif rc != 0 or not ko.is_file():
+    elif rc != 0 or ko is None:
         text = redact_build_output(raw, build_dir, kernel)
-        if _LIMIT_HIT.search(raw) or rc < 0:
+        if _LIMIT_HIT.search(raw) or rc >= 128:
             text += "\n[the compiler was stopped by a resource limit (memory, CPU or output)]"
-        outcome = BuildOutcome(None, text or f"kbuild failed (exit {rc})", time.monotonic() - t0)
+        elif rc == 0:
+            text += "\n[the build did not produce a regular .ko file]"
+        outcome = BuildOutcome(None, text.strip() or f"kbuild failed (exit {rc})",
+                               time.monotonic() - t0)
     else:
         built = BuiltModule(ko_path=ko, module_name=lab.spec.module, family=None, params={},
                             kernel_release=kernel.release, build_dir=build_dir, log="",
@@ -512,6 +528,52 @@ def build_submission(lab: Lab, intake: Intake, kernel: Kernel, env: dict[str, ob
     if cache is not None:
         _cache_store(cache, key, outcome)
     return outcome
+
+
+def jail_make_argv(kernel: Kernel, build_dir: Path) -> list[str]:
+    """kbuild's command line (kmodlab.modules.build.make_argv) with the jail's paths."""
+    headers = kernel_tree(kernel).headers
+    host_headers = {str(kernel.headers_dir), str(kernel.headers_dir.resolve())}
+    argv = []
+    for arg in make_argv(kernel, build_dir):
+        if arg in host_headers:
+            arg = headers
+        elif arg.startswith("M="):
+            arg = f"M={JAIL_SUBMISSION}"
+        argv.append(arg)
+    if headers not in argv or f"M={JAIL_SUBMISSION}" not in argv:
+        raise BuildError(f"cannot map the kbuild command into the jail: {' '.join(argv)}")
+    return argv
+
+
+def collect_module(build_dir: Path, name: str, dest_dir: Path) -> Path | None:
+    """Copy ``build_dir/name`` (written by the jailed build) to ``dest_dir/name`` if it is a
+    regular, singly-linked file of sane size; never follows a link the build may have made."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+    try:
+        fd = os.open(build_dir / name, flags)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_size > MAX_KO_BYTES:
+            return None
+        data = b""
+        while len(data) <= MAX_KO_BYTES:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            data += chunk
+        if len(data) > MAX_KO_BYTES:
+            return None
+    finally:
+        os.close(fd)
+    if dest_dir.exists():
+        shutil.rmtree(dest_dir)
+    dest_dir.mkdir(parents=True)
+    dest = dest_dir / name
+    dest.write_bytes(data)
+    return dest
 
 
 BUILD_CACHE_KEEP = 4000

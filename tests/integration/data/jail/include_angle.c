@@ -1,0 +1,2 @@
+/* The same through the system include form. */
+#include <@PATH@>

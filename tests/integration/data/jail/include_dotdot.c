@@ -1,0 +1,2 @@
+/* Climb out of the build folder with a relative path. */
+#include "../../../../../../../../../../../../..@PATH@"
