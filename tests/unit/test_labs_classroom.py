@@ -35,6 +35,7 @@ def fake_grading(monkeypatch: pytest.MonkeyPatch):
 
     monkeypatch.setattr(classroom, "grade_submission", fake)
     monkeypatch.setattr(classroom, "kernel_for", lambda target, cache: None)
+    monkeypatch.setattr(classroom, "require_jail", lambda kernel: None)
     return calls
 
 
@@ -98,3 +99,21 @@ def test_stop_event_interrupts(fake_grading, tmp_path: Path) -> None:
     run = classroom.grade_class(LAB, subs, tmp_path / "out", progress=False, stop=stop,
                                 on_result=lambda r: stop.set())
     assert run.interrupted and len(run.graded) == 1
+
+
+def test_no_jail_refuses_before_grading_anyone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               fake_grading) -> None:
+    from kmodlab.labs.jail import JailError
+
+    def no_jail(kernel: object) -> None:
+        raise JailError("bwrap (Debian package bubblewrap) is not installed")
+
+    monkeypatch.setattr(classroom, "require_jail", no_jail)
+    graded: list[str] = []
+    monkeypatch.setattr(classroom, "grade_submission",
+                        lambda lab, folder, student, options: graded.append(student))
+    subs = tmp_path / "subs"
+    (subs / "alice").mkdir(parents=True)
+    with pytest.raises(JailError, match="bubblewrap"):
+        classroom.grade_class(load_lab("kmalloc_waste"), subs, tmp_path / "out", progress=False)
+    assert graded == []

@@ -25,6 +25,7 @@ from typing import Self
 
 from kmodlab.labs.escape import slug
 from kmodlab.labs.grader import GradeOptions, grade_submission, kernel_for
+from kmodlab.labs.jail import require_jail
 from kmodlab.labs.lab import Lab
 from kmodlab.labs.reports import student_folder, write_class_reports, write_student_reports
 from kmodlab.labs.results import Outcome, StudentResult
@@ -120,7 +121,9 @@ def grade_class(lab: Lab, submissions: Path, out: Path, *, targets: list[Target]
     previous = {} if regrade else state.load()
     kernels: dict[str, object] = {}
     for t in targets:
-        kernel_for(t, kernels)   # type: ignore[arg-type]  # provision once, up front
+        kernel = kernel_for(t, kernels)   # type: ignore[arg-type]  # provision once, up front
+        # No jail, no grading: refuse before the first student rather than at the first build.
+        require_jail(kernel)
     folders = student_folders(submissions)
     run = ClassRun()
     todo: list[tuple[str, Path, str]] = []
