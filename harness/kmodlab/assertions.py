@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from kmodlab.leaks import DEFAULT_TOLERANCES, LeakReport, Tolerances
 from kmodlab.observe import KernelEvent, KtapResult, SlabCache, diff_slabinfo
 from kmodlab.runner import Phase
 
@@ -202,8 +203,11 @@ def _cell(cache: SlabCache | None, attr: str) -> str:
 def slab_table(phase: Phase, names: Iterable[str],
                fields: Sequence[str] = ("active_objs", "num_objs", "num_slabs")) -> str:
     """before -> after rows of /proc/slabinfo for ``names`` (``-``: not listed)."""
+    return _slab_rows(phase.before.slabinfo, phase.after.slabinfo, names, fields)
+
+
+def _slab_rows(before: Any, after: Any, names: Iterable[str], fields: Sequence[str]) -> str:
     names = list(names)
-    before, after = phase.before.slabinfo, phase.after.slabinfo
     rows = [[f"{_cell(before.get(n), f)} -> {_cell(after.get(n), f)}" for f in fields]
             for n in names]
     width = max([24, *(len(n) for n in names)])
@@ -255,9 +259,20 @@ def assert_slab_growth(phase: Phase, cache: str, *, at_least: int | None = None,
         raise KernelAssertionError("\n".join(lines))
 
 
-def assert_clean_unload(phase: Phase, module_caches: tuple[str, ...] = ()) -> None:
-    """rmmod succeeded, the kernel complained about nothing, and nothing of the module remains:
-    no caches it named and no vmalloc areas whose caller is in the module."""
+def assert_clean_unload(phase: Phase, module_caches: tuple[str, ...] = (), *,
+                        tolerances: Tolerances | None = None) -> None:
+    """rmmod succeeded, the kernel complained about nothing, and nothing of the module remains.
+
+    "Nothing remains" is the leak detector's verdict (:mod:`kmodlab.leaks`), comparing the
+    snapshot before insmod with the one after rmmod without being told what to look for: slab
+    objects in any cache, caches the module created, vmalloc areas it allocated (also those
+    whose caller vmallocinfo now prints as a raw address), pages, per-CPU memory.  The
+    :class:`~kmodlab.runner.LoadedModule` that ran the phase judged it (``phase.leaks``);
+    ``tolerances`` judges it again with other limits.  Caches named in ``module_caches`` must
+    be gone too (a cache of the module that existed before insmod).  A phase without the
+    snapshot from before insmod (built by hand, or ``leak_check=False``) is checked for what it
+    shows itself: named caches, and vmalloc areas whose caller names the module.
+    """
     if not phase.command.ok:
         lines = [(f"phase {phase.name}: {_command(phase)} failed: "
                   f"{phase.command.output.strip() or '(no output)'}")]
@@ -272,6 +287,14 @@ def assert_clean_unload(phase: Phase, module_caches: tuple[str, ...] = ()) -> No
             f"phase {phase.name}: {_plural(len(left), 'cache')} of the module still in "
             f"/proc/slabinfo after {_command(phase)}: {counts}\n"
             + slab_table(phase, left, SLAB_FIELDS))
+    report: LeakReport | None = getattr(phase, "leaks", None)
+    if getattr(phase, "baseline", None) is not None and (tolerances is not None
+                                                         or report is None):
+        report = phase.find_leaks(tolerances or DEFAULT_TOLERANCES)
+    if report is not None:
+        if not report.clean:
+            raise KernelAssertionError(_leak_message(phase, report))
+        return
     module = phase.command.command.split()[-1].strip("'")
     areas = list(phase.after.vmallocinfo.by_module(module))
     if areas:
@@ -283,3 +306,39 @@ def assert_clean_unload(phase: Phase, module_caches: tuple[str, ...] = ()) -> No
         if len(areas) > 10:
             lines.append(f"  [... {len(areas) - 10} more]")
         raise KernelAssertionError("\n".join(lines))
+
+
+def _leak_message(phase: Phase, report: LeakReport) -> str:
+    """``phase unload: module m left memory behind after `rmmod 'm'` (exit 0): leaked: ...``
+    and the evidence of each leak."""
+    t = report.tolerances
+    m = report.measurement
+    lines = [(f"phase {phase.name}: module {report.module} left memory behind after "
+             f"{_command(phase)}: {report.summary()}")]
+    slabs = report.of_kind("slab", "cache")
+    baseline = getattr(phase, "baseline", None)
+    if slabs and baseline is not None:
+        lines.append("slab caches, before insmod -> after rmmod (both right after shrinking "
+                     f"every cache; tolerance {t.slab_objects} objects and "
+                     f"{t.slab_bytes // 1024} KiB per cache):")
+        lines.append(_slab_rows(baseline.slabinfo, phase.after.slabinfo,
+                                [leak.where for leak in slabs], SLAB_FIELDS))
+    if m.module_areas:
+        lines.append(f"vmalloc areas of the module still mapped ({len(m.module_areas)}):")
+        for area in m.module_areas[:10]:
+            e = area.entry
+            lines.append(f"  {e.size} bytes, {e.pages} pages, caller "
+                         f"{e.caller or e.raw_caller} = {area.caller} ({area.how})")
+        if len(m.module_areas) > 10:
+            lines.append(f"  [... {len(m.module_areas) - 10} more]")
+    for leak in report.of_kind("vmalloc_other"):
+        lines.append(f"new vmalloc areas of other callers: {leak.describe()} (tolerance "
+                     f"{t.vmalloc_other_pages} pages)")
+    for leak in report.of_kind("pages"):
+        lines.append(f"pages: MemFree fell by {m.free_kb_lost:,} kB, of which "
+                     f"{m.unaccounted_kb:,} kB is in no /proc/meminfo counter (tolerance "
+                     f"{t.pages} pages): {leak.describe()}")
+    for leak in report.of_kind("percpu", "free_pages"):
+        lines.append(f"{leak.kind}: {leak.describe()}")
+    lines += [f"note: {note}" for note in report.notes]
+    return "\n".join(lines)

@@ -147,6 +147,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps(run_to_dict(run), indent=2, default=str))
     else:
         print(render_run(run))
+    if not run.ok:
+        # The verdict again, last, where a CI log shows it (leaks name their sizes).
+        print(f"kmodlab run: {built.module_name}: {run.verdict}", file=sys.stderr)
     return 0 if run.ok else 1
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from kmodlab.labs.engine import Observations
@@ -19,6 +20,7 @@ from kmodlab.labs.params import render_template
 from kmodlab.labs.results import CheckResult
 from kmodlab.labs.schema import Check, LabSpec
 from kmodlab.labs.views import KtapView, MissingView, ModelView, NamespaceView, SnapshotView, View
+from kmodlab.leaks import DEFAULT_TOLERANCES, LeakReport, Tolerances, find_leaks
 
 Verdict = tuple[bool, str, str, str]   # passed, expected, observed, message
 EXCERPT_LINES = 40
@@ -192,7 +194,26 @@ def _snapshot_or_why(env: dict[str, Any], name: str) -> Any:
     return view
 
 
+def _leak_report(obs: Observations, env: dict[str, Any],
+                 tolerances: Tolerances = DEFAULT_TOLERANCES) -> LeakReport:
+    """The shared leak detector (kmodlab.leaks) on this run: its own snapshots (taken right
+    after shrinking every cache around insmod/rmmod) when the run made them, else the lab's
+    ``before``/``after``.  Raises EvaluationError when a snapshot is missing."""
+    before_view = _snapshot_or_why(env, "before")
+    after_view = _snapshot_or_why(env, "after")
+    before = obs.leak_before or before_view.snapshot
+    after = obs.leak_after or after_view.snapshot
+    module = obs.module or getattr(before_view, "module", "")
+    confirm = [obs.leak_confirm] if obs.leak_confirm is not None else []
+    return find_leaks(before, after, module=module, loaded=obs.snapshots.get("loaded"),
+                      footprint=obs.footprint, tolerances=tolerances, confirm=confirm)
+
+
 def _no_leaks(check: Check, obs: Observations, env: dict[str, Any], model: Any) -> Verdict:
+    """rmmod succeeded, SLUB reported no objects remaining, and the leak detector found nothing
+    left behind.  The lab's keys keep their meaning: ``caches`` are judged by objects alone
+    against ``tolerance``; ``vmalloc: false`` ignores the module's vmalloc areas;
+    ``free_pages_tolerance`` bounds the buddy-free pages lost."""
     spec = check.no_leaks
     assert spec is not None
     problems: list[str] = []
@@ -205,55 +226,58 @@ def _no_leaks(check: Check, obs: Observations, env: dict[str, Any], model: Any) 
     if not obs.unload.ok:
         problems.append(f"rmmod failed: {obs.unload.output.strip()[:200]}")
     try:
-        before = _snapshot_or_why(env, "before")
-        after = _snapshot_or_why(env, "after")
-    except EvaluationError as exc:
-        return False, expected, "-", str(exc)
-    if spec.vmalloc and after.vmalloc.count:
-        problems.append(f"{after.vmalloc.count} vmalloc area(s) of the module remain "
-                        f"({after.vmalloc.pages} pages)")
-    try:
         tolerance = int(render_template(str(spec.tolerance), env))
     except (EvaluationError, ValueError) as exc:
         return False, expected, "-", f"tolerance {spec.tolerance!r}: {exc}"
+    named: dict[str, int] = {}
     for template in spec.caches:
         try:
-            cache = render_template(template, env)
+            named[render_template(template, env)] = tolerance
         except EvaluationError as exc:
             return False, expected, "-", f"cache name {template!r}: {exc}"
-        b = before.snapshot.slabinfo.get(cache)
-        a = after.snapshot.slabinfo.get(cache)
-        if a is None:
+    tolerances = replace(DEFAULT_TOLERANCES, caches=named,
+                         free_pages=spec.free_pages_tolerance)
+    try:
+        report = _leak_report(obs, env, tolerances)
+    except EvaluationError as exc:
+        return False, expected, "-", str(exc)
+    for leak in report.leaks:
+        if leak.kind == "vmalloc" and not spec.vmalloc:
             continue
-        grown = a.active_objs - (b.active_objs if b is not None else 0)
-        if grown > tolerance:
-            problems.append(f"{cache}: {grown} more live objects after rmmod than before "
-                            f"insmod (tolerance {tolerance})")
-    if spec.free_pages_tolerance is not None:
-        lost = before.free_pages - after.free_pages
-        if lost > spec.free_pages_tolerance:
-            problems.append(f"{lost} fewer free pages after rmmod than before insmod "
+        if leak.kind == "slab" and leak.where in named:
+            problems.append(f"{leak.where}: {leak.count} more live objects after rmmod than "
+                            f"before insmod (tolerance {named[leak.where]})")
+        elif leak.kind == "free_pages":
+            problems.append(f"{leak.count} fewer free pages after rmmod than before insmod "
                             f"(tolerance {spec.free_pages_tolerance})")
+        else:
+            problems.append(leak.describe())
     if problems:
         return False, expected, "; ".join(problems), ""
     return True, expected, "nothing left behind", ""
 
 
 def _cache_destroyed(check: Check, obs: Observations, env: dict[str, Any], model: Any) -> Verdict:
+    """The cache was listed while the module was loaded and the leak detector does not find it
+    left behind after rmmod."""
     assert check.cache_destroyed is not None
     try:
         name = render_template(check.cache_destroyed, env)
         loaded = _snapshot_or_why(env, "loaded")
         after = _snapshot_or_why(env, "after")
+        report = _leak_report(obs, env)
     except EvaluationError as exc:
         return False, "cache destroyed at rmmod", "-", str(exc)
     expected = f"cache '{name}' listed while loaded, gone after rmmod"
     if name not in loaded.snapshot.slabinfo:
         return False, expected, f"'{name}' never appeared in /proc/slabinfo", \
             "was it created (and not merged into another cache)?"
-    if name in after.snapshot.slabinfo:
-        c = after.snapshot.slabinfo[name]
-        return False, expected, f"still listed after rmmod ({c.active_objs} live objects)", ""
+    left = [leak for leak in report.of_kind("cache") if leak.where == name]
+    if left or name in after.snapshot.slabinfo:
+        c = after.snapshot.slabinfo.get(name)
+        count = c.active_objs if c is not None else left[0].count
+        return False, expected, f"still listed after rmmod ({count} live objects)", \
+            left[0].describe() if left else "it was listed before insmod too"
     return True, expected, "destroyed", ""
 
 

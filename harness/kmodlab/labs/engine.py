@@ -42,6 +42,15 @@ from kmodlab.labs.lab import Lab
 from kmodlab.labs.params import render_template
 from kmodlab.labs.schema import Step
 from kmodlab.labs.views import OutputView
+from kmodlab.leaks import (
+    Footprint,
+    LeakReport,
+    confirm_capture,
+    find_leaks,
+    needs_confirmation,
+    read_footprint,
+)
+from kmodlab.leaks import capture as leak_capture
 from kmodlab.modules.build import BuiltModule
 from kmodlab.observe import KernelEvent, KtapDocument, find_events, parse_ktap
 from kmodlab.observe.dmesg import find_lockup
@@ -78,6 +87,15 @@ class Observations:
     notes: list[str] = field(default_factory=list)
     console_tail: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
+    # The leak detector's (kmodlab.leaks): snapshots right after shrinking every slab cache,
+    # just before insmod and just after rmmod; the module's addresses while it was loaded; and
+    # its verdict with the default tolerances (the no_leaks check judges with the lab's own).
+    module: str = ""
+    leak_before: ProcSnapshot | None = None
+    leak_after: ProcSnapshot | None = None
+    footprint: Footprint | None = None
+    leaks: LeakReport | None = None
+    leak_confirm: ProcSnapshot | None = None   # taken when a leak had to be confirmed
 
     @property
     def log_text(self) -> str:
@@ -151,7 +169,7 @@ class SubmissionRun:
         self.built = built
         self.env = env
         self.options = options or guest_options(lab)
-        self.obs = Observations()
+        self.obs = Observations(module=lab.spec.module)
         self.guest: Guest | None = None
         self.engine: PhaseEngine | None = None
         self._in_student_phase = False
@@ -246,6 +264,7 @@ class SubmissionRun:
             guest.push(self.built.ko_path, guest_path)
         with self._harness("reading /proc before loading"):
             self.obs.snapshots["before"] = self._snapshot(guest)
+            self.obs.leak_before = self._leak_snapshot(guest)
         unload_seen = False
         for index, step in enumerate(self.spec.steps):
             kind = step.kind
@@ -332,6 +351,7 @@ class SubmissionRun:
                                   f"{_clip(result.output.strip(), 400)}")
             return
         self.obs.snapshots["loaded"] = self._snapshot(guest)
+        self.obs.footprint = read_footprint(guest, self.spec.module, self.built.ko_path)
 
     def _unload(self, guest: Guest, step: Step) -> None:
         spec = step.unload
@@ -345,6 +365,33 @@ class SubmissionRun:
         else:
             self.obs.loaded = False
         self.obs.snapshots["after"] = self._snapshot(guest)
+        if result.ok:
+            self._check_leaks(guest)
+
+    def _leak_snapshot(self, guest: Guest) -> ProcSnapshot:
+        """The leak detector's snapshot (kmodlab.leaks.capture: every cache shrunk first, and
+        the per-CPU page lists), besides the lab's own."""
+        return leak_capture(guest)
+
+    def _check_leaks(self, guest: Guest) -> None:
+        """What the module left behind after rmmod (kmodlab.leaks); noted when not clean."""
+        self.obs.leak_after = self._leak_snapshot(guest)
+        if self.obs.leak_before is None:
+            return
+
+        def report() -> LeakReport:
+            assert self.obs.leak_before is not None and self.obs.leak_after is not None
+            confirm = [self.obs.leak_confirm] if self.obs.leak_confirm is not None else []
+            return find_leaks(self.obs.leak_before, self.obs.leak_after,
+                              module=self.spec.module, loaded=self.obs.snapshots.get("loaded"),
+                              footprint=self.obs.footprint, confirm=confirm)
+
+        self.obs.leaks = report()
+        if needs_confirmation(self.obs.leaks):
+            self.obs.leak_confirm = confirm_capture(guest)
+            self.obs.leaks = report()
+        if not self.obs.leaks.clean:
+            self.obs.notes.append(f"leak check: {self.obs.leaks.summary()}")
 
     def _io_step(self, guest: Guest, index: int, step: Step) -> None:
         spec = step.spec
