@@ -39,6 +39,7 @@ module that allocates nothing, loaded and unloaded many times) with a margin: se
 
 from __future__ import annotations
 
+import io
 import re
 import struct
 from bisect import bisect_right
@@ -47,6 +48,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import SymbolTableSection
 
 from kmodlab.errors import GuestError
 from kmodlab.observe import (
@@ -64,7 +69,9 @@ from kmodlab.phases import PROC_FILES, ProcSnapshot, shrink_slabs
 if TYPE_CHECKING:
     from kmodlab.guest import Guest
 
-PAGE_KB = 4   # Debian's x86_64 and arm64 kernels use 4 KiB pages
+PAGE_KB = 4
+"""Page size (KiB) when a snapshot does not say (4 KiB: Debian's amd64, arm64 and 686 kernels;
+arm64-16k kernels use 16).  :func:`capture` reads the guest's own (:func:`page_kb`)."""
 
 # --------------------------------------------------------------------------- tolerances
 
@@ -155,6 +162,7 @@ SHF_ALLOC = 0x2
 SHF_EXECINSTR = 0x4
 _STT_FUNC = 2
 _STT_OBJECT = 1
+_SYMBOL_KINDS = {"STT_FUNC": _STT_FUNC, "STT_OBJECT": _STT_OBJECT}
 
 
 @dataclass(frozen=True)
@@ -186,40 +194,27 @@ class ElfInfo:
 
 
 def parse_elf(data: bytes) -> ElfInfo:
-    """Section headers and FUNC/OBJECT symbols of a 64-bit ELF file (either byte order).
+    """Section headers and FUNC/OBJECT symbols of an ELF file (a ``.ko``).
 
-    Raises ValueError on anything else: the caller then does without sizes and symbols."""
-    if len(data) < 64 or data[:4] != b"\x7fELF":
-        raise ValueError("not an ELF file")
-    if data[4] != 2:
-        raise ValueError("not a 64-bit ELF file")
-    end = "<" if data[5] == 1 else ">"
-    shoff = struct.unpack_from(end + "Q", data, 0x28)[0]
-    shentsize, shnum, shstrndx = struct.unpack_from(end + "HHH", data, 0x3A)
-    if shentsize < 64 or shoff + shnum * shentsize > len(data) or shstrndx >= shnum:
-        raise ValueError("bad section header table")
-    raw = []
-    for i in range(shnum):
-        name, kind, flags, _addr, offset, size, link, _info, _align, entsize = struct.unpack_from(
-            end + "IIQQQQIIQQ", data, shoff + i * shentsize)
-        raw.append((name, kind, flags, offset, size, link, entsize))
-
-    def string(table: int, offset: int) -> str:
-        base = raw[table][3]
-        stop = data.find(b"\0", base + offset)
-        return data[base + offset:stop if stop >= 0 else len(data)].decode("utf-8", "replace")
-
-    sections = tuple(ElfSection(i, string(shstrndx, r[0]), r[4], r[2]) for i, r in enumerate(raw))
-    symbols: list[ElfSymbol] = []
-    for _name, kind, _flags, offset, size, link, entsize in raw:
-        if kind != 2 or entsize < 24:   # SHT_SYMTAB
-            continue
-        for off in range(offset, offset + size - entsize + 1, entsize):
-            st_name, st_info, _other, shndx, value, sym_size = struct.unpack_from(
-                end + "IBBHQQ", data, off)
-            sym_kind = st_info & 0xF
-            if sym_kind in (_STT_FUNC, _STT_OBJECT) and 0 < shndx < len(sections):
-                symbols.append(ElfSymbol(string(link, st_name), shndx, value, sym_size, sym_kind))
+    pyelftools reads it: ELF32 (i386) and ELF64, either byte order, with its own bounds checks,
+    which a hand-written header walk would have to repeat.  Raises ValueError on anything it
+    cannot read: the caller then does without sizes and symbols."""
+    try:
+        elf = ELFFile(io.BytesIO(data))
+        sections = tuple(ElfSection(i, sec.name, sec["sh_size"], sec["sh_flags"])
+                         for i, sec in enumerate(elf.iter_sections()))
+        symbols: list[ElfSymbol] = []
+        for table in elf.iter_sections():
+            if not isinstance(table, SymbolTableSection) or table["sh_type"] != "SHT_SYMTAB":
+                continue
+            for sym in table.iter_symbols():
+                kind = _SYMBOL_KINDS.get(sym["st_info"]["type"])
+                shndx = sym["st_shndx"]
+                if kind is not None and isinstance(shndx, int) and 0 < shndx < len(sections):
+                    symbols.append(ElfSymbol(sym.name, shndx, sym["st_value"], sym["st_size"],
+                                             kind))
+    except (ELFError, struct.error, ValueError, KeyError) as e:
+        raise ValueError(f"not a readable ELF file: {e}") from e
     return ElfInfo(sections, tuple(symbols))
 
 
@@ -368,6 +363,10 @@ def read_footprint(guest: Guest, module: str, ko_path: str | Path | None = None)
 # --------------------------------------------------------------------------- snapshots
 
 ZONEINFO = "/proc/zoneinfo"
+PAGE_SIZE_KEY = "KernelPageSize"
+"""``raw`` key of the guest's page size: ``KernelPageSize:  4 kB`` from /proc/self/smaps
+(fs/proc/task_mmu.c, show_smap_vma_flags' neighbour __show_smap: the kernel's own PAGE_SIZE for
+the mapping), so a 16K-page kernel is measured, not assumed."""
 _SEPARATOR = "--kmodlab-proc-separator--"   # as kmodlab.phases.ProcSnapshot.capture()
 
 
@@ -378,16 +377,25 @@ def capture(guest: Guest) -> ProcSnapshot:
     page list counts) in one round trip."""
     shrink_slabs(guest, True)
     files = (*PROC_FILES, ZONEINFO)
-    command = f"; echo {_SEPARATOR}; ".join(f"cat {path}" for path in files)
+    reads = [f"cat {path}" for path in files]
+    reads.append(f"grep -m1 {PAGE_SIZE_KEY} /proc/self/smaps || true")
+    command = f"; echo {_SEPARATOR}; ".join(reads)
     result = guest.run(command, isolate=False, must_succeed=True)
     parts = result.stdout.split(_SEPARATOR + "\n")
-    if len(parts) not in (len(PROC_FILES), len(files)):
+    if len(parts) != len(reads):
         raise GuestError(f"reading {', '.join(files)} returned {len(parts)} parts")
-    raw = dict(zip(files, parts, strict=False))
+    raw = dict(zip((*files, PAGE_SIZE_KEY), parts, strict=True))
     return ProcSnapshot(parse_slabinfo(raw["/proc/slabinfo"]),
                         parse_buddyinfo(raw["/proc/buddyinfo"]),
                         parse_vmallocinfo(raw["/proc/vmallocinfo"]),
                         parse_meminfo(raw["/proc/meminfo"]), raw)
+
+
+def page_kb(snapshot: ProcSnapshot) -> int:
+    """The guest's page size in KiB as :func:`capture` read it (:data:`PAGE_KB` if unknown)."""
+    text = snapshot.raw.get(PAGE_SIZE_KEY, "") if snapshot.raw else ""
+    m = re.search(r"(\d+)\s*kB", text)
+    return int(m.group(1)) if m and int(m.group(1)) > 0 else PAGE_KB
 
 
 def pcp_pages(snapshot: ProcSnapshot) -> int | None:
@@ -441,6 +449,7 @@ class Measurement:
     percpu_kb: int = 0
     meminfo_kb: dict[str, int] = field(default_factory=dict)
     confirmed: int = 0                      # later snapshots the quantities persisted in
+    page_kb: int = PAGE_KB                  # the guest's page size (:func:`page_kb`)
 
     @property
     def other_area_pages(self) -> int:
@@ -454,7 +463,7 @@ class Measurement:
             "caches_left": len(self.caches_left),
             "module_areas": len(self.module_areas),
             "vmalloc_other_pages": self.other_area_pages,
-            "unaccounted_pages": self.unaccounted_kb // PAGE_KB,
+            "unaccounted_pages": self.unaccounted_kb // self.page_kb,
             "percpu_kb": self.percpu_kb,
         }
 
@@ -535,7 +544,7 @@ def _persisting(first: Measurement, later: list[Measurement]) -> Measurement:
         min(m.free_pages_lost for m in everyone), min(m.free_kb_lost for m in everyone),
         None if None in pcps else min(p for p in pcps if p is not None),
         min(m.unaccounted_kb for m in everyone), min(m.percpu_kb for m in everyone),
-        first.meminfo_kb, len(later))
+        first.meminfo_kb, len(later), first.page_kb)
 
 
 def _measure_one(before: ProcSnapshot, after: ProcSnapshot, *, module: str,
@@ -590,9 +599,11 @@ def _measure_one(before: ProcSnapshot, after: ProcSnapshot, *, module: str,
     buddy_lost = before.buddyinfo.free_pages() - after.buddyinfo.free_pages()
     pcp_before, pcp_after = pcp_pages(before), pcp_pages(after)
     pcp = pcp_after - pcp_before if pcp_before is not None and pcp_after is not None else None
-    unaccounted = lost - accounted - (pcp or 0) * PAGE_KB
+    size_kb = page_kb(after)
+    unaccounted = lost - accounted - (pcp or 0) * size_kb
     return Measurement(tuple(growth), tuple(left), created, tuple(mine), tuple(other),
-                       buddy_lost, lost, pcp, unaccounted, deltas.get("Percpu", 0), deltas)
+                       buddy_lost, lost, pcp, unaccounted, deltas.get("Percpu", 0), deltas,
+                       page_kb=size_kb)
 
 
 # --------------------------------------------------------------------------- verdicts
@@ -708,7 +719,7 @@ def judge(measurement: Measurement, module: str,
                   if shown != [caller] else "")
         leaks.append(Leak("vmalloc", f"{caller} [{module}]" if f"[{module}]" not in caller
                           else caller, len(areas), "area",
-                          pages * PAGE_KB * 1024 if pages else sum(a.entry.size for a in areas),
+                          pages * m.page_kb * 1024 if pages else sum(a.entry.size for a in areas),
                           detail))
     other_pages = m.other_area_pages
     if other_pages > t.vmalloc_other_pages:
@@ -716,19 +727,19 @@ def judge(measurement: Measurement, module: str,
         leaks.append(Leak("vmalloc_other", ", ".join(f"{c} (x{n})" if n > 1 else c
                                                      for c, n in callers.most_common(4)),
                           sum(1 for e in m.other_areas if e.pages), "area",
-                          other_pages * PAGE_KB * 1024,
+                          other_pages * m.page_kb * 1024,
                           "new since insmod, callers outside the module"))
     if m.percpu_kb > t.percpu_kb:
         leaks.append(Leak("percpu", "Percpu", m.percpu_kb, "kB", m.percpu_kb * 1024,
                           f"/proc/meminfo Percpu grew by {m.percpu_kb:,} kB"))
-    pages = m.unaccounted_kb // PAGE_KB
+    pages = m.unaccounted_kb // m.page_kb
     if pages > t.pages:
-        leaks.append(Leak("pages", "free pages", pages, "page", pages * PAGE_KB * 1024,
+        leaks.append(Leak("pages", "free pages", pages, "page", pages * m.page_kb * 1024,
                           "in no /proc/meminfo counter nor per-CPU list: alloc_pages() "
                           "never freed?"))
     if t.free_pages is not None and m.free_pages_lost > t.free_pages:
         leaks.append(Leak("free_pages", "buddyinfo", m.free_pages_lost, "page",
-                          m.free_pages_lost * PAGE_KB * 1024,
+                          m.free_pages_lost * m.page_kb * 1024,
                           f"tolerance {t.free_pages}"))
     return LeakReport(module, tuple(leaks), m, t, tuple(notes))
 
@@ -779,6 +790,6 @@ __all__ = [
     "ACCOUNTED_KEYS", "CONFIRM_PAUSE", "DEFAULT_TOLERANCES", "NOISY_KINDS", "ElfInfo",
     "Footprint", "Leak", "LeakReport", "Measurement", "ModuleArea", "Region", "SlabGrowth",
     "Tolerances", "capture", "confirm_capture", "find_leaks", "footprint_command", "judge",
-    "kib", "measure", "needs_confirmation", "parse_elf", "parse_footprint", "pcp_pages",
+    "kib", "measure", "needs_confirmation", "page_kb", "parse_elf", "parse_footprint", "pcp_pages",
     "read_elf", "read_footprint",
 ]

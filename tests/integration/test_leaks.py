@@ -17,10 +17,11 @@ import pytest
 from kmodlab.assertions import KernelAssertionError, assert_clean_unload
 from kmodlab.guest import Guest
 from kmodlab.kernels.kernel import Kernel
+from kmodlab.leaks import DEFAULT_TOLERANCES
 from kmodlab.modules import build_source_dir
 from kmodlab.runner import LoadedModule, ModuleRun, run_module
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.fault("false_pass")]   # the tally
 
 DATA = Path(__file__).resolve().parent / "data" / "leaks"
 PAGE = 4096
@@ -30,6 +31,12 @@ PAGE = 4096
 def booted(kernel: Kernel):
     with Guest(kernel, cpus=2, memory_mb=1024) as g:
         yield g
+
+
+def _about_1000(objects: int) -> bool:
+    """1000 leaked kmalloc-4k objects, give or take the idle drift of one cache (measured up to
+    32 KiB of kmalloc-4k either way: see kmodlab.leaks.DEFAULT_TOLERANCES)."""
+    return abs(objects - 1000) <= DEFAULT_TOLERANCES.slab_bytes // PAGE
 
 
 def _run(guest: Guest, kernel: Kernel, name: str, *args: str) -> ModuleRun:
@@ -53,9 +60,9 @@ def test_kmalloc_leak_is_named_with_its_cache_and_size(booted: Guest, kernel: Ke
     assert not run.ok
     assert run.leaks is not None
     (leak,) = run.leaks.of_kind("slab")
-    assert leak.where == "kmalloc-4k" and 1000 <= leak.count <= 1016, run.verdict
+    assert leak.where == "kmalloc-4k" and _about_1000(leak.count), run.verdict
     assert leak.bytes == leak.count * 4096
-    assert re.fullmatch(r"FAILED: leaked: 10\d\d objects in kmalloc-4k \([\d,]+ KiB\)",
+    assert re.fullmatch(r"FAILED: leaked: \d+ objects in kmalloc-4k \([\d,]+ KiB\)",
                         run.verdict), run.verdict
     assert run.leaks.clean is False and not run.leaks.of_kind("pages")   # slab explains it
 
@@ -131,7 +138,7 @@ def test_kmodlab_run_fails_with_the_sizes_in_the_verdict(kernel: Kernel,
     out, err = capsys.readouterr()
     verdict = re.search(r"leaked: (\d+) objects in kmalloc-4k \(([\d,]+) KiB\)", out)
     assert verdict is not None, out[-3000:]
-    assert 1000 <= int(verdict.group(1)) <= 1016
+    assert _about_1000(int(verdict.group(1)))
     assert int(verdict.group(2).replace(",", "")) == -(-int(verdict.group(1)) * 4096 // 1024)
     assert out.splitlines()[0].startswith("kml_kmalloc_leak on ") and "FAILED: leaked:" in out
     assert "kmodlab run: kml_kmalloc_leak: FAILED: leaked:" in err

@@ -66,7 +66,12 @@ class FakeGuest:
         elif m := re.fullmatch(r"dmesg \| tail -c (\d+)", command):
             out = self._dmesg()[-int(m.group(1)):]
         elif command.startswith("cat /proc/slabinfo"):
-            out = "--kmodlab-proc-separator--\n".join(self.proc[p] for p in PROC_FILES)
+            parts = [self.proc[p] for p in PROC_FILES]
+            if "/proc/zoneinfo" in command:       # the leak detector's capture
+                parts.append((PROC / "zoneinfo.txt").read_text())
+            if "KernelPageSize" in command:
+                parts.append("KernelPageSize:        4 kB\n")
+            out = "--kmodlab-proc-separator--\n".join(parts)
         elif command.startswith(("for f in", "mkdir -p")):
             pass
         else:

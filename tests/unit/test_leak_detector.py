@@ -26,6 +26,9 @@ from kmodlab.leaks import (
     needs_confirmation,
     parse_elf,
     parse_footprint,
+    PAGE_KB,
+    PAGE_SIZE_KEY,
+    page_kb,
     pcp_pages,
 )
 from kmodlab.observe import parse_buddyinfo, parse_meminfo, parse_slabinfo, parse_vmallocinfo
@@ -376,6 +379,20 @@ def test_pages_in_no_counter_are_a_leak() -> None:
     assert leak.kind == "pages" and leak.count == 4096
     assert report.summary().startswith("leaked: 4096 pages (16,384 KiB) gone from the free "
                                        "lists")
+
+
+def test_pages_are_counted_in_the_guests_own_page_size() -> None:
+    """A 16K-page kernel (arm64-16k): the page size comes from the capture's KernelPageSize
+    line (/proc/self/smaps), not from a 4 KiB assumption."""
+    def sized(s: ProcSnapshot, kb: int) -> ProcSnapshot:
+        return replace(s, raw={**s.raw, PAGE_SIZE_KEY: f"KernelPageSize:       {kb} kB\n"})
+
+    assert page_kb(snap()) == PAGE_KB == 4
+    assert page_kb(sized(snap(), 16)) == 16
+    after = sized(snap(meminfo={"MemFree": -65536}, pcp=512), 16)   # 512 pcp pages = 8 MiB
+    report = find_leaks(sized(snap(), 16), after, module=MODULE)
+    (leak,) = report.of_kind("pages")
+    assert leak.count == (65536 - 512 * 16) // 16 and leak.bytes == leak.count * 16 * 1024
 
 
 def test_pages_in_a_counter_or_on_per_cpu_lists_are_not() -> None:
