@@ -142,7 +142,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     kernel = _provision(args)
     built = _build(args, kernel)
     with _guest(args) as guest:
-        run = run_module(guest, built)
+        run = run_module(guest, built, timeout=args.load_timeout,
+                         command_timeout=args.command_timeout)
     if args.json:
         print(json.dumps(run_to_dict(run), indent=2, default=str))
     else:
@@ -203,6 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "run":
             _guest_args(p)
             p.add_argument("--json", action="store_true")
+            p.add_argument("--load-timeout", type=positive_seconds, default=60.0,
+                           help="seconds insmod and rmmod may take each; beyond it the run "
+                                "fails as a hang (default: %(default)s)")
+            p.add_argument("--command-timeout", type=positive_seconds, default=30.0,
+                           help="seconds each of kmodlab's own guest commands may take "
+                                "(copying the module, reading /proc and the log; default: "
+                                "%(default)s)")
         else:
             add_target_options(p)
         p.set_defaults(func=cmd_build if name == "build" else cmd_run)

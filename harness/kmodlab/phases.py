@@ -8,9 +8,14 @@ step) together with what it did to the kernel.  :class:`PhaseEngine` runs it in 
 2. writes a unique marker to /dev/kmsg and remembers where the console log ends
    (:attr:`PhaseEngine.current`, which a caller reads after a crash to salvage the console);
 3. runs the command with a timeout;
-4. reads the kernel log after the marker, cut in the guest and bounded
-   (``dmesg | sed -n '/<marker>/,$p' | tail -c LIMIT``, see :meth:`PhaseEngine.read_log`);
-5. parses the KTAP documents and kernel events (oops, WARN, slab leak, lockup...) of that log;
+4. writes an end marker and waits until the console log shows it, then classifies the console
+   log between the two markers line by line, however long it is
+   (:func:`kmodlab.observe.stream.scan_file`: kernel events with their guilty module, KTAP
+   wherever it is, a printk flood's rate; memory bounded, only a bounded excerpt of the text
+   kept, see :meth:`PhaseEngine.scan_phase`);
+5. when the console does not show the markers, falls back to the kernel log after the marker,
+   cut in the guest and bounded (``dmesg | sed -n '/<marker>/,$p' | tail -c LIMIT``, see
+   :meth:`PhaseEngine.read_log`), classified the same way;
 6. optionally shrinks and takes a /proc snapshot after.
 
 The result is a :class:`PhaseRecord`; :class:`kmodlab.runner.Phase` is the same record with both
@@ -18,7 +23,10 @@ snapshots present.  Timeouts and crashes are not caught here: a KernelCrash or C
 from the guest goes to the caller, which classifies it (the grader charges it to the student,
 the runner lets it through).
 
-The log read is bounded, so a module that prints without end cannot exhaust the host's memory:
+The console log is the phase's record: the guests boot with ``ignore_loglevel``, so every kernel
+line reaches it, and a report printed after the phase's first few KB, or early in a flood of
+megabytes, is classified like any other.  The fallback read is bounded, so a module that prints
+without end cannot exhaust the host's memory:
 
 * the marker in dmesg: the lines after it (their most recent LIMIT bytes when the phase printed
   more, with a note);
@@ -41,6 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from kmodlab.channel.protocol import CommandResult, shell_quote
+from kmodlab.console.sync import SYNC_TIMEOUT, sync_console
 from kmodlab.errors import GuestError
 from kmodlab.observe import (
     BuddyInfo,
@@ -49,14 +58,13 @@ from kmodlab.observe import (
     MemInfo,
     SlabInfo,
     VmallocInfo,
-    find_events,
     parse_buddyinfo,
-    parse_ktap,
     parse_meminfo,
     parse_slabinfo,
     parse_vmallocinfo,
 )
 from kmodlab.observe.ktap import ktap_verdict
+from kmodlab.observe.stream import Flood, Scan, scan_file, scan_lines
 
 if TYPE_CHECKING:
     from kmodlab.guest import Guest
@@ -65,7 +73,8 @@ PROC_FILES = ("/proc/slabinfo", "/proc/buddyinfo", "/proc/vmallocinfo", "/proc/m
 _SEPARATOR = "--kmodlab-proc-separator--"
 
 LOG_BYTES = 4 << 20
-"""Default bound of one phase's kernel log (more than a guest's ring buffer holds)."""
+"""Default bound of the text kept of one phase's kernel log (its beginning and end; every line
+is classified whatever the bound)."""
 MARKER_ATTEMPTS = 5
 """How many times dmesg is read while the phase marker does not show."""
 CONSOLE_SEARCH_BYTES = 1 << 20
@@ -154,6 +163,12 @@ class PhaseRecord:
     seconds: float
     notes: list[str] = field(default_factory=list)
     expect_ktap: bool = False       # the module promises KTAP: none at all is a failure
+    scan: Scan | None = field(default=None, repr=False)   # the whole log's classification
+
+    @property
+    def flood(self) -> Flood | None:
+        """The printk flood of this phase (its rate), or None."""
+        return self.scan.flood if self.scan is not None else None
 
     @property
     def complaints(self) -> list[KernelEvent]:
@@ -277,9 +292,12 @@ class PhaseEngine:
     """
 
     def __init__(self, guest: Guest, *, log_bytes: int = LOG_BYTES, shrink: Shrink = False,
-                 marker_prefix: str = "kmodlab-phase", attempts: int = MARKER_ATTEMPTS) -> None:
+                 marker_prefix: str = "kmodlab-phase", attempts: int = MARKER_ATTEMPTS,
+                 command_timeout: float = 30.0, sync_timeout: float = SYNC_TIMEOUT) -> None:
         self.guest = guest
         self.log_bytes = log_bytes
+        self.command_timeout = command_timeout
+        self.sync_timeout = sync_timeout
         self.shrink = shrink
         self.marker_prefix = marker_prefix
         self.attempts = attempts
@@ -298,7 +316,7 @@ class PhaseEngine:
         start = PhaseStart(name, make_marker(self.marker_prefix, name), offset)
         self.current = start
         self.guest.run(f"echo {shell_quote(start.marker)} > /dev/kmsg", isolate=False,
-                       must_succeed=True)
+                       must_succeed=True, timeout=self.command_timeout)
         return start
 
     def run(self, name: str, command: str, *, timeout: float = 60.0, before: bool = False,
@@ -312,13 +330,48 @@ class PhaseEngine:
             result = self.guest.run(command, timeout=timeout)
         finally:
             start.seconds = time.monotonic() - t0
-        log, notes = self.read_log(start)
+        scan, notes = self.scan_phase(start)
         snap_after = self.snapshot() if after else None
-        return PhaseRecord(name, result, log, parse_ktap(log), find_events(log), snap_before,
-                           snap_after, start.seconds, notes, expect_ktap)
+        return PhaseRecord(name, result, scan.text, scan.ktap, scan.events, snap_before,
+                           snap_after, start.seconds, notes, expect_ktap, scan)
 
-    def read_log(self, start: PhaseStart) -> tuple[str, list[str]]:
-        """The kernel log lines after ``start``'s marker, and notes on how they were read.
+    def scan_phase(self, start: PhaseStart) -> tuple[Scan, list[str]]:
+        """The whole kernel log of the phase ``start`` began, classified, and notes on the read.
+
+        An end marker closes the window; once the console log shows it, the console between
+        the two markers is scanned line by line (bounded memory, every line classified).  A
+        console that does not show both markers (none configured, or it was cut) falls back to
+        :meth:`read_log`."""
+        end = make_marker(self.marker_prefix, f"{start.name}-end")
+        if sync_console(self.guest, end, start.console_offset, self.sync_timeout,
+                        self.command_timeout):
+            scan = scan_file(self.guest.console_log, start.console_offset,
+                             start_marker=start.marker, end_marker=end,
+                             keep_bytes=self.log_bytes, wall_seconds=start.seconds)
+            if scan is not None and scan.started and scan.ended:
+                return scan, scan.notes()
+        text, notes = self.read_log(start, end_marker=end)
+        scan = scan_lines(text.splitlines(), keep_bytes=self.log_bytes,
+                          wall_seconds=start.seconds)
+        return scan, notes + scan.notes()
+
+    def scan_since_start(self) -> Scan | None:
+        """After a crash or hang (dmesg cannot be read): the console log since the current
+        phase's marker (or its start offset), to its end, classified; None without a phase."""
+        start = self.current
+        if start is None:
+            return None
+        scan = scan_file(self.guest.console_log, start.console_offset, start_marker=start.marker,
+                         keep_bytes=self.log_bytes, wall_seconds=start.seconds)
+        if scan is not None and not scan.started:
+            scan = scan_file(self.guest.console_log, start.console_offset,
+                             keep_bytes=self.log_bytes, wall_seconds=start.seconds)
+        return scan
+
+    def read_log(self, start: PhaseStart, end_marker: str | None = None) -> tuple[str, list[str]]:
+        """The kernel log lines after ``start``'s marker (up to ``end_marker``'s line, when it is
+        there), and notes on how they were read: the fallback when the console log does not
+        show the phase.
 
         Cut in the guest, so only this phase's lines travel (the ring buffer holds 100+ KB
         after a few runs), and at most ``log_bytes`` of them.
@@ -326,8 +379,9 @@ class PhaseEngine:
         limit = self.log_bytes
         for attempt in range(self.attempts):
             text = self.guest.run(log_command(start.marker, limit), isolate=False,
-                                  must_succeed=True).stdout
+                                  must_succeed=True, timeout=self.command_timeout).stdout
             if text:
+                text = _before_marker(text, end_marker)
                 cut = cut_after_marker(text, start.marker)
                 if cut is not None:
                     return cut, []
@@ -338,9 +392,10 @@ class PhaseEngine:
                                      limit)
         if found is not None:
             text, truncated = found
-            return text, [console_note(truncated, limit)]
-        tail = self.guest.run(tail_command(limit), isolate=False, must_succeed=True).stdout
-        return tail, [OVERFLOW_NOTE]
+            return _before_marker(text, end_marker), [console_note(truncated, limit)]
+        tail = self.guest.run(tail_command(limit), isolate=False, must_succeed=True,
+                              timeout=self.command_timeout).stdout
+        return _before_marker(tail, end_marker), [OVERFLOW_NOTE]
 
     def console_since_start(self, limit: int) -> str | None:
         """After a crash or hang (dmesg cannot be read): the first ``limit`` bytes the console
@@ -348,6 +403,14 @@ class PhaseEngine:
         if self.current is None:
             return None
         return console_since(self.guest.console_log, self.current.console_offset, limit)
+
+
+def _before_marker(text: str, marker: str | None) -> str:
+    """``text`` up to the line holding ``marker`` (all of it without one)."""
+    if marker is None:
+        return text
+    idx = text.find(marker)
+    return text if idx < 0 else text[:text.rfind("\n", 0, idx) + 1]
 
 
 def run_phase(guest: Guest, name: str, command: str, *, timeout: float = 60.0,

@@ -11,6 +11,13 @@ Options (each with an ini equivalent): --kmodlab-arch / kmodlab_arch (repeatable
 --kmodlab-shard i/n.  The arches, series and flavours, and what each option means when it is not
 given, come from the registry (kmodlab/registry/); a name it does not know is a usage error that
 lists the known ones.
+
+The kernel's verdict on a test (:mod:`kmodlab.testing`) reads the test's whole console log.  A
+ledger per guest (:class:`kmodlab.testing.GuestLedger`) says how far the log was judged and
+which test loaded which module, so every byte is judged once: at the end of each test's call,
+after its modules are unloaded (a module left loaded is an error of that test), and when the
+session ends (a report after the last test fails the session).  A report is charged to the test
+that loaded its guilty module.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from collections.abc import Generator, Iterator
 import pytest
 
 from kmodlab import registry
-from kmodlab.errors import ConfigError
+from kmodlab.errors import ConfigError, KmodlabError
 from kmodlab.registry import Target
 
 TRANSPORTS = ("serial", "ssh")   # kmodlab.guest.TRANSPORTS (not imported: it pulls in paramiko)
@@ -29,6 +36,8 @@ TRANSPORTS = ("serial", "ssh")   # kmodlab.guest.TRANSPORTS (not imported: it pu
 _TARGETS_KEY = pytest.StashKey[list[Target]]()
 _SHARD_KEY = pytest.StashKey[tuple[int, int] | None]()
 _GUEST_KEY = pytest.StashKey[tuple]()
+_LEDGERS_KEY = pytest.StashKey[dict]()
+_VERDICT_KEY = pytest.StashKey[str]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -146,10 +155,20 @@ def kmodlab_target(request: pytest.FixtureRequest) -> Target:
 
 @pytest.fixture(scope="session")
 def kmodlab_pool(request: pytest.FixtureRequest) -> Iterator[object]:
+    """The session's warm guests; when the session ends, what they printed after the last
+    judged window is judged too (a report there fails the session, naming the module)."""
     from kmodlab.pool import GuestPool
 
-    with GuestPool() as pool:
+    pool = GuestPool()
+    try:
         yield pool
+        ledgers = [ledger for ledger in request.config.stash.get(_LEDGERS_KEY, {}).values()
+                   if ledger.guest in pool._guests.values()]
+        problem = _after_last_test(request.config, ledgers)
+    finally:
+        pool.close()
+    if problem:
+        pytest.fail(problem, pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -178,12 +197,52 @@ def guest(request: pytest.FixtureRequest, kmodlab_kernel, kmodlab_pool, pytestco
     options = _guest_options(pytestconfig)
     if _marker_kwargs(request.node).get("pristine"):
         with Guest(kmodlab_kernel, options) as g:
-            request.node.stash[_GUEST_KEY] = (g, g.console_log.stat().st_size)
+            ledger = _ledger(pytestconfig, g)
+            request.node.stash[_GUEST_KEY] = (g, ledger.checked, ledger)
             yield g
+            problem = _after_last_test(pytestconfig, [ledger])
+        if problem:
+            pytest.fail(problem, pytrace=False)
         return
     g = kmodlab_pool.acquire(kmodlab_kernel, options)
-    request.node.stash[_GUEST_KEY] = (g, g.console_log.stat().st_size)
+    ledger = _ledger(pytestconfig, g)
+    request.node.stash[_GUEST_KEY] = (g, ledger.checked, ledger)
     yield g
+
+
+def _ledger(config: pytest.Config, g):
+    """The guest's ledger (a new one for a guest not seen before: a restored or replacement
+    guest starts where its console log stands)."""
+    from kmodlab.testing import GuestLedger
+
+    ledgers = config.stash.setdefault(_LEDGERS_KEY, {})
+    ledger = ledgers.get(id(g))
+    if ledger is None or ledger.guest is not g:
+        ledger = ledgers[id(g)] = GuestLedger.start(g)
+    return ledger
+
+
+def _after_last_test(config: pytest.Config, ledgers: list) -> str:
+    """Judge what the guests printed after the last judged window; a module left loaded gets
+    ``SETTLE_SECONDS`` to report first.  The problems, as one message ('' when none)."""
+    import time
+
+    from kmodlab.testing import SETTLE_SECONDS, judge
+
+    problems = []
+    ledgers = [ledger for ledger in ledgers if ledger.guest.healthy]
+    if any(ledger.left_loaded for ledger in ledgers):
+        time.sleep(SETTLE_SECONDS)
+    for ledger in ledgers:
+        if not ledger.guest.healthy:
+            continue
+        verdict = judge(ledger.scan(), owners=ledger.owners, when="after the last test")
+        if verdict:
+            problems.append(verdict)
+    if not problems:
+        return ""
+    return ("kmodlab: the kernel reported a problem after the last test of the session:\n"
+            + "\n".join(problems))
 
 
 def _guest_options(config: pytest.Config):
@@ -207,14 +266,42 @@ def kmodule(guest, request: pytest.FixtureRequest):
     ``kmodule(path)`` a module directory of your own) for the guest's kernel and returns a
     :class:`~kmodlab.runner.LoadedModule`: call ``.load()`` and ``.unload()``, each returns a
     Phase with KTAP results, kernel events and /proc snapshots before/after.  A module the test
-    left loaded is unloaded afterwards."""
-    from kmodlab.testing import module_factory
+    left loaded is unloaded afterwards; one that cannot be unloaded (rmmod fails) is an error of
+    the test, naming it, and stays charged to this test for anything it prints later."""
+    from kmodlab.testing import Owner, judge, module_factory
 
     loaded: list = []
     yield module_factory(guest, loaded)
+    entry = request.node.stash.get(_GUEST_KEY, None)
+    ledger = entry[2] if entry is not None else None
+    test = request.node.nodeid
+    expect = bool(_marker_kwargs(request.node).get("expect_warnings"))
+    problems = []
     for module in loaded:
-        if module.loaded and guest.healthy:
-            module.unload()
+        name = module.built.module_name
+        if ledger is not None:
+            ledger.owners[name] = Owner(test, expect)
+        if not (module.loaded and guest.healthy):
+            continue
+        try:
+            phase = module.unload()
+        except KmodlabError as exc:     # the guest died or hung while unloading
+            problems.append(f"module {name} was left loaded: unloading it failed: "
+                            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            continue
+        if not phase.command.ok:
+            output = phase.command.output.strip()[-500:]
+            problems.append(f"module {name} was left loaded: rmmod failed (exit "
+                            f"{phase.command.exit_status}): {output}")
+            if ledger is not None:
+                ledger.left_loaded[name] = test
+    if ledger is not None and ledger.guest is guest and guest.healthy:
+        verdict = judge(ledger.scan(), test=test, expect_warnings=expect, owners=ledger.owners,
+                        when="while unloading the test's modules")
+        if verdict:
+            problems.append(verdict)
+    if problems:
+        pytest.fail("kmodlab: " + "\n".join(problems), pytrace=False)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -241,19 +328,34 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     # A test that raised is reported as it failed: the exception leaves through this yield.
+    # Its window of the log is judged all the same (and the ledger moves past it), the verdict
+    # joining its report as a section.
     __tracebackhide__ = True
-    result = yield
     entry = item.stash.get(_GUEST_KEY, None)
+    try:
+        result = yield
+    except BaseException:
+        if entry is not None:
+            verdict = _judge_call(item, entry)
+            if verdict is not None:
+                item.stash[_VERDICT_KEY] = verdict
+        raise
     if entry is None:
         return result
-    g, offset = entry
-    from kmodlab.testing import console_verdict
-
-    verdict = console_verdict(g, offset, expect_warnings=bool(_marker_kwargs(item).get("expect_warnings")))
+    verdict = _judge_call(item, entry)
     if verdict is not None:
         # The test itself passed, but the kernel did not: never let that count as a pass.
         raise AssertionError(verdict)
     return result
+
+
+def _judge_call(item: pytest.Item, entry: tuple) -> str | None:
+    from kmodlab.testing import judge
+
+    g, _offset, ledger = entry
+    state = getattr(g.state, "value", str(g.state))
+    return judge(ledger.scan(), state=state, test=item.nodeid, owners=ledger.owners,
+                 expect_warnings=bool(_marker_kwargs(item).get("expect_warnings")))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -264,9 +366,12 @@ def pytest_runtest_makereport(item: pytest.Item,
     entry = item.stash.get(_GUEST_KEY, None)
     if entry is None or report.when != "call" or not report.failed:
         return report
-    g, offset = entry
+    g, offset, _ledger = entry
     from kmodlab.testing import console_slice
 
+    verdict = item.stash.get(_VERDICT_KEY, None)
+    if verdict:
+        report.sections.append(("kmodlab kernel verdict (this test)", verdict))
     report.sections.append(("kmodlab kernel log (this test)", console_slice(g, offset)))
     report.sections.append(("kmodlab console log", str(g.console_log)))
     return report

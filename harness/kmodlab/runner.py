@@ -83,14 +83,19 @@ class LoadedModule:
 
     ``leak_check`` (on by default): shrink every slab cache before the snapshot before insmod
     and the one after rmmod, record the module's addresses while it is loaded, and judge the
-    unload with :func:`kmodlab.leaks.find_leaks` by ``tolerances``."""
+    unload with :func:`kmodlab.leaks.find_leaks` by ``tolerances``.
+
+    ``command_timeout``: seconds each of the harness's own commands may take (copying the
+    module, markers, the log read); ``load()``/``unload()`` take the module's own timeout."""
 
     def __init__(self, guest: Guest, built: BuiltModule, guest_dir: str = "/tmp/kmodlab", *,
-                 leak_check: bool = True, tolerances: Tolerances = DEFAULT_TOLERANCES) -> None:
+                 leak_check: bool = True, tolerances: Tolerances = DEFAULT_TOLERANCES,
+                 command_timeout: float = 30.0) -> None:
         self.guest = guest
         self.built = built
         self.guest_path = str(PurePosixPath(guest_dir) / built.ko_path.name)
-        self.engine = PhaseEngine(guest)
+        self.command_timeout = command_timeout
+        self.engine = PhaseEngine(guest, command_timeout=command_timeout)
         self.phases: dict[str, Phase] = {}
         self.loaded = False
         self.leak_check = leak_check
@@ -99,8 +104,9 @@ class LoadedModule:
 
     def load(self, args: tuple[str, ...] | list[str] = (), timeout: float = 60.0) -> Phase:
         self.guest.run(f"mkdir -p {shell_quote(str(PurePosixPath(self.guest_path).parent))}",
-                       isolate=False, must_succeed=True)
-        self.guest.push(self.built.ko_path, self.guest_path)
+                       isolate=False, must_succeed=True, timeout=self.command_timeout)
+        self.guest.push(self.built.ko_path, self.guest_path,
+                        timeout=max(60.0, self.command_timeout))
         all_args = [*self.built.load_args, *args]
         command = " ".join(["insmod", shell_quote(self.guest_path), *map(shell_quote, all_args)])
         phase = self._phase("load", command, timeout, shrink_before=self.leak_check)
@@ -188,8 +194,12 @@ class ModuleRun:
 
 def run_module(guest: Guest, built: BuiltModule, args: tuple[str, ...] | list[str] = (),
                timeout: float = 60.0, *, leak_check: bool = True,
-               tolerances: Tolerances = DEFAULT_TOLERANCES) -> ModuleRun:
-    module = LoadedModule(guest, built, leak_check=leak_check, tolerances=tolerances)
+               tolerances: Tolerances = DEFAULT_TOLERANCES,
+               command_timeout: float = 30.0) -> ModuleRun:
+    """Load ``built`` and unload it (``timeout``: seconds insmod and rmmod may take each;
+    ``command_timeout``: each of the harness's own commands)."""
+    module = LoadedModule(guest, built, leak_check=leak_check, tolerances=tolerances,
+                          command_timeout=command_timeout)
     load = module.load(args, timeout=timeout)
     unload = module.unload(timeout=timeout) if module.loaded else None
     return ModuleRun(built, load, unload)

@@ -1,17 +1,43 @@
-"""Verdicts on what the kernel did during a test, for the pytest plugin and the grader."""
+"""Verdicts on what the kernel did during a test, for the pytest plugin and the grader.
+
+The verdict reads the *whole* console log of the test (:mod:`kmodlab.observe.stream`: line by
+line, bounded memory), so a WARN after 20 KB of log, or an oops inside a flood of megabytes,
+fails the test like any other.  A window is closed by a marker written to /dev/kmsg that the
+console log must show (:mod:`kmodlab.console.sync`), so nothing still on its way through the
+console is left to the next window.
+
+Each report is blamed on the module its guilty frame names (:mod:`kmodlab.observe.blame`); a
+:class:`GuestLedger` remembers which test loaded which module on a guest and how far the guest's
+log has been judged, so a report printed by test A's module (its workqueue, a timer) while
+test B runs is named as A's ("delayed report from kml_x, loaded by test_a"), and a report after
+the last test is still judged when the session ends.
+"""
 
 from __future__ import annotations
 
-from kmodlab.guest import Guest, GuestState
-from kmodlab.observe.dmesg import find_events
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-SLICE_LIMIT = 20000
+from kmodlab.console.sync import sync_console
+from kmodlab.errors import KmodlabError
+from kmodlab.observe.stream import Found, Scan, scan_file
+
+if TYPE_CHECKING:
+    from kmodlab.guest import Guest
+
+REPORT_BYTES = 20000
+"""Text of a test's kernel log attached to a failure report (its beginning and its end)."""
+SYNC_TIMEOUT = 10.0
+"""Seconds the console may take to show a window's closing marker."""
+SETTLE_SECONDS = 5.0
+"""After the last test, how long a module left loaded may still report before the guest stops."""
+WARNING_KINDS = ("warning", "slab_leak")
 
 
 def module_factory(guest: Guest, registry: list):
     """The callable behind the ``kmodule`` fixture (usable outside pytest too)."""
-    from pathlib import Path
-
     from kmodlab.modules import FAMILIES, build, build_source_dir, parse_params
     from kmodlab.runner import LoadedModule
 
@@ -37,32 +63,124 @@ def _param_text(value: object) -> str:
     return str(value)
 
 
-def console_slice(guest: Guest, offset: int) -> str:
-    """Kernel console text printed since byte ``offset`` (bounded: a flood cannot fill a report)."""
-    try:
-        with open(guest.console_log, "rb") as fh:
-            fh.seek(offset)
-            data = fh.read(SLICE_LIMIT + 1)
-    except OSError:
-        return ""
-    text = data[:SLICE_LIMIT].decode("utf-8", errors="replace")
-    return text + ("\n[... truncated]" if len(data) > SLICE_LIMIT else "")
+# --------------------------------------------------------------------------- the ledger
+
+@dataclass(frozen=True)
+class Owner:
+    """The test that loaded a module, and whether it expected kernel warnings."""
+
+    test: str
+    expect_warnings: bool = False
+
+
+@dataclass
+class GuestLedger:
+    """What the plugin knows of one guest: its log is judged up to byte ``checked``; ``owners``
+    says which test loaded each module; ``left_loaded`` the modules a test could not unload."""
+
+    guest: Guest
+    checked: int
+    owners: dict[str, Owner] = field(default_factory=dict)
+    left_loaded: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, guest: Guest) -> GuestLedger:
+        """A ledger from the console log's current end (what came before was judged by no one
+        here: the boot, or another session's tests on a restored guest)."""
+        try:
+            offset = guest.console_log.stat().st_size
+        except OSError:
+            offset = 0
+        return cls(guest, offset)
+
+    def scan(self, sync: bool = True) -> Scan:
+        """Everything the guest printed since ``checked``, classified; the window is closed by
+        a marker when the guest can still run commands (``sync``), else it runs to the end of
+        the file.  ``checked`` moves to the window's end."""
+        marker = None
+        if sync and self.guest.healthy:
+            marker = f"kmodlab-judged-{secrets.token_hex(6)}"
+            try:
+                if not sync_console(self.guest, marker, self.checked, SYNC_TIMEOUT):
+                    marker = None
+            except (KmodlabError, OSError):   # it stopped answering: judge what is there
+                marker = None
+        scan = scan_file(self.guest.console_log, self.checked, end_marker=marker,
+                         candidates=tuple(self.owners)) or Scan()
+        self.checked = scan.position if scan.position else self.checked
+        return scan
+
+
+# --------------------------------------------------------------------------- verdicts
+
+def _blame(found: Found, owners: dict[str, Owner], test: str | None) -> Owner | None:
+    """The owner of the report's module when that is not ``test`` (a delayed report)."""
+    owner = owners.get(found.module) if found.module else None
+    return owner if owner is not None and owner.test != test else None
+
+
+def judge(scan: Scan, *, state: str = "ready", test: str | None = None,
+          expect_warnings: bool = False, owners: dict[str, Owner] | None = None,
+          when: str = "during the test") -> str | None:
+    """None when the window ``scan`` shows a healthy kernel; else what went wrong, with the
+    report's own lines (``state``: the guest's state, "broken" after a command hung and
+    "crashed" after it died; ``test``: who is being judged; ``owners``: who loaded which module).
+
+    Order: a crash, a delayed report from another test's module, a lockup, a hung command (a
+    flood when the kernel was still printing at a flood's rate), then a WARN or slab leak
+    unless the test expected them."""
+    owners = owners or {}
+    where = f" {when}" if when else ""
+    for found in scan.complaints:
+        if found.event.is_crash:
+            owner = _blame(found, owners, test)
+            head = (f"delayed report from {found.module}, loaded by {owner.test}: "
+                    if owner is not None else "")
+            return f"{head}crash ({found.event.kind}){where}:\n{scan.excerpt(found)}"
+    for found in scan.complaints:
+        owner = _blame(found, owners, test)
+        if owner is not None and not (owner.expect_warnings
+                                      and found.event.kind in WARNING_KINDS):
+            return (f"delayed report from {found.module}, loaded by {owner.test}: kernel "
+                    f"{found.event.kind} printed{where}:\n{scan.excerpt(found)}")
+    if state == "crashed":
+        return f"crash: the guest died{where}\n{scan.tail[-3000:]}"
+    for found in scan.complaints:
+        what = found.event.lockup
+        if what is not None:
+            return f"lockup ({what}){where}: {found.event.title}\n{scan.excerpt(found)}"
+    if state == "broken":
+        if scan.flood is not None:
+            return (f"flood: a command in the guest did not finish while the kernel printed "
+                    f"without end ({scan.flood.describe()})\nlast lines:\n{scan.tail[-1500:]}")
+        return f"hang: a command in the guest did not finish\n{scan.tail[-3000:]}"
+    if not expect_warnings:
+        for found in scan.complaints:
+            if found.event.kind in WARNING_KINDS and _blame(found, owners, test) is None:
+                return (f"kernel {found.event.kind}{where} (mark the test "
+                        f"kmodlab(expect_warnings=True) if expected):\n{scan.excerpt(found)}")
+    return None
+
+
+def _state(guest: Guest) -> str:
+    value = getattr(guest.state, "value", str(guest.state))
+    return str(value)
 
 
 def console_verdict(guest: Guest, offset: int, expect_warnings: bool = False) -> str | None:
-    """None when the kernel stayed healthy since ``offset``; else a classification + excerpt."""
-    text = console_slice(guest, offset)
-    if guest.state == GuestState.BROKEN:
-        return f"hang: a command in the guest did not finish\n{text[-3000:]}"
-    events = find_events(text)
-    crash = next((e for e in events if e.is_crash), None)
-    if crash is not None:
-        return f"crash ({crash.kind}) during the test:\n{crash.excerpt}"
-    if guest.state == GuestState.CRASHED:
-        return f"crash: the guest died during the test\n{text[-3000:]}"
-    if not expect_warnings:
-        warning = next((e for e in events if e.kind in ("warning", "slab_leak")), None)
-        if warning is not None:
-            return (f"kernel {warning.kind} during the test (mark the test "
-                    f"kmodlab(expect_warnings=True) if expected):\n{warning.excerpt}")
-    return None
+    """None when the kernel stayed healthy since byte ``offset`` of the console log; else a
+    classification and the report (the whole log to its end is read)."""
+    ledger = GuestLedger(guest, offset)
+    scan = ledger.scan(sync=False)
+    return judge(scan, state=_state(guest), expect_warnings=expect_warnings)
+
+
+def console_slice(guest: Guest, offset: int, limit: int = REPORT_BYTES) -> str:
+    """Kernel console text printed since byte ``offset``, bounded: its beginning and its end
+    (a flood cannot fill a report)."""
+    scan = scan_file(guest.console_log, offset, keep_bytes=limit)
+    return scan.text if scan is not None else ""
+
+
+__all__ = ["GuestLedger", "Owner", "console_slice", "console_verdict", "judge",
+           "module_factory"]

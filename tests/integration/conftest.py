@@ -24,7 +24,8 @@ from kmodlab.kernels.kernel import Kernel
 CI_TARGETS = ("x86_64-6.1", "arm64-6.12")
 """The kernels that run every integration file in the ci tier (each arch, each series)."""
 
-HEAVY_FILES = ("test_jail.py", "test_labs.py", "test_leaks.py", "test_cache_healing_guests.py")
+HEAVY_FILES = ("test_jail.py", "test_labs.py", "test_leaks.py", "test_cache_healing_guests.py",
+               "test_fault_zoo.py")
 """Files that compile and grade dozens of modules per kernel: the ci tier runs them on
 CI_TARGETS only, which still cover both arches and both series; the full tier runs them on
 every kernel."""

@@ -58,6 +58,7 @@ def ensure_snapshot(kernel: Kernel, cache: Path) -> Path:
     return the_snapshot(cache)
 
 
+@pytest.mark.fault("cache_heal")
 def test_truncated_snapshot_cold_boots_and_is_saved_again(
         kernel: Kernel, cache: Path, caplog: pytest.LogCaptureFixture) -> None:
     entry = ensure_snapshot(kernel, cache)
@@ -81,6 +82,7 @@ def test_truncated_snapshot_cold_boots_and_is_saved_again(
     assert kmodlab_warnings(caplog) == []
 
 
+@pytest.mark.fault("cache_heal")
 def test_restore_failing_for_another_reason_keeps_the_snapshot(
         kernel: Kernel, cache: Path, caplog: pytest.LogCaptureFixture,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -112,6 +114,7 @@ def test_restore_failing_for_another_reason_keeps_the_snapshot(
         assert g.timings.booted_from == "snapshot"
 
 
+@pytest.mark.fault("cache_heal")
 def test_corrupted_cached_ko_is_rebuilt_and_loads(
         kernel: Kernel, cache: Path, caplog: pytest.LogCaptureFixture) -> None:
     built = build("kmalloc", None, kernel)

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import faultzoo
 import pytest
 
 from kmodlab.kernels.kernel import Kernel
@@ -102,9 +103,16 @@ def files_written(folder: Path) -> Iterator[tuple[Path, bytes]]:
                 yield p, p.read_bytes()
 
 
+def leaked_bytes(data: bytes, secret_list: list[bytes]) -> int:
+    """How many host bytes ``data`` holds: each occurrence of a secret counts its length."""
+    return sum(data.count(secret) * len(secret) for secret in secret_list)
+
+
 def assert_no_leak(built: Built, secret_list: list[bytes]) -> None:
     where = {"output": built.outcome.output.encode(), "log": built.log.encode(), "ko": built.ko}
     where.update((str(p), data) for p, data in files_written(built.work))
+    faultzoo.record("host_bytes_leaked",
+                    sum(leaked_bytes(data, secret_list) for data in where.values()))
     for name, data in where.items():
         for secret in secret_list:
             assert secret not in data, f"host file content leaked into {name}"
@@ -142,6 +150,7 @@ def test_the_lab_solution_builds_in_the_jail(kernel: Kernel, tmp_path: Path) -> 
 
 
 # ------------------------------------------------------------------------------ hostile sources
+@pytest.mark.fault("host_leak")
 @pytest.mark.parametrize("layer", LAYERS)
 @pytest.mark.parametrize("attack", ATTACKS)
 @pytest.mark.parametrize("target", ["canary", "passwd"])
@@ -159,6 +168,7 @@ def test_hostile_source_leaks_nothing(kernel: Kernel, canary: Canary, attack: st
         assert not built.outcome.ok, built.outcome.output
 
 
+@pytest.mark.fault("host_leak")
 @pytest.mark.parametrize("attack", ATTACKS)
 def test_a_host_file_is_indistinguishable_from_a_missing_one(
         kernel: Kernel, canary: Canary, attack: str,
@@ -190,6 +200,7 @@ def module_sections(ko: bytes) -> dict[str, bytes]:
     return out
 
 
+@pytest.mark.fault("host_leak")
 def test_has_include_sees_the_build_but_not_the_host(kernel: Kernel, canary: Canary,
                                                      tmp_path: Path) -> None:
     """The probe works (it finds the lab's own header and the kernel's), and finds nothing else."""
@@ -206,16 +217,19 @@ def test_has_include_sees_the_build_but_not_the_host(kernel: Kernel, canary: Can
                     "proc": False, "home": False, "test": False, "dotdot": False}
 
 
+@pytest.mark.fault("host_leak")
 @pytest.mark.parametrize("path", ["/proc/self/environ", "/proc/1/cmdline", "/dev/stdin",
                                   "/etc/shadow", "/root/.bash_history"])
 def test_incbin_of_process_and_system_files_fails(kernel: Kernel, path: str,
                                                   tmp_path: Path) -> None:
     built = build(kernel, tmp_path, hostile("incbin_irp", path), scan=True)
     assert not built.outcome.ok
+    faultzoo.record("host_bytes_leaked", leaked_bytes(built.log.encode(), [b"PATH="]))
     assert b"PATH=" not in built.log.encode()
 
 
 # ------------------------------------------------------------------------------ links
+@pytest.mark.fault("host_leak")
 def test_a_symlinked_submission_file_is_refused(canary: Canary, tmp_path: Path) -> None:
     folder = tmp_path / "student"
     folder.mkdir()
@@ -226,6 +240,7 @@ def test_a_symlinked_submission_file_is_refused(canary: Canary, tmp_path: Path) 
 
 
 # ------------------------------------------------------------------------------ make
+@pytest.mark.fault("host_leak")
 def test_the_submissions_own_makefile_and_kbuild_are_ignored(kernel: Kernel, canary: Canary,
                                                              tmp_path: Path) -> None:
     folder = tmp_path / "student"
@@ -244,6 +259,7 @@ def test_the_submissions_own_makefile_and_kbuild_are_ignored(kernel: Kernel, can
     assert_no_leak(built, canary.secrets)
 
 
+@pytest.mark.fault("host_leak")
 def test_shell_commands_reaching_make_run_in_the_jail(kernel: Kernel, canary: Canary,
                                                       tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
@@ -304,6 +320,7 @@ def test_megabytes_of_compiler_output_stay_bounded(kernel: Kernel, tmp_path: Pat
 
 
 # ------------------------------------------------------------------------------ the jail itself
+@pytest.mark.fault("host_leak")
 def test_the_jail_holds_no_host_files_and_dies_at_the_timeout(kernel: Kernel, canary: Canary,
                                                                tmp_path: Path) -> None:
     from kmodlab.labs.jail import JAIL_SUBMISSION, Mount, require_jail, run_in_jail
@@ -328,6 +345,7 @@ def test_the_jail_holds_no_host_files_and_dies_at_the_timeout(kernel: Kernel, ca
         del os.environ["KMODLAB_HOST_SECRET"]
     out = (tmp_path / "log").read_text()
     assert run.started and run.returncode == 0, out
+    faultzoo.record("host_bytes_leaked", leaked_bytes(out.encode(), canary.secrets))
     assert canary.token.decode() not in out and "root:x:0:0" not in out
     listing = {ln.split("]", 1)[0][1:]: ln.split("]", 1)[1].split()
                for ln in out.splitlines() if ln.startswith("[/")}

@@ -14,6 +14,7 @@ from kmodlab.qemu.process import running_qemu_pids
 
 
 @pytest.mark.parametrize("image", ["missing", "junk"])
+@pytest.mark.fault("bad_input")
 def test_a_kernel_image_qemu_cannot_load(kernel: Kernel, tmp_path: Path, image: str) -> None:
     path = tmp_path / "not-a-kernel"
     if image == "junk":

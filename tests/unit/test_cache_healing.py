@@ -51,6 +51,7 @@ def make_entry(root: Path, files: dict[str, bytes]) -> Path:
 
 # ----------------------------------------------------------------------------- the manifest
 
+@pytest.mark.fault("cache_heal")
 def test_manifest_is_written_last_and_an_entry_without_it_is_damaged(tmp_path: Path) -> None:
     final = tmp_path / "builds" / "thing"
     # Killed inside the atomic block, before the manifest: nothing is left where it would count.
@@ -74,6 +75,7 @@ def test_partial_names_carry_the_writer_pid(tmp_path: Path) -> None:
         assert tmp.name.startswith(f".entry.partial-{os.getpid()}-")
 
 
+@pytest.mark.fault("cache_heal")
 def test_size_and_hash_mismatches(tmp_path: Path) -> None:
     entry = make_entry(tmp_path / "e", {"key.ko": b"k" * 1000, "big/data.bin": b"d" * 5000,
                                         "other.txt": b"o" * 10})
@@ -112,6 +114,7 @@ def test_key_files_through_symlinks_and_outside(tmp_path: Path) -> None:
     assert data["key"] == ["real/modpost"]
 
 
+@pytest.mark.fault("cache_heal")
 def test_check_entry_discards_with_one_warning(tmp_path: Path,
                                                caplog: pytest.LogCaptureFixture) -> None:
     entry = make_entry(tmp_path / "images" / "x", {"initramfs.cpio.gz": b"z" * 100})
@@ -155,6 +158,7 @@ def kbuild(monkeypatch: pytest.MonkeyPatch):
     return fake
 
 
+@pytest.mark.fault("cache_heal")
 def test_corrupted_ko_is_rebuilt(kbuild, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     from test_modules_build import fake_kernel
 
@@ -172,6 +176,7 @@ def test_corrupted_ko_is_rebuilt(kbuild, tmp_path: Path, caplog: pytest.LogCaptu
     assert build_impl.build("kmalloc", None, kernel).cached
 
 
+@pytest.mark.fault("cache_heal")
 def test_build_entry_without_manifest_is_rebuilt_once(kbuild, tmp_path: Path,
                                                       caplog: pytest.LogCaptureFixture) -> None:
     from test_modules_build import fake_kernel
@@ -186,6 +191,7 @@ def test_build_entry_without_manifest_is_rebuilt_once(kbuild, tmp_path: Path,
     assert len(kbuild.calls) == 2
 
 
+@pytest.mark.fault("cache_heal")
 def test_source_dir_build_with_missing_ko_is_rebuilt(kbuild, tmp_path: Path) -> None:
     from test_modules_build import fake_kernel
 
@@ -200,6 +206,7 @@ def test_source_dir_build_with_missing_ko_is_rebuilt(kbuild, tmp_path: Path) -> 
     assert not again.cached and again.ko_path.is_file() and len(kbuild.calls) == 2
 
 
+@pytest.mark.fault("cache_heal")
 def test_build_error_names_a_damaged_kernel_entry(kbuild, tmp_path: Path) -> None:
     from test_modules_build import fake_kernel
 
@@ -233,6 +240,7 @@ def kernel_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 @needs_dpkg
+@pytest.mark.fault("cache_heal")
 def test_kernel_entry_with_a_deleted_header_is_repaired_by_fetch(
         kernel_entry, caplog: pytest.LogCaptureFixture) -> None:
     prov, kernel, apt = kernel_entry
@@ -257,6 +265,7 @@ def test_kernel_entry_with_a_deleted_header_is_repaired_by_fetch(
 
 
 @needs_dpkg
+@pytest.mark.fault("cache_heal")
 def test_kernels_fetch_command_repairs_instead_of_saying_ready(
         kernel_entry, capsys: pytest.CaptureFixture[str]) -> None:
     from kmodlab import cli
@@ -274,6 +283,7 @@ def test_kernels_fetch_command_repairs_instead_of_saying_ready(
 
 
 @needs_dpkg
+@pytest.mark.fault("cache_heal")
 def test_kernel_with_a_damaged_key_file_is_fetched_again(
         kernel_entry, caplog: pytest.LogCaptureFixture) -> None:
     prov, kernel, apt = kernel_entry
@@ -290,6 +300,7 @@ def test_kernel_with_a_damaged_key_file_is_fetched_again(
 
 
 @needs_dpkg
+@pytest.mark.fault("cache_heal")
 def test_kernel_entry_without_manifest_is_verified_and_adopted(
         kernel_entry, caplog: pytest.LogCaptureFixture) -> None:
     prov, kernel, apt = kernel_entry
@@ -311,6 +322,7 @@ def test_kernel_entry_without_manifest_is_verified_and_adopted(
 
 
 @needs_dpkg
+@pytest.mark.fault("cache_heal")
 def test_kernel_entry_that_lost_its_manifest_is_not_adopted(
         kernel_entry, caplog: pytest.LogCaptureFixture) -> None:
     """A half-finished rm -rf that took integrity.json (and a header nobody checks structurally)
@@ -351,6 +363,7 @@ class FakeQMP:
         return {}
 
 
+@pytest.mark.fault("cache_heal")
 def test_snapshot_save_check_and_damage(private_cache: Path, monkeypatch: pytest.MonkeyPatch,
                                         caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr(manifest, "QUICK_HASH_LIMIT", 1000)   # a real state is ~80 MB: sized
@@ -374,6 +387,7 @@ def test_snapshot_save_check_and_damage(private_cache: Path, monkeypatch: pytest
     assert not entry.exists() and len(warnings_of(caplog)) == 1
 
 
+@pytest.mark.fault("cache_heal")
 def test_truncated_snapshot_is_discarded_before_qemu_sees_it(
         private_cache: Path, caplog: pytest.LogCaptureFixture) -> None:
     entry = snapshot.snapshot_path("t" * 24)
@@ -399,6 +413,7 @@ def test_a_save_in_progress_elsewhere_is_not_duplicated(private_cache: Path) -> 
     assert not entry.exists()
 
 
+@pytest.mark.fault("cache_heal")
 def test_restore_failing_for_another_reason_keeps_the_snapshot(
         private_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
@@ -428,6 +443,7 @@ def test_restore_failing_for_another_reason_keeps_the_snapshot(
     assert "load of migration failed" in line and "intact, so kept; cold boot" in line
 
 
+@pytest.mark.fault("cache_heal")
 def test_a_stream_cut_short_is_not_sealed(private_cache: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """QEMU says "completed" and SIGTERMs its exec: writer: the stream may lack its end."""
@@ -445,6 +461,7 @@ def test_a_stream_cut_short_is_not_sealed(private_cache: Path,
         assert not snapshot.stream_complete(bad)
 
 
+@pytest.mark.fault("cache_heal")
 def test_legacy_snapshot_files_are_swept(private_cache: Path) -> None:
     folder = paths.cache_dir("snapshots")
     old = folder / ("a" * 24 + ".state")
@@ -460,6 +477,7 @@ def test_legacy_snapshot_files_are_swept(private_cache: Path) -> None:
 
 # ----------------------------------------------------------------------------- sweeping
 
+@pytest.mark.fault("cache_heal")
 def test_sweep_leaves_a_locked_partial_and_removes_a_stale_one(private_cache: Path) -> None:
     builds = paths.cache_dir("builds")
     pid = dead_pid()
@@ -480,6 +498,7 @@ def test_sweep_leaves_a_locked_partial_and_removes_a_stale_one(private_cache: Pa
     assert paths.sweep_partials(builds) == [locked]
 
 
+@pytest.mark.fault("cache_heal")
 def test_sweep_socket_dirs(tmp_path: Path) -> None:
     root = tmp_path / "tmp"
     root.mkdir()
@@ -504,6 +523,7 @@ def test_sweep_socket_dirs(tmp_path: Path) -> None:
     assert paths.sweep_socket_dirs(root) == [orphan]        # its QEMU is gone now
 
 
+@pytest.mark.fault("cache_heal")
 def test_sweep_run_dirs(tmp_path: Path) -> None:
     root = tmp_path / "runs"
     pid, me = dead_pid(), os.getpid()
@@ -533,6 +553,7 @@ def test_guest_socket_dir_names_its_owner(tmp_path: Path) -> None:
     assert not guest._sock_dir.exists()
 
 
+@pytest.mark.fault("cache_heal")
 def test_remove_entry_is_atomic_and_sweepable(tmp_path: Path) -> None:
     entry = make_entry(tmp_path / "images" / "e", {"a": b"1"})
     paths.remove_entry(entry)

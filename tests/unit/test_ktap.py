@@ -60,6 +60,7 @@ def test_load_and_unload_documents() -> None:
     assert [d.text for d in unload.diagnostics] == ["unload done"]   # after the last result
 
 
+@pytest.mark.fault("ktap")
 def test_plan_and_numbering_errors_are_reported() -> None:
     (doc,) = parse_ktap((KTAP / "bad-plan.txt").read_text())
     messages = [i.message for i in doc.errors]
@@ -84,6 +85,7 @@ def test_spec_example() -> None:
     assert t3 is not None and [r.status for r in t3.results] == ["pass", "fail", "skip"]
 
 
+@pytest.mark.fault("ktap")
 def test_truncated_output_flags_missing_results() -> None:
     (doc,) = parse_ktap((KTAP / "truncated.txt").read_text())
     messages = [i.message for i in doc.all_errors()]
@@ -116,6 +118,7 @@ def test_old_kunit_subtest_header_without_version_line() -> None:
     assert not doc.all_errors()
 
 
+@pytest.mark.fault("ktap")
 def test_bail_out_and_missing_plan() -> None:
     (doc,) = parse_ktap("KTAP version 1\n1..2\nok 1 a\nBail out! out of memory\n")
     assert doc.bail_out == "out of memory" and not doc.ok
@@ -129,6 +132,7 @@ def test_lines_outside_documents_are_ignored() -> None:
     assert doc.ok and len(doc.results) == 1
 
 
+@pytest.mark.fault("ktap")
 def test_subtest_without_result_before_sibling() -> None:
     text = ("KTAP version 1\n1..2\n  KTAP version 1\n  1..1\n  ok 1 x\n"
             "  KTAP version 1\n  1..1\n  ok 1 y\nok 1 second\n")
@@ -194,6 +198,7 @@ def test_every_kunit_tool_fixture_has_a_verdict_and_provenance() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(KUNIT_TOOL_VERDICTS))
+@pytest.mark.fault("ktap")
 def test_verdict_equals_kunit_tools(name: str) -> None:
     assert _verdict_of(name) == KUNIT_TOOL_VERDICTS[name]
     v = ktap_verdict(parse_ktap((KUNIT_TOOL / name).read_text()))
@@ -271,12 +276,14 @@ INLINE = {
 
 
 @pytest.mark.parametrize("name", sorted(INLINE))
+@pytest.mark.fault("ktap")
 def test_kunit_tool_inline_logs(name: str) -> None:
     text, expected = INLINE[name]
     v = ktap_verdict(parse_ktap(text))
     assert (v.status, v.passed, v.failed, v.skipped, v.crashed, v.errors) == expected
 
 
+@pytest.mark.fault("ktap")
 def test_zero_tests_is_an_error() -> None:
     (doc,) = parse_ktap("KTAP version 1\n1..0\n")
     assert [i.message for i in doc.errors] == ["no tests run"]
@@ -287,6 +294,7 @@ def test_zero_tests_is_an_error() -> None:
         parse_ktap("KTAP version 1\n1..0\n", strict=True)
 
 
+@pytest.mark.fault("ktap")
 def test_subtest_without_results_is_an_error() -> None:
     text = ("KTAP version 1\n1..2\n    KTAP version 1\n    # Subtest: empty\n    1..0\n"
             "ok 1 empty\n    KTAP version 1\n    # Subtest: full\n    1..1\n    ok 1 x\n"
@@ -300,6 +308,7 @@ def test_subtest_without_results_is_an_error() -> None:
     assert doc.ok and doc.counts == KtapCounts(passed=1, skipped=1)
 
 
+@pytest.mark.fault("ktap")
 def test_crashed_tests_are_counted() -> None:
     text = ("KTAP version 1\n1..1\n    KTAP version 1\n    # Subtest: s\n    1..3\n"
             "    # a: try faulted: last line seen lib/x.c:12\n    not ok 1 a\n"
@@ -318,6 +327,7 @@ def test_crashed_tests_are_counted() -> None:
     assert doc.counts.crashed == 2 and doc.status == "TEST_CRASHED"
 
 
+@pytest.mark.fault("ktap")
 def test_ktap_verdict_without_documents() -> None:
     v = ktap_verdict([])
     assert not v.ok and v.status == "FAILURE_TO_PARSE_TESTS" and v.errors == 1
@@ -373,6 +383,7 @@ def _flat(n: int) -> str:
         f"# t{i}: size={i}\nok {i} t{i}\n" for i in range(1, n + 1))
 
 
+@pytest.mark.fault("ktap")
 def test_parsing_is_linear() -> None:
     """8x the results must cost about 8x the time, not 64x (the parser once rebuilt its list of
     results for every result line)."""
@@ -380,6 +391,7 @@ def test_parsing_is_linear() -> None:
     assert large / small < 9, (small, large)
 
 
+@pytest.mark.fault("ktap")
 def test_deep_nesting_needs_no_recursion() -> None:
     depth = 1500                                     # well past Python's recursion limit
     lines = ["KTAP version 1", "1..1"]

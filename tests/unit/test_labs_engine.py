@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from kmodlab.errors import KernelCrash
+from kmodlab.errors import CommandTimeout, KernelCrash
 from kmodlab.labs.engine import MARKER_PREFIX, HarnessFault, SubmissionRun
 from kmodlab.labs.lab import load_lab
-from kmodlab.phases import OVERFLOW_NOTE, PhaseEngine, console_note
+from kmodlab.phases import OVERFLOW_NOTE, PhaseEngine
 
 try:
     from ._fake_guest import KTAP, FakeGuest, printing
@@ -54,14 +54,20 @@ def test_snapshots_shrink_every_cache_when_the_lab_asks(tmp_path: Path) -> None:
     assert guest.commands[-2].startswith("for f in /sys/kernel/slab/*/shrink;")
 
 
-def test_the_phase_log_is_bounded_by_the_lab(tmp_path: Path) -> None:
+def test_the_phase_log_kept_is_bounded_by_the_lab_and_ktap_found_in_all_of_it(
+        tmp_path: Path) -> None:
+    """3000 lines inside the KTAP block: the text kept is bounded by dmesg_bytes, the KTAP is
+    read from the whole log (the old read kept the last 4096 bytes: no KTAP header, no
+    document)."""
     guest = FakeGuest(tmp_path, ring_bytes=6000)
-    guest.on_command = printing(*(f"flood {i}" for i in range(2000)))
+    guest.on_command = printing(*KTAP[:3], *(f"flood {i}" for i in range(3000)), KTAP[3])
     run = submission(guest, dmesg_bytes=4096)
     run._phase(guest, "load", "insmod x", 15)  # type: ignore[arg-type]
     log = run.obs.phase_logs["load"]
-    assert len(log.encode()) <= 4096 and "flood 1999" in log
-    assert run.obs.notes == [console_note(True, 4096)]
+    assert len(log.encode()) <= 4096 + 200 and "flood 2999" in log and "flood 0\n" in log
+    assert "every line was classified" in run.obs.notes[0]
+    assert [d.ok for d in run.obs.ktap] == [True]
+    assert run.obs.ktap[0].find("alloc").values == {"ksize": 128, "waste": 28}
 
 
 def test_lost_marker_note_when_nothing_shows_it(tmp_path: Path) -> None:
@@ -74,8 +80,10 @@ def test_lost_marker_note_when_nothing_shows_it(tmp_path: Path) -> None:
 
     guest.on_command = console_lost
     run = submission(guest, dmesg_bytes=4096)
+    assert run.engine is not None
+    run.engine.sync_timeout = 0.05
     run._phase(guest, "load", "insmod x", 15)  # type: ignore[arg-type]
-    assert run.obs.notes == [OVERFLOW_NOTE] and len(run.obs.phase_logs["load"]) <= 4096
+    assert run.obs.notes[0] == OVERFLOW_NOTE and len(run.obs.phase_logs["load"]) <= 4096 + 200
 
 
 def test_salvage_takes_the_crashed_phase_from_the_console(tmp_path: Path) -> None:
@@ -142,3 +150,56 @@ def test_a_crash_before_the_student_phase_is_the_harness_fault() -> None:
     run = submission()
     with pytest.raises(HarnessFault, match="before the module was loaded"):
         run._record_crash(KernelCrash("oops", "Oops: 0002 [#1] SMP"))
+
+
+def _times_out(*lines: str):
+    def handler(guest: FakeGuest, command: str) -> int:
+        guest.printk(*lines)
+        raise CommandTimeout("no answer within 15 s", state="hung")
+    return handler
+
+
+def test_a_step_that_times_out_while_the_kernel_floods_is_a_flood_with_its_rate(
+        tmp_path: Path) -> None:
+    """The old grader called every timed-out step a hang, whatever the log showed."""
+    guest = FakeGuest(tmp_path)
+    guest.on_command = _times_out(*KTAP[:2], *(f"flood {i}: xxxxxxxx" for i in range(5000)))
+    run = submission(guest)
+    run._in_student_phase = True
+    with pytest.raises(CommandTimeout) as info:
+        run._phase(guest, "load", "insmod x", 15)  # type: ignore[arg-type]
+    run._record_hang(info.value)
+    assert run.obs.flood and not run.obs.hang
+    assert "printk flood: 5,002 lines" in run.obs.notes[-1] and "lines/s" in run.obs.notes[-1]
+    assert "measured from the kernel timestamps" in run.obs.notes[-1]
+
+
+def test_a_step_that_times_out_quietly_is_a_hang(tmp_path: Path) -> None:
+    guest = FakeGuest(tmp_path)
+    guest.on_command = _times_out(*KTAP[:2], "waiting for nothing")
+    run = submission(guest)
+    run._in_student_phase = True
+    with pytest.raises(CommandTimeout) as info:
+        run._phase(guest, "load", "insmod x", 15)  # type: ignore[arg-type]
+    run._record_hang(info.value)
+    assert run.obs.hang == "no answer within 15 s" and not run.obs.flood
+
+
+def test_a_lockup_the_kernel_survived_is_a_hang_and_fails_no_crash(tmp_path: Path) -> None:
+    """An RCU stall and a soft lockup whose command still finished: the old grader saw a non-crash event, the
+    default no_crash kinds left lockups out, and the run passed."""
+    from kmodlab.labs.checks import evaluate_checks
+
+    report = [line.split("] ", 1)[1]
+              for line in (DMESG / "x86_64-6.1-soft-lockup.txt").read_text().splitlines()
+              if "] " in line]
+    guest = FakeGuest(tmp_path)
+    guest.on_command = printing(*KTAP, *report)
+    run = submission(guest)
+    run._in_student_phase = True
+    run._phase(guest, "load", "insmod x", 15)  # type: ignore[arg-type]
+    assert run.obs.hang == ("the kernel detected a RCU stall in the module: "
+                            "rcu: INFO: rcu_preempt self-detected stall on CPU")
+    check = next(c for c in run.spec.checks if c.no_crash is not None)
+    [result] = evaluate_checks(run.spec, [check], run.obs, {}, None)
+    assert not result.passed

@@ -16,7 +16,6 @@ from kmodlab.phases import (
     console_after_marker,
     console_note,
     cut_after_marker,
-    limit_note,
     log_command,
     make_marker,
     shrink_command,
@@ -78,7 +77,8 @@ def test_phase_log_is_cut_at_its_marker_with_ktap_and_events(tmp_path: Path) -> 
     assert phase.ok and phase.result("alloc").ok and not phase.notes
     assert phase.before is not None and phase.after is not None
     assert phase.before.slabinfo.get("kmalloc-64") is not None
-    assert len(guest.reads()) == 1                 # found at once: one read
+    assert guest.reads() == []                     # the console had the phase: no dmesg read
+    assert phase.scan is not None and phase.scan.started and phase.scan.ended
     assert engine.current is not None and engine.current.name == "load"
     assert engine.current.seconds == phase.seconds
 
@@ -95,40 +95,60 @@ def test_snapshots_only_when_asked_and_shrunk_first(tmp_path: Path) -> None:
     assert cat.startswith("cat /proc/slabinfo")
 
 
-def test_a_log_past_the_bound_keeps_its_most_recent_part(tmp_path: Path) -> None:
+def test_a_log_past_the_bound_is_classified_whole_and_kept_bounded(tmp_path: Path) -> None:
+    """The bound is on the text kept, not on what is read: a WARN deep inside 200 lines and
+    KTAP at the start of them are found with a 1000-byte bound (the old read kept only the
+    most recent 1000 bytes, without the KTAP header and the WARN)."""
+    warning = Path(__file__).parent.parent / "fixtures" / "dmesg" / "x86_64-6.12-warning.txt"
+    report = [line.split("] ", 1)[1] for line in warning.read_text().splitlines()[1:-1]]
     guest = FakeGuest(tmp_path)
-    guest.on_command = printing(*(f"flood {i}" for i in range(200)))
+    guest.on_command = printing(*KTAP[:3], *(f"flood {i}" for i in range(100)), *report,
+                                *(f"flood {i}" for i in range(100, 200)), KTAP[3])
     phase = PhaseEngine(guest, log_bytes=1000).run("load", "insmod x")  # type: ignore[arg-type]
-    assert len(phase.log) == 1000 and phase.log.endswith("flood 199\n")
-    assert phase.notes == [limit_note(1000)]
+    head, _, tail = phase.log.partition("[... ")
+    assert "flood 0\n" in head and tail.endswith("ok 1 alloc\n") and len(head + tail) <= 1100
+    assert "WARNING" not in phase.log                      # not kept as text...
+    assert [e.kind for e in phase.complaints] == ["warning"]   # ...but classified
+    assert phase.result("alloc").ok
+    assert phase.notes and "every line was classified" in phase.notes[0]
+
+
+class _NoConsole(FakeGuest):
+    """A guest whose console shows nothing: the engine falls back to dmesg."""
+
+    def printk(self, *texts: str, console: bool = True) -> None:
+        super().printk(*texts, console=False)
 
 
 def test_marker_not_yet_visible_is_read_again(tmp_path: Path) -> None:
-    guest = FakeGuest(tmp_path)
-    guest.on_command = printing("one", "two")
+    guest = _NoConsole(tmp_path)
+    guest.on_command = printing("one")         # marker, "one", end marker: all three hidden
     guest.hidden_reads = 2
-    phase = PhaseEngine(guest).run("load", "insmod x")  # type: ignore[arg-type]
+    phase = PhaseEngine(guest, sync_timeout=0.05).run("load", "insmod x")  # type: ignore[arg-type]
     assert len(guest.reads()) == 3 and not phase.notes
-    assert [line.split("] ")[1] for line in phase.log.splitlines()] == ["one", "two"]
+    assert [line.split("] ")[1] for line in phase.log.splitlines()] == ["one"]
 
 
-def test_overflowed_ring_falls_back_to_the_console(tmp_path: Path) -> None:
+def test_an_overflowed_ring_loses_nothing_the_console_has_the_phase(tmp_path: Path) -> None:
     guest = FakeGuest(tmp_path, ring_bytes=2000)
     guest.on_command = printing(*KTAP, *(f"noise {i}" for i in range(300)))
     engine = PhaseEngine(guest, attempts=2)  # type: ignore[arg-type]
     phase = engine.run("load", "insmod x")
-    assert phase.notes == [console_note(False, engine.log_bytes)]
+    assert phase.notes == []
     assert "ok 1 alloc" in phase.log and "noise 299" in phase.log
     assert phase.result("alloc").ok                  # KTAP from the console's complete record
-    assert len(guest.reads()) == 2                   # no dmesg tail read: the console had it
+    assert guest.reads() == []                       # dmesg not read at all
 
 
-def test_overflowed_ring_and_console_bounded(tmp_path: Path) -> None:
+def test_the_fallback_console_read_is_bounded(tmp_path: Path) -> None:
     guest = FakeGuest(tmp_path, ring_bytes=2000)
     guest.on_command = printing(*(f"noise {i}" for i in range(300)))
-    phase = PhaseEngine(guest, log_bytes=500, attempts=1).run("load", "x")  # type: ignore[arg-type]
-    assert phase.notes == [console_note(True, 500)]
-    assert len(phase.log.encode()) <= 500 and phase.log.endswith("noise 299\r\n")
+    engine = PhaseEngine(guest, log_bytes=500, attempts=1)  # type: ignore[arg-type]
+    start = engine.begin("load")
+    guest.run("x")
+    text, notes = engine.read_log(start)
+    assert notes == [console_note(True, 500)]
+    assert len(text.encode()) <= 500 and text.endswith("noise 299\r\n")
 
 
 def test_overflow_without_console_reads_the_dmesg_tail(tmp_path: Path) -> None:
@@ -140,8 +160,9 @@ def test_overflow_without_console_reads_the_dmesg_tail(tmp_path: Path) -> None:
         return noise(guest, command)
 
     guest.on_command = console_lost
-    phase = PhaseEngine(guest, log_bytes=1000, attempts=1).run("load", "x")  # type: ignore[arg-type]
-    assert phase.notes == [OVERFLOW_NOTE]
+    phase = PhaseEngine(guest, log_bytes=1000, attempts=1,  # type: ignore[arg-type]
+                        sync_timeout=0.05).run("load", "x")
+    assert phase.notes[0] == OVERFLOW_NOTE
     assert guest.commands[-1] == "dmesg | tail -c 1000"
     assert phase.log.endswith("noise 299\n") and len(phase.log) <= 1000
 

@@ -24,6 +24,7 @@ from kmodlab.qemu.qmp import QMPClient
     ({"boot_timeout": -1.0}, "boot timeout must be a positive"),
     ({"boot_timeout": 0.0}, "boot timeout must be a positive"),
 ])
+@pytest.mark.fault("bad_input")
 def test_guest_options_refuse_impossible_numbers(kwargs: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         GuestOptions(**kwargs)
@@ -44,6 +45,7 @@ def test_guest_options_accept_the_defaults_and_the_minimum() -> None:
     ["lab", "grade", "kmalloc_waste", "subs", "--out", "o", "--jobs", "0"],
     ["model", "ksize", "8", "--cpus", "-1"],
 ])
+@pytest.mark.fault("bad_input")
 def test_cli_refuses_bad_numbers_with_usage(argv: list[str], capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         main(argv)
@@ -51,6 +53,7 @@ def test_cli_refuses_bad_numbers_with_usage(argv: list[str], capsys) -> None:
     assert "error: argument" in capsys.readouterr().err
 
 
+@pytest.mark.fault("bad_input")
 def test_cli_refuses_too_little_memory_before_booting(capsys) -> None:
     assert main(["exec", "--memory", "1", "--", "true"]) == 2
     assert "guest memory must be" in capsys.readouterr().err
@@ -77,6 +80,7 @@ def _qmp_server(path: Path, greet: bool) -> threading.Thread:
 
 
 @pytest.mark.parametrize("greet", [False, True])
+@pytest.mark.fault("bad_input")
 def test_qmp_peer_that_vanishes_is_a_guest_error(tmp_path: Path, greet: bool) -> None:
     thread = _qmp_server(tmp_path / "qmp.sock", greet)
     with pytest.raises(GuestError, match="QMP"):

@@ -7,16 +7,19 @@ records what the lab's checks need (:class:`Observations`) and classifies how it
 * failures of the grader's own work (booting, pushing the .ko, the first /proc snapshot) are
   **harness errors**: never charged, retried on resume;
 * once ``insmod`` starts, a kernel report that kills the guest is a **crash**, a command that
-  does not finish in time (or a soft lockup) is a **hang**, and a console flood beyond the
-  lab's limit stops the guest and fails the run.
+  does not finish in time (or a lockup report: soft or hard lockup, RCU stall, hung task) is a
+  **hang**, and a printk flood (a console beyond the lab's limit, which stops the guest, or a
+  step that timed out while the kernel was still printing at a flood's rate) fails the run as a
+  **flood**, with its rate.
 
 Reads from the guest are bounded (``head -c``, ``dmesg | tail -c``), so a module that prints
 without end cannot exhaust the grader's memory or disk.
 
 Each step that runs something in the guest (load, unload, read, write, run) is a phase of the
 shared :class:`~kmodlab.phases.PhaseEngine`, as for the runner and the cross-check: marker,
-command, the kernel log after the marker (bounded by the lab's ``dmesg_bytes``), KTAP and
-kernel events; snapshots shrink the slab caches first when the lab asks for it.  Whether a
+command, the whole kernel log of the phase classified line by line (KTAP wherever it is in the
+log, every kernel event; only the text kept is bounded, by the lab's ``dmesg_bytes``);
+snapshots shrink the slab caches first when the lab asks for it.  Whether a
 kernel report is a lockup (a hang, not a crash) is :mod:`kmodlab.observe.dmesg`'s decision.
 """
 
@@ -52,7 +55,7 @@ from kmodlab.leaks import (
 )
 from kmodlab.leaks import capture as leak_capture
 from kmodlab.modules.build import BuiltModule
-from kmodlab.observe import KernelEvent, KtapDocument, find_events, parse_ktap
+from kmodlab.observe import KernelEvent, KtapDocument, find_events
 from kmodlab.observe.dmesg import find_lockup
 from kmodlab.phases import PhaseEngine, ProcSnapshot
 
@@ -201,7 +204,7 @@ class SubmissionRun:
                         self.obs.flood = True
                         self.obs.notes.append(
                             f"the console passed {self.spec.limits.console_bytes >> 20} MiB; "
-                            "the guest was stopped")
+                            "the guest was stopped" + self._flood_rate())
                     elif self._in_student_phase and not guest.healthy:
                         self._record_death(exc)
                     else:
@@ -235,10 +238,32 @@ class SubmissionRun:
         self.obs.events.extend(e for e in find_events(excerpt) if e not in self.obs.events)
 
     def _record_hang(self, exc: CommandTimeout) -> None:
-        self.obs.hang = _first_lines(str(exc), 1)
+        """A step that did not finish: a **flood** when the kernel was still printing at a
+        flood's rate (its rate noted), else a **hang**."""
+        what = _first_lines(str(exc), 1)
         if not self._in_student_phase:
             raise HarnessFault(f"a harness command timed out before the module was loaded: "
-                               f"{self.obs.hang}") from exc
+                               f"{what}") from exc
+        scan = self.engine.scan_since_start() if self.engine is not None else None
+        if scan is not None and scan.flood is not None:
+            self.obs.flood = True
+            self.obs.notes.append(f"{what}: the module flooded the kernel log "
+                                  f"({scan.flood.describe()})")
+            return
+        self.obs.hang = what
+
+    def _flood_rate(self) -> str:
+        """'' or ' (printk flood: N lines ..., at R lines/s ...)' for the current phase."""
+        try:
+            scan = self.engine.scan_since_start() if self.engine is not None else None
+        except OSError:
+            return ""
+        if scan is None:
+            return ""
+        flood = scan.flood
+        if flood is None:
+            return f" ({scan.lines:,} lines of kernel log in the phase)"
+        return f" ({flood.describe()})"
 
     def _record_death(self, exc: Exception) -> None:
         self.obs.crash = _first_lines(str(exc), 40)[:EXCERPT_CHARS]
@@ -313,12 +338,12 @@ class SubmissionRun:
         start = self.engine.current if self.engine is not None else None
         if start is None or start.name in self.obs.phase_logs:
             return
-        text = self.engine.console_since_start(self.spec.limits.dmesg_bytes)  # type: ignore[union-attr]
-        if text is None:
+        scan = self.engine.scan_since_start()  # type: ignore[union-attr]
+        if scan is None:
             return
-        self.obs.phase_logs[start.name] = text
-        self.obs.ktap.extend(parse_ktap(text))
-        self.obs.events.extend(e for e in find_events(text)
+        self.obs.phase_logs[start.name] = scan.text
+        self.obs.ktap.extend(scan.ktap)
+        self.obs.events.extend(e for e in scan.events
                                if e.kind not in {x.kind for x in self.obs.events})
 
     def _phase(self, guest: Guest, label: str, command: str, timeout: float) -> CommandResult:
@@ -335,6 +360,10 @@ class SubmissionRun:
         self.obs.phase_logs[label] = phase.log
         self.obs.ktap.extend(phase.ktap)
         self.obs.events.extend(phase.events)
+        lockup = next((e for e in phase.events if e.lockup), None)
+        if lockup is not None and not self.obs.hang:
+            # The kernel went on, but a watchdog saw the module stall it: a hang, not a pass.
+            self.obs.hang = f"the kernel detected a {lockup.lockup} in the module: {lockup.title}"
         return phase.command
 
     def _load(self, guest: Guest, step: Step, guest_path: str) -> None:

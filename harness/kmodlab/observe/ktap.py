@@ -694,36 +694,56 @@ class _Parser:
         doc.results.append(result)
 
 
+class KtapStream:
+    """KTAP parsed a line at a time, for logs read as a stream (kmodlab.observe.stream): the
+    documents come out of :meth:`close`, exactly as :func:`parse_ktap` gives them for the same
+    lines.  ``prefix`` as for :func:`parse_ktap`."""
+
+    def __init__(self, prefix: str | None = None) -> None:
+        self._parser = _Parser()
+        self._prefix = prefix
+        self._line_no = 0
+        self._last_text = ""
+
+    def feed(self, raw: str) -> None:
+        """One line of raw module output or kernel log (its log prefix is stripped)."""
+        self._line_no += 1
+        body = raw
+        if raw[:1] in _LOG_PREFIX_START:     # every prefix parse_line knows starts so
+            decoded = parse_line(raw, self._line_no)
+            if decoded is not None:
+                body = decoded.text
+        if body.endswith("\r"):
+            body = body.rstrip("\r")
+        if self._prefix and body.startswith(self._prefix):
+            body = body[len(self._prefix):]
+        self._parser.feed(self._line_no, body)
+        self._last_text = body
+
+    def close(self) -> list[KtapDocument]:
+        """Every document, the last one closed as at the end of input."""
+        last = self._line_no
+        self._parser._close_all(last + 1, "(end of input)" if self._last_text or last else "")
+        return self._parser.documents
+
+
 def parse_ktap(text: str, prefix: str | None = None, strict: bool = False) -> list[KtapDocument]:
     """All KTAP documents in ``text`` (raw module output or dmesg; log prefixes are stripped).
 
     ``prefix`` is removed from the start of each message when present, for modules that print
     through a ``pr_fmt`` such as ``"kmodlab_probe: "``.
     """
-    parser = _Parser()
-    feed = parser.feed
-    last_line = 0
-    last_text = ""
-    for line_no, raw in enumerate(text.splitlines(), start=1):
-        body = raw
-        if raw[:1] in _LOG_PREFIX_START:     # every prefix parse_line knows starts so
-            decoded = parse_line(raw, line_no)
-            if decoded is not None:
-                body = decoded.text
-        if body.endswith("\r"):
-            body = body.rstrip("\r")
-        if prefix and body.startswith(prefix):
-            body = body[len(prefix):]
-        feed(line_no, body)
-        last_line, last_text = line_no, body
-    parser._close_all(last_line + 1, "(end of input)" if last_text or last_line else "")
+    stream = KtapStream(prefix)
+    for raw in text.splitlines():
+        stream.feed(raw)
+    documents = stream.close()
     if strict:
-        for doc in parser.documents:
+        for doc in documents:
             errors = doc.all_errors()
             if errors:
                 first = errors[0]
                 raise KtapError(SOURCE, first.line_no, first.line, first.message)
-    return parser.documents
+    return documents
 
 
 parse = parse_ktap
