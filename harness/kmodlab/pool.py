@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Self
 
 from kmodlab.guest import Guest, GuestOptions
 from kmodlab.kernels.kernel import Kernel
@@ -56,7 +57,7 @@ class GuestPool:
             guest.stop()
         self._guests.clear()
 
-    def __enter__(self) -> GuestPool:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -16,8 +16,8 @@ def guest_summary(guest: Guest) -> str:
     t = guest.timings
     lines = [
         f"kernel      {release} ({guest.kernel.arch}, Debian {guest.kernel.package_version})",
-        f"guest       {guest.options.cpus} CPU, {guest.options.memory_mb} MiB, "
-        f"transport {guest.options.transport}, ready in {t.start_to_ready:.2f} s ({t.booted_from})",
+        (f"guest       {guest.options.cpus} CPU, {guest.options.memory_mb} MiB, "
+         f"transport {guest.options.transport}, ready in {t.start_to_ready:.2f} s ({t.booted_from})"),
         f"console log {guest.console_log}",
         "",
         "/proc/slabinfo (top):",

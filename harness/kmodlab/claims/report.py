@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from kmodlab.claims.judges import Finding
 from kmodlab.claims.evaluate import ClaimResult, KernelVerdict
+from kmodlab.claims.judges import Finding
 from kmodlab.claims.observations import Observations
 from kmodlab.claims.target import ModelTarget
 

@@ -11,6 +11,7 @@ Three layers, because each covers a way the harness can end:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import logging
 import shutil
@@ -40,13 +41,13 @@ class QemuProcess:
             raise MissingToolError(argv[0], package)
         self.argv = argv
         self.stderr_path = stderr_path
-        self._stderr = open(stderr_path, "wb")
+        self._stderr = open(stderr_path, "wb")  # noqa: SIM115 - lives as long as QEMU, closed in stop()
         self.popen = subprocess.Popen(
             argv,
             stdin=None if interactive else subprocess.DEVNULL,
             stdout=None if interactive else subprocess.DEVNULL,
             stderr=None if interactive else self._stderr,
-            preexec_fn=_die_with_parent,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - PR_SET_PDEATHSIG must run in the child
             # Own process group: a Ctrl-C in the terminal reaches Python, which then stops QEMU
             # in order, instead of QEMU dying mid-command under us.
             start_new_session=not interactive,
@@ -99,11 +100,9 @@ def live_processes() -> list[QemuProcess]:
 @atexit.register
 def _kill_all() -> None:
     for proc in live_processes():
-        try:
+        with contextlib.suppress(Exception):   # best effort at interpreter exit
             proc.popen.kill()
             proc.popen.wait(5)
-        except Exception:  # noqa: BLE001 - best effort at interpreter exit
-            pass
 
 
 def running_qemu_pids() -> set[int]:

@@ -5,8 +5,18 @@ Importing this package registers them all in :data:`JUDGES`.
 """
 
 from kmodlab.claims.judges import kmalloc, mempool, pages, vmalloc
-from kmodlab.claims.judges.base import JUDGES, Judge, Finding, register
+from kmodlab.claims.judges.base import JUDGES, Finding, Judge, register
 from kmodlab.claims.judges.kmalloc import kmalloc_test, measured_ksizes
 
-__all__ = ["JUDGES", "Judge", "Finding", "kmalloc", "kmalloc_test", "measured_ksizes", "mempool",
-           "pages", "register", "vmalloc"]
+__all__ = [
+           "JUDGES",
+           "Finding",
+           "Judge",
+           "kmalloc",
+           "kmalloc_test",
+           "measured_ksizes",
+           "mempool",
+           "pages",
+           "register",
+           "vmalloc",
+]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from kmodlab.claims.judges.base import Judge, Finding, int_value, register, size_text
+from kmodlab.claims.judges.base import Finding, Judge, int_value, register, size_text
 from kmodlab.claims.observations import Observations
 from kmodlab.claims.target import ModelTarget
 from kmodlab.model import Model

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kmodlab.claims.judges.base import Judge, Finding, register
+from kmodlab.claims.judges.base import Finding, Judge, register
 from kmodlab.claims.observations import Observations, Values
 from kmodlab.claims.target import ModelTarget
 

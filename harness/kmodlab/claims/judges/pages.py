@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kmodlab.claims.judges.base import Judge, Finding, int_value, register
+from kmodlab.claims.judges.base import Finding, Judge, int_value, register
 from kmodlab.claims.observations import Observations
 from kmodlab.claims.target import ModelTarget
 from kmodlab.model import tables

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kmodlab.claims.judges.base import Judge, Finding, count_text, int_value, register, size_text
+from kmodlab.claims.judges.base import Finding, Judge, count_text, int_value, register, size_text
 from kmodlab.claims.observations import Observations
 from kmodlab.claims.target import ModelTarget
 
