@@ -125,12 +125,26 @@ def _build(args: argparse.Namespace, kernel):
 
     family, directory = _family_or_dir(args.target)
     if family is not None:
-        return build(family, parse_params(family, args.param or []), kernel)
-    return build_source_dir(Path(directory), kernel, list(args.module_args or []))
+        built = build(family, parse_params(family, args.param or []), kernel, force=args.rebuild)
+    else:
+        built = build_source_dir(Path(directory), kernel, list(args.module_args or []),
+                                 module_name=args.module, force=args.rebuild)
+    for warning in built.warnings:
+        print(f"kmodlab: build warning: {warning}", file=sys.stderr)
+    if args.werror and built.warnings:
+        raise KmodlabError(f"{len(built.warnings)} build warning(s) and --werror; the log: "
+                           f"{built.log_path}")
+    return built
 
 
 def cmd_build(args: argparse.Namespace) -> int:
     built = _build(args, _provision(args))
+    if args.json:
+        print(json.dumps({"ko": str(built.ko_path), "module": built.module_name,
+                          "cached": built.cached, "seconds": round(built.seconds, 3),
+                          "warnings": list(built.warnings), "log": str(built.log_path)},
+                         indent=2))
+        return 0
     print(f"{built.ko_path}  ({'cached' if built.cached else f'built in {built.seconds:.1f} s'})")
     return 0
 
@@ -201,9 +215,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="family template parameter (repeatable), e.g. -p sizes=8,96,160")
         p.add_argument("module_args", nargs="*", metavar="-- k=v",
                        help="insmod parameters for your own module")
+        p.add_argument("--module", metavar="NAME",
+                       help="the .ko to use when your tree builds several")
+        p.add_argument("--rebuild", action="store_true",
+                       help="build even if the cache holds this build")
+        p.add_argument("--werror", action="store_true",
+                       help="a compiler or modpost warning fails the command")
+        p.add_argument("--json", action="store_true")
         if name == "run":
             _guest_args(p)
-            p.add_argument("--json", action="store_true")
             p.add_argument("--load-timeout", type=positive_seconds, default=60.0,
                            help="seconds insmod and rmmod may take each; beyond it the run "
                                 "fails as a hang (default: %(default)s)")
@@ -236,8 +256,22 @@ def _sigterm_as_exit(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def split_module_args(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
+    """``kmodlab run DIR --arch arm64 -- quantum=4000``: what follows ``--`` after ``build`` or
+    ``run`` is insmod's (argparse alone rejects it once options sit between)."""
+    words = list(argv)
+    command = next((i for i, w in enumerate(words) if not w.startswith("-")), None)
+    if command is None or words[command] not in ("build", "run") or "--" not in words:
+        return words, None
+    cut = words.index("--")
+    return words[:cut], words[cut + 1:]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words, module_args = split_module_args(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(words)
+    if module_args is not None:
+        args.module_args = [*(args.module_args or []), *module_args]
     if getattr(args, "command", None) and args.command and args.command[:1] == ["--"]:
         args.command = args.command[1:]
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,

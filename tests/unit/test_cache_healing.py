@@ -152,6 +152,7 @@ def kbuild(monkeypatch: pytest.MonkeyPatch):
 
     fake = FakeKbuild()
     monkeypatch.setattr(build_impl, "run_kbuild", fake)
+    monkeypatch.setattr(build_impl.tree, "overlay_usable", lambda src: False)   # fake kbuild
     monkeypatch.setattr(build_impl, "_check_tools", lambda kernel: None)
     monkeypatch.setattr(build_impl, "compiler_tool", lambda kernel: "gcc-test")
     monkeypatch.setattr(build_impl, "compiler_version", lambda tool: "gcc-test 1.0")

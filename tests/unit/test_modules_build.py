@@ -35,11 +35,14 @@ class FakeKbuild:
 
     def __init__(self) -> None:
         self.calls: list[Path] = []
+        self.pwds: list[Path | None] = []
         self.error: tuple[int, str] | None = None  # (line, message) to fail with
         self.warning: str | None = None
 
-    def __call__(self, kernel: Kernel, directory: Path) -> tuple[int, str]:
+    def __call__(self, kernel: Kernel, directory: Path, *,
+                 pwd: Path | None = None) -> tuple[int, str]:
         self.calls.append(directory)
+        self.pwds.append(pwd)
         sources = sorted(directory.glob("*.c"))
         log = "$ make -C headers M=... modules\n  CC [M]  x.o\n"
         if self.error:
@@ -57,6 +60,8 @@ def kbuild(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeKbuild:
     monkeypatch.setenv("KMODLAB_CACHE", str(tmp_path / "cache"))
     fake = FakeKbuild()
     monkeypatch.setattr(build_impl, "run_kbuild", fake)
+    # the copy path (in place through an overlay needs real kbuild: tests/integration)
+    monkeypatch.setattr(build_impl.tree, "overlay_usable", lambda src: False)
     monkeypatch.setattr(build_impl, "_check_tools", lambda kernel: None)
     monkeypatch.setattr(build_impl, "compiler_tool", lambda kernel: "gcc-test")
     monkeypatch.setattr(build_impl, "compiler_version", lambda tool: "gcc-test 1.0")

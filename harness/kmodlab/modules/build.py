@@ -16,6 +16,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -31,22 +32,22 @@ from kmodlab.kernels.kernel import Kernel
 from kmodlab.manifest import check_entry, has_manifest, verify, write_manifest
 from kmodlab.modules.params.base import FamilyParams
 from kmodlab.modules.render import MODULES_DIR, RenderedModule, render, template_digest
+from kmodlab.modules import tree
 from kmodlab.paths import atomic_dir, cache_dir, entry_lock
 
-BUILD_RECIPE = "1"
+log = logging.getLogger(__name__)
+
+BUILD_RECIPE = "2"
 """Bump when this file changes what goes into a build directory: old cache entries then miss."""
 
 MANIFEST = "build.json"
 LOG = "build.log"
 BUILD_TIMEOUT = 900
 
-# What kbuild leaves behind; never part of a source tree's identity or copied from it.
-_PRODUCTS = ("*.o", "*.ko", "*.mod", "*.mod.c", ".*.cmd", "*.order", "Module.symvers",
-             ".tmp_versions", ".git", "__pycache__")
-
 _DIAG_RE = re.compile(
     r"^(?P<file>[^\s:][^:]*):(?P<line>\d+):(?:(?P<col>\d+):)? (?P<kind>fatal error|error|warning): (?P<msg>.*)$"
 )
+_NO_RULE_RE = re.compile(r"No rule to make target '(?P<object>[^']+\.o)'")
 _MODPOST_RE = re.compile(r"^(WARNING|ERROR): modpost: .*$")
 
 
@@ -115,18 +116,36 @@ def _check_tools(kernel: Kernel) -> None:
     check_build_tools(kernel)
 
 
-def run_kbuild(kernel: Kernel, directory: Path) -> tuple[int, str]:
-    """Run kbuild in ``directory``; returns (exit code, combined output).  C locale for parsing."""
-    argv = make_argv(kernel, directory)
-    env = dict(os.environ, LC_ALL="C", LANG="C")
+def _kbuild_env(pwd: Path | None = None) -> dict[str, str]:
+    env = dict(os.environ, LC_ALL="C", LANG="C")     # C locale: diagnostics are parsed
     env.pop("MAKEFLAGS", None)  # a parent make's jobserver must not leak in
+    if pwd is not None:
+        env["PWD"] = str(pwd)
+    return env
+
+
+def run_kbuild(kernel: Kernel, directory: Path, *, pwd: Path | None = None) -> tuple[int, str]:
+    """Run kbuild in ``directory``; returns (exit code, combined output).  ``pwd``: what the
+    module's Makefile sees as ``$(PWD)`` (the user's folder when building a copy of it)."""
+    argv = make_argv(kernel, directory)
     try:
-        proc = subprocess.run(argv, cwd=directory, env=env, capture_output=True, text=True,
-                              timeout=BUILD_TIMEOUT, check=False)
+        proc = subprocess.run(argv, cwd=directory, env=_kbuild_env(pwd), capture_output=True,
+                              text=True, timeout=BUILD_TIMEOUT, check=False)
     except subprocess.TimeoutExpired as exc:
         raise BuildError(f"kbuild did not finish in {BUILD_TIMEOUT} s: {' '.join(argv)}") from exc
-    log = "$ " + " ".join(argv) + "\n" + proc.stdout + proc.stderr
-    return proc.returncode, log
+    return proc.returncode, "$ " + " ".join(argv) + "\n" + proc.stdout + proc.stderr
+
+
+def run_kbuild_in_place(kernel: Kernel, src: Path, upper: Path) -> tuple[int, str]:
+    """Run kbuild in the user's folder ``src`` itself, covered by an overlay whose writes land
+    in ``upper`` (:mod:`kmodlab.modules.tree`): the author's own build semantics."""
+    argv = make_argv(kernel, src)
+    try:
+        proc = tree.run_in_overlay(src, upper, argv, _kbuild_env(), BUILD_TIMEOUT)
+    except subprocess.TimeoutExpired as exc:
+        raise BuildError(f"kbuild did not finish in {BUILD_TIMEOUT} s: {' '.join(argv)}") from exc
+    return proc.returncode, ("$ " + " ".join(argv) + f"  (in {src}, through an overlay)\n"
+                             + proc.stdout + proc.stderr)
 
 
 def find_warnings(log: str) -> tuple[str, ...]:
@@ -160,9 +179,14 @@ def describe_failure(log: str, build_dir: Path, source: Path | None, template: s
     src_lines = source.read_text().splitlines() if source and source.is_file() else []
     for m in errors[:10]:
         file = Path(m["file"])
-        shown = build_dir / file.name if file.parent != build_dir else file
+        # A user's folder built in place names its own files; a rendered module's are kept.
+        shown = file if file.is_absolute() and file.is_file() else build_dir / file.name
         parts.append(f"  {shown}:{m['line']}:{m['col'] or 0}: {m['kind']}: {m['msg']}")
         lineno = int(m["line"])
+        if shown == file and source is None:
+            own = shown.read_text(errors="replace").splitlines()
+            if 0 < lineno <= len(own):
+                parts.append(f"      {lineno} | {own[lineno - 1].strip()}")
         if source and file.name == source.name and 0 < lineno <= len(src_lines):
             code = src_lines[lineno - 1]
             parts.append(f"      {lineno} | {code.strip()}")
@@ -170,7 +194,12 @@ def describe_failure(log: str, build_dir: Path, source: Path | None, template: s
                 tline = _template_line(template, code)
                 where = f" (line {tline})" if tline else ""
                 parts.append(f"      rendered from template modules/{template}{where}")
-    if not errors:
+    missing = [m for m in map(_NO_RULE_RE.search, log.splitlines()) if m]
+    for m in missing[:5]:
+        obj = Path(m["object"])
+        parts.append(f"  kbuild found no source for {obj.name}: {obj.with_suffix('.c')} (or "
+                     f"{obj.with_suffix('.S').name}) does not exist; check obj-m / <module>-y")
+    if not errors and not missing:
         tail = "\n".join(log.strip().splitlines()[-25:])
         parts.append("kbuild output (last lines):\n" + tail)
     if source is not None:
@@ -323,19 +352,6 @@ def _compile(rendered: RenderedModule, kernel: Kernel, tmp: Path, final: Path, k
     _seal(tmp, ko)
 
 
-def _tree_digest(root: Path) -> str:
-    h = hashlib.sha256()
-    ignore = shutil.ignore_patterns(*_PRODUCTS)
-    for dirpath, dirnames, filenames in os.walk(root):
-        skipped = ignore(dirpath, dirnames + filenames)
-        dirnames[:] = sorted(d for d in dirnames if d not in skipped)
-        for name in sorted(f for f in filenames if f not in skipped):
-            path = Path(dirpath, name)
-            h.update(str(path.relative_to(root)).encode() + b"\0")
-            h.update(path.read_bytes())
-    return h.hexdigest()
-
-
 _PARAM_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -381,15 +397,15 @@ def build_source_dir(path: str | Path, kernel: Kernel | None,
     mparams = normalize_module_params(module_params)
     load_args = tuple(f"{k}={v}" for k, v in mparams.items())
     tool = compiler_tool(kernel)
-    key = _digest(BUILD_RECIPE, "source-dir", _tree_digest(src), kernel.release, kernel.arch,
-                  compiler_version(tool), module_name or "")
+    key = _digest(BUILD_RECIPE, "source-dir", str(src), tree.tree_digest(src), kernel.release,
+                  kernel.arch, compiler_version(tool), module_name or "")
     final = cache_dir("builds") / _entry_name(re.sub(r"[^A-Za-z0-9_.-]", "_", src.name), kernel, key)
-    if not force and (data := _load_manifest(final)) is not None:
+    if not force and (data := _fresh(final)) is not None:
         return _built(final, data, mparams, True, t0, load_args)
 
     _check_tools(kernel)
     with _entry_lock(final.name):
-        if not force and (data := _load_manifest(final, locked=True)) is not None:
+        if not force and (data := _fresh(final, locked=True)) is not None:
             return _built(final, data, mparams, True, t0, load_args)   # built while we waited
         _build_tree(src, kernel, final, key, tool, module_name)
     data = _load_manifest(final)
@@ -397,12 +413,38 @@ def build_source_dir(path: str | Path, kernel: Kernel | None,
     return _built(final, data, mparams, False, t0, load_args)
 
 
+def _fresh(final: Path, *, locked: bool = False) -> dict[str, Any] | None:
+    """The entry's build.json when it is intact and no file the compiler read outside the
+    folder changed since (kbuild's own record, :func:`kmodlab.modules.tree.recorded_inputs`)."""
+    data = _load_manifest(final, locked=locked)
+    if data is None:
+        return None
+    changed = tree.changed_inputs(data.get("inputs", {}))
+    if changed:
+        if locked:
+            return None             # said once already, by the check before the lock
+        more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
+        log.warning("rebuilding %s: %s%s changed since it was built", final.name, changed[0],
+                    more)
+        return None
+    return data
+
+
+def _compiler_dirs() -> list[Path]:
+    """The compiler's own headers (stddef.h, stdarg.h): covered by its version in the key."""
+    return [Path("/usr/lib/gcc"), Path("/usr/lib/gcc-cross"), Path("/usr/lib/llvm")]
+
+
 def _build_tree(src: Path, kernel: Kernel, final: Path, key: str, tool: str,
                 module_name: str | None) -> None:
     with atomic_dir(final) as tmp:
-        shutil.copytree(src, tmp, symlinks=True, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns(*_PRODUCTS))
-        rc, log = run_kbuild(kernel, tmp)
+        if tree.overlay_usable(src):
+            rc, log = run_kbuild_in_place(kernel, src, tmp)
+            method = "overlay"
+        else:
+            tree.copy_resolving_links(src, tmp)
+            rc, log = run_kbuild(kernel, tmp, pwd=src)
+            method = "copy"
         (tmp / LOG).write_text(log)
         kos = sorted(p.relative_to(tmp) for p in tmp.rglob("*.ko"))
         what = f"out-of-tree module in {src} for {kernel.release} ({kernel.arch})"
@@ -420,7 +462,11 @@ def _build_tree(src: Path, kernel: Kernel, final: Path, key: str, tool: str,
             "compiler": compiler_version(tool),
             "key": key,
             "ko": str(ko),
+            "kos": [str(k) for k in kos],
             "warnings": list(find_warnings(log)),
+            "method": method,
+            "inputs": tree.recorded_inputs(tmp, src, [tmp, kernel.root, kernel.headers_dir,
+                                                      *_compiler_dirs()]),
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
         _seal(tmp, ko)
@@ -435,7 +481,7 @@ def _pick_ko(kos: list[Path], module_name: str | None, src: Path) -> Path:
     if len(kos) > 1:
         raise ConfigError(
             f"{src} builds several modules ({', '.join(k.stem for k in kos)}); "
-            "pass module_name= to choose one"
+            "choose one with --module NAME (module_name= in Python)"
         )
     return kos[0]
 
