@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from kmodlab.cliargs import add_target_options, positive_int, positive_seconds, target_of
-from kmodlab.errors import KmodlabError
+from kmodlab.errors import KernelCrash, KmodlabError
 
 log = logging.getLogger("kmodlab")
 
@@ -155,9 +155,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     kernel = _provision(args)
     built = _build(args, kernel)
-    with _guest(args) as guest:
-        run = run_module(guest, built, timeout=args.load_timeout,
-                         command_timeout=args.command_timeout)
+    try:
+        with _guest(args) as guest:
+            run = run_module(guest, built, timeout=args.load_timeout,
+                             command_timeout=args.command_timeout)
+    except KernelCrash as exc:
+        for line in built.source_lines(f"{exc.excerpt}\n{exc}"):
+            exc.add_note(f"in your source: {line}")
+        raise
     if args.json:
         print(json.dumps(run_to_dict(run), indent=2, default=str))
     else:
@@ -285,6 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return func(args)
     except KmodlabError as exc:
         print(f"kmodlab: error: {exc}", file=sys.stderr)
+        for note in getattr(exc, "__notes__", ()):
+            print(f"kmodlab: {note}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("kmodlab: interrupted", file=sys.stderr)

@@ -50,13 +50,16 @@ def run_to_dict(run: ModuleRun) -> dict[str, Any]:
             "output": p.command.output, "seconds": round(p.seconds, 4),
             "tests": [{"name": r.name, "status": r.status, "values": r.values}
                       for doc in p.ktap for _path, r in doc.walk()],
-            "events": [{"kind": e.kind, "subject": e.subject, "excerpt": e.excerpt}
+            "events": [{"kind": e.kind, "subject": e.subject, "excerpt": e.excerpt,
+                        "source": run.built.source_lines(e.excerpt)}
                        for e in p.events],
             "changes": phase_changes(p),
         }
 
     return {"module": run.built.module_name, "family": run.built.family,
             "kernel": run.built.kernel_release, "ok": run.ok, "verdict": run.verdict,
+            "build": {"cached": run.built.cached, "warnings": list(run.built.warnings),
+                      "log": str(run.built.log_path)},
             "load": phase(run.load), "unload": phase(run.unload),
             "leaks": leaks_to_dict(run.leaks)}
 
@@ -122,6 +125,8 @@ def render_run(run: ModuleRun, width: int = 140) -> str:
     console = Console(file=out, width=width, force_terminal=False, no_color=True)
     console.print(f"{run.built.module_name} on {run.built.kernel_release}: {run.verdict}",
                   markup=False, highlight=False)
+    for warning in run.built.warnings:
+        console.print(f"build: {warning}", markup=False, highlight=False)
     for p in (run.load, run.unload):
         if p is None:
             console.print("unload: not attempted (the module did not load)")
@@ -139,7 +144,10 @@ def render_run(run: ModuleRun, width: int = 140) -> str:
         if p.command.output.strip():
             console.print(f"output: {p.command.output.strip()[:2000]}")
         for e in p.complaints:
-            console.print(f"kernel event: {e.kind}: {e.subject}")
+            console.print(f"kernel event: {e.kind}: {e.subject}", markup=False,
+                          highlight=False)
+            for line in run.built.source_lines(e.excerpt):
+                console.print(f"  {line}", markup=False, highlight=False)
         changes = phase_changes(p)
         for section, data in changes.items():
             if any(data.values()) if isinstance(data, dict) else data:

@@ -6,6 +6,7 @@ clear message naming the user's own file."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -146,3 +147,28 @@ def test_the_cli_takes_module_arguments_after_a_double_dash(kernel: Kernel, tmp_
     out = capsys.readouterr().out
     assert rc == 0, out[-2000:]
     assert '"ok": true' in out and "magic=9" in out
+
+
+FAULTS = Path(__file__).resolve().parent / "data" / "faults"
+
+
+def test_a_null_dereference_and_a_warning_point_at_their_source_lines(
+        kernel: Kernel, capsys: pytest.CaptureFixture[str]) -> None:
+    from kmodlab.cli import main
+
+    series = f"{kernel.version[0]}.{kernel.version[1]}"
+    target = ["--arch", kernel.arch, "--kernel", series]
+    assert main(["run", str(FAULTS / "oops_load"), *target]) == 2
+    err = capsys.readouterr().err
+    source = FAULTS / "oops_load" / "kmlz_oops_load.c"
+    line = 1 + source.read_text().splitlines().index("\t*kmlz_ptr = 42;")
+    assert "in your source: kmlz_init+0x" in err and f"{source}:{line}" in err, err[-3000:]
+
+    assert main(["run", str(FAULTS / "warn_load"), *target, "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    warn = FAULTS / "warn_load" / "kmlz_warn_load.c"
+    line = 1 + next(i for i, text in enumerate(warn.read_text().splitlines())
+                    if "WARN_ON(" in text)
+    (event,) = [e for e in data["load"]["events"] if e["kind"] == "warning"]
+    assert event["source"] and event["source"][0].startswith("kmlz_init+0x")
+    assert event["source"][0].endswith(f" at {warn}:{line}"), event["source"]

@@ -66,6 +66,15 @@ class BuiltModule:
     cached: bool = False
     seconds: float = 0.0            # wall time of this build() call
     load_args: tuple[str, ...] = ()
+    arch: str = ""                  # the kernel's arch (registry name), from build.json
+
+    def source_lines(self, report: str) -> list[str]:
+        """Frames of ``report`` in this module as ``func+0x../0x.. [mod] at file.c:42``."""
+        from kmodlab.symbolize import source_lines
+
+        if not self.arch:
+            return []
+        return source_lines(report, {self.module_name: self.ko_path}, self.arch)
 
     @property
     def source_path(self) -> Path:
@@ -278,6 +287,7 @@ def _built(directory: Path, data: dict[str, Any], params: Any, cached: bool, t0:
         cached=cached,
         seconds=time.monotonic() - t0,
         load_args=load_args,
+        arch=data.get("arch", ""),
     )
 
 
