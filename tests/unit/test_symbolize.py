@@ -60,8 +60,8 @@ def test_frames_of_the_module_with_their_lines(lookups: tuple[list, Path]) -> No
     assert init.location == "/src/kml_x.c:30"          # discriminator dropped
     assert work.function == "kml_x_inner" and work.line == 7
     assert work.file == str(ko.parent / "kml_x.c")     # the renamed cache folder
-    assert work.inlined_into == (f"kml_x_work at {ko.parent.parent}/.entry.partial-1-abc/"
-                                 "kml_x.c:20",)
+    outer = f"kml_x_work at {ko.parent.parent}/.entry.partial-1-abc/kml_x.c:20"
+    assert work.inlined_into == (outer,)
     assert work.describe().startswith("kml_x_work+0x10/0x40 [kml_x] at ")
 
 

@@ -30,12 +30,12 @@ from typing import Any
 from kmodlab.errors import BuildError, ConfigError
 from kmodlab.kernels.kernel import Kernel
 from kmodlab.manifest import check_entry, has_manifest, verify, write_manifest
+from kmodlab.modules import tree
 from kmodlab.modules.params.base import FamilyParams
 from kmodlab.modules.render import MODULES_DIR, RenderedModule, render, template_digest
-from kmodlab.modules import tree
 from kmodlab.paths import atomic_dir, cache_dir, entry_lock
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 BUILD_RECIPE = "2"
 """Bump when this file changes what goes into a build directory: old cache entries then miss."""
@@ -434,7 +434,7 @@ def _fresh(final: Path, *, locked: bool = False) -> dict[str, Any] | None:
         if locked:
             return None             # said once already, by the check before the lock
         more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
-        log.warning("rebuilding %s: %s%s changed since it was built", final.name, changed[0],
+        logger.warning("rebuilding %s: %s%s changed since it was built", final.name, changed[0],
                     more)
         return None
     return data

@@ -138,7 +138,7 @@ def copy_resolving_links(src: Path, dest: Path) -> None:
 
 # --------------------------------------------------------------------------- what make read
 
-_DEPS_RE = re.compile(r"^deps_\S+\s*:=\s*(.*?)$", re.M)
+_DEPS_RE = re.compile(r"^deps_\S+\s*:=\s*(.*?)$", re.MULTILINE)
 
 
 def _dep_paths(cmd_text: str) -> Iterable[str]:
