@@ -160,17 +160,34 @@ def cmd_run(args: argparse.Namespace) -> int:
             run = run_module(guest, built, timeout=args.load_timeout,
                              command_timeout=args.command_timeout)
     except KernelCrash as exc:
-        for line in built.source_lines(f"{exc.excerpt}\n{exc}"):
+        report = f"{exc.excerpt}\n{exc}"
+        for line in built.source_lines(report):
             exc.add_note(f"in your source: {line}")
+        for found in _refusals(built, kernel, [report]):
+            exc.add_note(found.describe())
         raise
+    texts = [text for phase in (run.load, run.unload) if phase is not None
+             for text in (phase.log, phase.command.output)]
+    explanations = _refusals(built, kernel, texts)
     if args.json:
-        print(json.dumps(run_to_dict(run), indent=2, default=str))
+        data = run_to_dict(run)
+        data["explanations"] = [e.as_dict() for e in explanations]
+        print(json.dumps(data, indent=2, default=str))
     else:
         print(render_run(run))
+        for found in explanations:
+            print(found.describe())
     if not run.ok:
         # The verdict again, last, where a CI log shows it (leaks name their sizes).
         print(f"kmodlab run: {built.module_name}: {run.verdict}", file=sys.stderr)
     return 0 if run.ok else 1
+
+
+def _refusals(built, kernel, texts: list[str]) -> list:  # type: ignore[no-untyped-def]
+    """The kernel's refusals in ``texts``, explained (kmodlab.refusals)."""
+    from kmodlab.refusals import ModuleFacts, explain
+
+    return explain(texts, ModuleFacts.read(built.ko_path, kernel.headers_dir))
 
 
 def cmd_summary(args: argparse.Namespace) -> int:

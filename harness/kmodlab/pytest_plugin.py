@@ -28,7 +28,7 @@ from collections.abc import Generator, Iterator
 import pytest
 
 from kmodlab import registry
-from kmodlab.errors import ConfigError, KmodlabError
+from kmodlab.errors import CommandTimeout, ConfigError, KmodlabError
 from kmodlab.registry import Target
 
 TRANSPORTS = ("serial", "ssh")   # kmodlab.guest.TRANSPORTS (not imported: it pulls in paramiko)
@@ -271,16 +271,22 @@ def kmodule(guest, request: pytest.FixtureRequest):
     from kmodlab.testing import Owner, judge, module_factory
 
     loaded: list = []
-    yield module_factory(guest, loaded)
     entry = request.node.stash.get(_GUEST_KEY, None)
     ledger = entry[2] if entry is not None else None
     test = request.node.nodeid
     expect = bool(_marker_kwargs(request.node).get("expect_warnings"))
+    make = module_factory(guest, loaded)
+
+    def kmodule_(*args, **params):
+        module = make(*args, **params)
+        if ledger is not None:     # from now on, what this module reports is this test's
+            ledger.owners[module.built.module_name] = Owner(test, expect)
+        return module
+
+    yield kmodule_
     problems = []
     for module in loaded:
         name = module.built.module_name
-        if ledger is not None:
-            ledger.owners[name] = Owner(test, expect)
         if not (module.loaded and guest.healthy):
             continue
         try:
@@ -334,11 +340,14 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     entry = item.stash.get(_GUEST_KEY, None)
     try:
         result = yield
-    except BaseException:
+    except BaseException as exc:
         if entry is not None:
             verdict = _judge_call(item, entry)
             if verdict is not None:
                 item.stash[_VERDICT_KEY] = verdict
+                if isinstance(exc, CommandTimeout) and verdict.startswith(("flood", "lockup")):
+                    # Not a hang: the kernel flooded its log, or a watchdog saw a stall.
+                    raise AssertionError(verdict) from exc
         raise
     if entry is None:
         return result

@@ -42,6 +42,7 @@ class SourceFrame:
     file: str
     line: int
     inlined_into: tuple[str, ...] = ()   # outer functions, ``f at file:line``
+    via: tuple[str, ...] = ()            # kernel-header inline functions it was in, innermost first
 
     @property
     def location(self) -> str:
@@ -52,11 +53,14 @@ class SourceFrame:
         text = f"{self.frame} at {self.location}"
         if self.inlined_into:
             text += " (inlined into " + ", ".join(self.inlined_into) + ")"
+        if self.via:
+            text += " (in " + ", ".join(self.via) + ")"
         return text
 
     def as_dict(self) -> dict[str, object]:
         return {"frame": self.frame, "module": self.module, "function": self.function,
-                "file": self.file, "line": self.line, "inlined_into": list(self.inlined_into)}
+                "file": self.file, "line": self.line, "inlined_into": list(self.inlined_into),
+                "via": list(self.via)}
 
 
 def addr2line_tool(arch: str) -> str | None:
@@ -121,15 +125,22 @@ def _frame_source(tool: str, ko: Path, m: re.Match[str], exact: bool) -> SourceF
     if not pairs:
         return None
     pairs = [(f, loc.split(" (discriminator")[0]) for f, loc in pairs]
+    # An inline function of a kernel header (copy_to_user's checks...) is not where the
+    # developer's mistake is: name the first line in their code, the header as "via".
+    own = next((i for i, (_f, loc) in enumerate(pairs) if not _KERNEL_HEADER.search(loc)), 0)
+    via = tuple(f"{f} at {loc}" for f, loc in pairs[:own])
+    pairs = pairs[own:]
     function, location = pairs[0]
     file, _, line = location.rpartition(":")
     if not line.isdigit():
         return None
     file = _where_now(file, ko)
     outer = tuple(f"{f} at {loc}" for f, loc in pairs[1:])
-    return SourceFrame(m.group(0), m["module"], function, file, int(line), outer)
+    return SourceFrame(m.group(0), m["module"], function, file, int(line), outer, via)
 
 
+_KERNEL_HEADER = re.compile(r"/linux-headers-[^/]+/|/usr/src/linux|/include/(linux|asm|uapi)/|"
+                            r"/arch/[^/]+/include/")
 _PARTIAL_RE = re.compile(r"/\.[^/]+\.partial-[^/]+/(?P<rest>.+)$")
 
 

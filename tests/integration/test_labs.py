@@ -92,6 +92,8 @@ def test_flooding_module_is_stopped_with_bounded_reads(kernel: Kernel, tmp_path:
     assert any("console passed" in n for n in target_result.notes) or result.outcome is Outcome.HANG
     clean = next(c for c in result.checks if c.kind == "no_crash")
     assert not clean.passed
+    if any("console passed" in n for n in target_result.notes):
+        assert any("lines/s" in n for n in target_result.notes), target_result.notes
     assert len(json.dumps(result.to_dict())) < 2_000_000
 
 
@@ -142,3 +144,22 @@ def test_harness_errors_are_retried_and_never_charged(kernel: Kernel, tmp_path: 
     result = grade_submission(lab, lab.solution_dir, "broken", options)
     assert result.outcome is Outcome.HARNESS_ERROR and result.score is None
     assert "not charged" in student_markdown(lab, result)
+
+
+def test_ktap_is_found_however_much_the_module_prints_inside_it(kernel: Kernel,
+                                                                tmp_path: Path) -> None:
+    """A correct solution that prints 3000 long lines between its KTAP header and its result
+    (~500 KB, twice the lab's 256 KiB dmesg_bytes): full marks.  The old read kept the last
+    256 KiB of the phase, without the KTAP header, and the KTAP checks failed."""
+    lab = load_lab("kmalloc_waste")
+    sub = tmp_path / "chatty"
+    sub.mkdir()
+    source = (lab.solution_dir / "waste.c").read_text().replace(
+        '\tkml_ktap_begin(&t, "load", 1);\n',
+        '\tkml_ktap_begin(&t, "load", 1);\n\tfor (i = 0; i < 3000; i++)\n'
+        '\t\tpr_info("chatty %d: %s\\n", i, "' + "y" * 140 + '");\n')
+    (sub / "waste.c").write_text(source)
+    result = grade_submission(lab, sub, "chatty", GradeOptions(targets=[target(kernel)]))
+    report = student_markdown(lab, result)
+    assert result.outcome is Outcome.PASSED, report
+    assert result.score == lab.spec.max_points, report

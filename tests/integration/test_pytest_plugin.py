@@ -140,3 +140,78 @@ def test_an_unknown_arch_is_one_usage_error(pytester: pytest.Pytester) -> None:
                                            timeout=120)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: kmodlab: unknown architecture 'riscv64'; known: *"])
+
+
+# --------------------------------------------------------------------------- the whole log
+FLOOD_MODULE = str(DATA / "flood_module")
+LATE_MODULE = str(DATA / "late_module")
+
+
+def test_a_warning_deep_in_a_test_s_log_fails_it(pytester: pytest.Pytester,
+                                                 kernel: Kernel) -> None:
+    """The WARN comes after 3000 lines (~250 KB) of the same test's log: the old verdict read
+    the first 20 KB and passed the test."""
+    result = _run(pytester, kernel, f"""
+def test_noisy_then_warns(kmodule):
+    kmodule({FLOOD_MODULE!r}, lines=4000, warn_at=3000).load()
+""")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*kernel warning during the test*",
+                                 "*KB of kernel log before this ...]*",
+                                 "*kmodlab warning after 3000 lines*"])
+
+
+def test_a_flood_that_never_ends_is_a_flood_with_its_rate_not_a_hang(
+        pytester: pytest.Pytester, kernel: Kernel) -> None:
+    result = _run(pytester, kernel, f"""
+def test_floods(kmodule):
+    kmodule({FLOOD_MODULE!r}, lines=0).load(timeout=8)
+
+def test_next_gets_a_healthy_guest(guest):
+    assert guest.run("echo alive").stdout == "alive\\n"
+""")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([("*flood: a command in the guest did not finish while the kernel "
+                                 "printed without end (printk flood: * lines/s*")])
+    result.stdout.no_fnmatch_line("*hang: a command in the guest did not finish*")
+
+
+def test_a_delayed_report_names_the_module_and_the_test_that_loaded_it(
+        pytester: pytest.Pytester, kernel: Kernel) -> None:
+    """kml_late WARNs from its workqueue 8 s after test_a loaded it, during test_b; it cannot be
+    unloaded, which is test_a's error.  The old plugin blamed test_b and kept the module
+    silently."""
+    result = _run(pytester, kernel, f"""
+def test_a(kmodule):
+    module = kmodule({LATE_MODULE!r}, delay_ms=8000)
+    module.leak_check = False
+    module.load()
+
+def test_b(guest):
+    # waits for the report, whenever it comes (no timed assertion)
+    guest.run("until dmesg | grep -q 'kmodlab delayed warning'; do sleep 0.2; done", timeout=120)
+""")
+    result.assert_outcomes(passed=1, failed=1, errors=1)
+    result.stdout.fnmatch_lines([
+        "*ERROR at teardown of test_a*",
+        "*module kml_late was left loaded: rmmod failed (exit *)*",
+        "*delayed report from kml_late, loaded by test_inner.py::test_a*"])
+    result.stdout.fnmatch_lines(["*Workqueue: events kml_late_fn [[]kml_late[]]*"])
+
+
+def test_a_delayed_report_after_the_last_test_fails_the_session(
+        pytester: pytest.Pytester, kernel: Kernel) -> None:
+    """The WARN comes 4 s after the only test loaded the module: after the test, after its
+    teardown; the old plugin never looked again and the session passed."""
+    result = _run(pytester, kernel, f"""
+def test_a(kmodule):
+    module = kmodule({LATE_MODULE!r}, delay_ms=4000)
+    module.leak_check = False
+    module.load()
+""")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    # both are errors at the teardown of the last test, in either order
+    result.stdout.fnmatch_lines(["*module kml_late was left loaded*"])
+    result.stdout.fnmatch_lines([
+        "*the kernel reported a problem after the last test of the session*",
+        "*delayed report from kml_late, loaded by test_inner.py::test_a*"])

@@ -113,6 +113,14 @@ EXPECTED = {
         ("module_taint", None, "ap", True, "single line"),
         ("warning", ("warning",), "mm/page_alloc.c:4723", True, "end marker"),
     ],
+    # real captures (kml_late, kml_flood of tests/integration/data): WARN(1, "msg") prints the
+    # message between "cut here" and the WARNING: line
+    "x86_64-6.1-delayed-warning.txt": [
+        ("warning", ("warning",), "kml_late.c:18", True, "end marker"),
+    ],
+    "x86_64-6.1-warning-in-flood.txt": [
+        ("warning", ("warning",), "kml_flood.c:", True, "end marker"),
+    ],
     "arm64-6.1-bug.txt": [
         ("bug", ("bug", "oops"), "mm/slub.c:435", True, "end marker"),
     ],
@@ -207,6 +215,12 @@ def test_scenario_events(name: str) -> None:
         assert (event.complete, event.ended_by) == (complete, ended_by)
         assert event.lines[0].line_no <= event.line_no
         assert event.excerpt.splitlines()[0] == event.lines[0].raw
+
+
+def test_a_warn_s_own_message_is_in_its_excerpt() -> None:
+    (event,) = find_events((SCENARIOS / "x86_64-6.1-delayed-warning.txt").read_text())
+    assert event.text.splitlines()[:3] == ["------------[ cut here ]------------",
+                                           "kmodlab delayed warning", event.title]
 
 
 def test_slab_leak_excerpt_spans_report() -> None:

@@ -8,6 +8,8 @@ guest a test left crashed or hung is the pool's real code.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from kmodlab import pytest_plugin, registry
@@ -300,3 +302,128 @@ def test_shards_split_the_tests(pytester: pytest.Pytester) -> None:
         result = pytester.runpytest("-p", "no:cacheprovider", "--kmodlab-shard", f"{index}/3")
         counts.append(result.parseoutcomes().get("passed", 0))
     assert sum(counts) == 12
+
+
+# --------------------------------------------------------------------------- the whole log
+# Fake modules for the kmodule fixture: a "stuck" one cannot be unloaded (rmmod fails, as for a
+# module without an exit function); a guest can hold a report back until its n-th marker.
+FAKE_MODULES = '''
+import kmodlab.testing
+
+
+class FakeModule:
+    def __init__(self, guest, name, stuck):
+        self.guest, self.stuck, self.loaded = guest, stuck, False
+        self.built = SimpleNamespace(module_name=name)
+
+    def load(self):
+        self.guest.kmsg(f"{self.built.module_name}: loading out-of-tree module taints kernel.")
+        self.loaded = True
+
+    def unload(self):
+        ok = not self.stuck
+        self.loaded = not ok
+        output = "" if ok else f"rmmod: can't unload module '{self.built.module_name}': busy"
+        return SimpleNamespace(command=SimpleNamespace(ok=ok, exit_status=0 if ok else 1,
+                                                       output=output))
+
+
+def fake_factory(guest, registry):
+    def make(name, stuck=False):
+        module = FakeModule(guest, name, stuck)
+        registry.append(module)
+        return module
+    return make
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fake_modules():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(kmodlab.testing, "module_factory", fake_factory)
+        mp.setattr(kmodlab.testing, "SETTLE_SECONDS", 0)
+        yield
+'''
+
+DELAYED = (Path(__file__).resolve().parent.parent / "fixtures" / "dmesg" /
+           "x86_64-6.1-delayed-warning.txt").read_text().splitlines()
+DELAYED_TEXTS = repr([line.split("] ", 1)[1] for line in DELAYED])   # a real capture
+
+
+def test_a_delayed_report_is_charged_to_the_test_that_loaded_the_module(
+        pytester: pytest.Pytester) -> None:
+    """kml_late (left loaded by test_a: rmmod fails) WARNs from its workqueue during test_b.
+    The old plugin failed test_b as if it were its own warning and kept the module silently."""
+    pytester.makeconftest(FAKE_CONFTEST + FAKE_MODULES)
+    pytester.makepyfile(test_inner=f"""
+def test_a(kmodule):
+    kmodule("kml_late", stuck=True).load()
+
+def test_b(guest):
+    guest.kmsg(*{DELAYED_TEXTS})
+
+def test_c(kmodule):
+    kmodule("kml_fine").load()
+""")
+    reprec = pytester.inline_run("-p", "no:cacheprovider")
+    reports = {(r.nodeid.split("::")[-1].split("[")[0], r.when): r
+               for r in reprec.getreports("pytest_runtest_logreport")}
+    assert reports[("test_a", "call")].passed
+    teardown = reports[("test_a", "teardown")]
+    assert teardown.failed and ("module kml_late was left loaded: rmmod failed (exit 1): "
+                                "rmmod: can't unload module 'kml_late': busy") in teardown.longreprtext
+    b = reports[("test_b", "call")]
+    assert b.failed and "delayed report from kml_late, loaded by test_inner.py::test_a[" \
+        in b.longreprtext
+    assert "Workqueue: events kml_late_fn [kml_late]" in b.longreprtext
+    assert reports[("test_c", "call")].passed and reports[("test_c", "teardown")].passed
+
+
+def test_a_report_after_the_last_test_fails_the_session(pytester: pytest.Pytester) -> None:
+    """The report comes only when the session ends (the guest prints it before the third
+    marker: the test's, its teardown's, the session's).  The old plugin never looked."""
+    pytester.makeconftest(FAKE_CONFTEST + FAKE_MODULES + f'''
+
+@pytest.fixture
+def later(guest):
+    """Print the delayed WARN just before the guest's n-th marker from now."""
+    original = guest.run
+    count = {{"n": 0}}
+
+    def run(command, **kw):
+        count["n"] += 1
+        if count["n"] == 3:
+            guest.kmsg(*{DELAYED_TEXTS})
+        return original(command, **kw)
+
+    guest.run = run
+    return guest
+''')
+    pytester.makepyfile(test_inner="""
+def test_a(kmodule, later):
+    kmodule("kml_late").load()
+""")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([
+        "*ERROR at teardown of test_a*",
+        "*the kernel reported a problem after the last test of the session:*",
+        ("*delayed report from kml_late, loaded by test_inner.py::test_a* printed after the last "
+        "test:*")])
+
+
+def test_a_failing_test_s_log_is_judged_with_it_not_left_to_the_next(
+        pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(FAKE_CONFTEST + FAKE_MODULES)
+    pytester.makepyfile(test_inner=f"""
+def test_a(guest):
+    guest.kmsg({WARNING})
+    assert False, "its own failure"
+
+def test_b(guest):
+    pass
+""")
+    reprec = pytester.inline_run("-p", "no:cacheprovider")
+    reports = _reports(reprec)
+    assert reports["test_b"].passed
+    sections = dict(reports["test_a"].sections)
+    assert "kernel warning during the test" in sections["kmodlab kernel verdict (this test)"]

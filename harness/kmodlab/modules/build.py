@@ -260,6 +260,14 @@ def _seal(tmp: Path, ko: str | Path) -> None:
     write_manifest(tmp, key=[MANIFEST, ko, LOG])
 
 
+def _explained(log: str, kernel: Kernel) -> str:
+    """modpost's refusals (GPL-only or undefined symbols) explained, for a BuildError."""
+    from kmodlab.refusals import ModuleFacts, explain
+
+    found = explain([log], ModuleFacts.read(None, kernel.headers_dir))
+    return "".join("\n" + e.describe() for e in found)
+
+
 def _kernel_hint(kernel: Kernel) -> str:
     """When kbuild fails: is the kernel's own cache entry damaged?  (Every file's size: 50-100 ms
     for a Debian headers tree, only on this error path.)"""
@@ -346,7 +354,7 @@ def _compile(rendered: RenderedModule, kernel: Kernel, tmp: Path, final: Path, k
         kept = _keep_failed(tmp, final.name)
         raise BuildError(describe_failure(log.replace(str(tmp), str(kept)), kept,
                                           kept / source.name, rendered.template, what)
-                         + _kernel_hint(kernel))
+                         + _explained(log, kernel) + _kernel_hint(kernel))
     manifest = {
         "module_name": rendered.module_name,
         "family": rendered.family,
@@ -461,7 +469,7 @@ def _build_tree(src: Path, kernel: Kernel, final: Path, key: str, tool: str,
         if rc != 0 or not kos:
             kept = _keep_failed(tmp, final.name)
             raise BuildError(describe_failure(log.replace(str(tmp), str(kept)), kept, None, None, what)
-                             + _kernel_hint(kernel))
+                             + _explained(log, kernel) + _kernel_hint(kernel))
         ko = _pick_ko(kos, module_name, src)
         manifest = {
             "module_name": ko.stem,

@@ -323,6 +323,7 @@ class EventDetector:
     _line_no: int = 0
     _open: _Open | None = None
     _previous: DmesgLine | None = None
+    _before_previous: DmesgLine | None = None
 
     def feed(self, chunk: str) -> list[KernelEvent]:
         data = self._partial + chunk
@@ -362,7 +363,7 @@ class EventDetector:
                     done.append(self._close(True, "end marker"))
                 elif len(cur.lines) >= self.max_lines:
                     done.append(self._close(False, "line limit"))
-                self._previous = line
+                self._before_previous, self._previous = self._previous, line
                 return done
         if found:
             kind, subject = found
@@ -373,12 +374,17 @@ class EventDetector:
                 done.append(event)
             else:
                 lines = [line]
-                prev = self._previous
+                prev, before = self._previous, self._before_previous
                 if prev is not None and _SEPARATOR.match(prev.text):
                     lines.insert(0, prev)
+                elif (prev is not None and before is not None and _SEPARATOR.match(before.text)
+                      and classify(prev.text) is None):
+                    # WARN(1, "msg"): "cut here", the message, then the WARNING: line
+                    # (kernel/panic.c:__warn_printk() prints the message first)
+                    lines[:0] = [before, prev]
                 self._open = _Open(kind, [kind], line.text, subject, lines, line.line_no,
                                    line.timestamp, len(lines) - 1)
-        self._previous = line
+        self._before_previous, self._previous = self._previous, line
         return done
 
     def _close(self, complete: bool, ended_by: str) -> KernelEvent:
