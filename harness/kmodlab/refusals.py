@@ -104,27 +104,27 @@ def _unknown_symbol(m: re.Match[str], facts: ModuleFacts) -> tuple[str, str, str
     export = (facts.symvers or {}).get(symbol)
     if export is not None and export[1] == "EXPORT_SYMBOL_GPL" and \
             facts.license not in GPL_COMPATIBLE:
-        return (f"{symbol} is exported GPL-only (EXPORT_SYMBOL_GPL) and the module's license "
-                f"is {facts.license or 'not declared'}",
-                "the kernel links GPL-only symbols only into modules whose MODULE_LICENSE is "
-                "GPL-compatible; to the others the symbol does not exist",
-                'declare MODULE_LICENSE("GPL") (or "Dual BSD/GPL"...) if the code may be '
-                "licensed so, or stop using the symbol")
+        return ((f"{symbol} is exported GPL-only (EXPORT_SYMBOL_GPL) and the module's license "
+                f"is {facts.license or 'not declared'}"),
+                ("the kernel links GPL-only symbols only into modules whose MODULE_LICENSE is "
+                "GPL-compatible; to the others the symbol does not exist"),
+                ('declare MODULE_LICENSE("GPL") (or "Dual BSD/GPL"...) if the code may be '
+                "licensed so, or stop using the symbol"))
     if export is not None and export[0] != "vmlinux":
         return (f"{symbol} is exported by the module {export[0]}, which is not loaded",
-                "a module's undefined symbols are resolved against the kernel and the modules "
-                "already loaded",
+                ("a module's undefined symbols are resolved against the kernel and the modules "
+                "already loaded"),
                 f"load {Path(export[0]).name} first (modprobe resolves this order itself)")
     if facts.symvers is not None and export is None:
         return (f"{symbol} is not exported by this kernel",
-                "only functions marked EXPORT_SYMBOL()/EXPORT_SYMBOL_GPL() can be called from "
+                ("only functions marked EXPORT_SYMBOL()/EXPORT_SYMBOL_GPL() can be called from "
                 "a module; this one is static, internal, or not built into this kernel's "
-                "configuration",
-                "use an exported interface instead (grep the kernel's Module.symvers), or "
-                "check the spelling")
+                "configuration"),
+                ("use an exported interface instead (grep the kernel's Module.symvers), or "
+                "check the spelling"))
     return (f"{symbol} could not be resolved",
-            "the symbol is not exported, is GPL-only while the module's license is not "
-            "GPL-compatible, or belongs to a module that is not loaded",
+            ("the symbol is not exported, is GPL-only while the module's license is not "
+            "GPL-compatible, or belongs to a module that is not loaded"),
             "check Module.symvers of the kernel's headers and MODULE_LICENSE")
 
 
@@ -149,10 +149,10 @@ def _fixed(title: str, why: str, fix: str) -> Callable[[re.Match[str], ModuleFac
 def _unknown_parameter(m: re.Match[str], facts: ModuleFacts) -> tuple[str, str, str]:
     known = ", ".join(facts.parameters) if facts.parameters else "none"
     return (f"the module has no parameter '{m['param']}': it was ignored",
-            "insmod passes every k=v to the module; a name no module_param() declared is "
-            "skipped with a warning and the module loads with its default",
-            f"declare it with module_param({m['param']}, <type>, 0444) or fix the spelling "
-            f"(the module's parameters: {known})")
+            ("insmod passes every k=v to the module; a name no module_param() declared is "
+            "skipped with a warning and the module loads with its default"),
+            (f"declare it with module_param({m['param']}, <type>, 0444) or fix the spelling "
+            f"(the module's parameters: {known})"))
 
 
 REFUSALS: tuple[Refusal, ...] = (
@@ -262,7 +262,16 @@ def explain(texts: Iterable[str], facts: ModuleFacts | None = None) -> list[Expl
                 title, why, fix = refusal.explain(m, facts)
                 found.append(Explanation(refusal.id, title, why, fix, refusal.source,
                                          line.strip()))
+    ids = {e.id for e in found}
+    if ids & SPECIFIC_LOAD_FAILURES:        # insmod's errno is that one, already explained
+        found = [e for e in found if e.id != "init_failed"]
     return found
+
+
+SPECIFIC_LOAD_FAILURES = frozenset({"invalid_parameter", "vermagic", "unknown_symbol",
+                                    "namespace"})
+"""Refusals whose insmod error ("Invalid argument", "Invalid module format"...) is not the
+module's init failing."""
 
 
 __all__ = ["GPL_COMPATIBLE", "REFUSALS", "Explanation", "ModuleFacts", "Refusal", "explain",
