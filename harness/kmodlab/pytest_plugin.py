@@ -281,6 +281,7 @@ def kmodule(guest, request: pytest.FixtureRequest):
         module = make(*args, **params)
         if ledger is not None:     # from now on, what this module reports is this test's
             ledger.owners[module.built.module_name] = Owner(test, expect)
+            ledger.builds[module.built.module_name] = module.built
         return module
 
     yield kmodule_
@@ -305,7 +306,7 @@ def kmodule(guest, request: pytest.FixtureRequest):
         verdict = judge(ledger.scan(), test=test, expect_warnings=expect, owners=ledger.owners,
                         when="while unloading the test's modules")
         if verdict:
-            problems.append(verdict)
+            problems.append(ledger.with_sources(verdict))
     if problems:
         pytest.fail("kmodlab: " + "\n".join(problems), pytrace=False)
 
@@ -363,8 +364,9 @@ def _judge_call(item: pytest.Item, entry: tuple) -> str | None:
 
     g, _offset, ledger = entry
     state = getattr(g.state, "value", str(g.state))
-    return judge(ledger.scan(), state=state, test=item.nodeid, owners=ledger.owners,
-                 expect_warnings=bool(_marker_kwargs(item).get("expect_warnings")))
+    return ledger.with_sources(judge(
+        ledger.scan(), state=state, test=item.nodeid, owners=ledger.owners,
+        expect_warnings=bool(_marker_kwargs(item).get("expect_warnings"))))
 
 
 @pytest.hookimpl(wrapper=True)

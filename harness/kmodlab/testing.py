@@ -18,7 +18,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kmodlab.console.sync import sync_console
 from kmodlab.errors import KmodlabError
@@ -82,6 +82,15 @@ class GuestLedger:
     checked: int
     owners: dict[str, Owner] = field(default_factory=dict)
     left_loaded: dict[str, str] = field(default_factory=dict)
+    builds: dict[str, Any] = field(default_factory=dict)
+    """Module name -> its BuiltModule, to point a report's frames at source lines."""
+
+    def with_sources(self, verdict: str | None) -> str | None:
+        """``verdict`` with the frames of the test modules' code as ``file.c:42`` lines."""
+        if not verdict:
+            return verdict
+        lines = [line for built in self.builds.values() for line in built.source_lines(verdict)]
+        return verdict + "".join(f"\nin your source: {line}" for line in lines)
 
     @classmethod
     def start(cls, guest: Guest) -> GuestLedger:

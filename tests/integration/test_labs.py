@@ -163,3 +163,20 @@ def test_ktap_is_found_however_much_the_module_prints_inside_it(kernel: Kernel,
     report = student_markdown(lab, result)
     assert result.outcome is Outcome.PASSED, report
     assert result.score == lab.spec.max_points, report
+
+
+def test_a_crash_points_the_student_at_their_source_line(kernel: Kernel) -> None:
+    """The report names the line of the student's own file (its name only: nothing of the
+    build folder or the host's paths)."""
+    lab = load_lab("kmalloc_waste")
+    folder = lab.path / "tests" / "submissions" / "crashing"
+    options = GradeOptions(targets=[target(kernel)], build_cache=cache_dir("lab-builds"))
+    result = grade_submission(lab, folder, "crashing-lines", options)
+    assert result.outcome is Outcome.CRASH
+    source = (folder / "waste.c").read_text().splitlines()
+    line = 1 + next(i for i, text in enumerate(source) if "objs[allocated] = 1" in text)
+    observed = "\n".join(c.observed for c in result.checks if c.kind == "no_crash")
+    assert "in your source: " in observed and f" at waste.c:{line}" in observed, observed
+    report = student_markdown(lab, result)
+    assert f"waste.c:{line}" in report
+    assert "/root/" not in observed and "linux-headers" not in observed

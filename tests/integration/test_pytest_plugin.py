@@ -61,6 +61,11 @@ def test_2_expects_it(kmodule):
 """)
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*kernel warning during the test*", "*kmodlab test warning*"])
+    # the report points at the line of the module's own source that warned
+    source = next((DATA / "warn_module").glob("*.c"))
+    line = 1 + next(i for i, text in enumerate(source.read_text().splitlines())
+                    if "WARN" in text and "(" in text and not text.lstrip().startswith(("*", "/")))
+    result.stdout.fnmatch_lines([f"*in your source: *[[]*] at {source}:{line}*"])
 
 
 def test_failure_report_carries_the_kernel_log_and_a_readable_diff(

@@ -51,3 +51,29 @@ def test_the_timeouts_reach_the_runner(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cli, "_refusals", lambda built, kernel, texts: [])
     assert cli.main(["run", "kmalloc", "--load-timeout", "5", "--command-timeout", "9"]) == 0
     assert seen == {"timeout": 5.0, "command_timeout": 9.0}
+
+
+def test_build_warnings_are_shown_and_werror_fails(monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str],
+                                                   tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import kmodlab.modules
+
+    seen: dict[str, object] = {}
+    built = SimpleNamespace(warnings=("x.c:3:5: warning: unused variable 'y'",),
+                            log_path=tmp_path / "build.log", ko_path=tmp_path / "x.ko",
+                            module_name="x", cached=False, seconds=1.0)
+
+    def build_source_dir(path, kernel, args, *, module_name=None, force=False):  # type: ignore[no-untyped-def]
+        seen.update(args=args, module_name=module_name, force=force)
+        return built
+
+    monkeypatch.setattr(cli, "_provision", lambda args: None)
+    monkeypatch.setattr(kmodlab.modules, "build_source_dir", build_source_dir)
+    assert cli.main(["build", str(tmp_path), "--rebuild", "--module", "x", "--", "a=1"]) == 0
+    assert seen == {"args": ["a=1"], "module_name": "x", "force": True}
+    err = capsys.readouterr().err
+    assert "kmodlab: build warning: x.c:3:5: warning: unused variable 'y'" in err
+    assert cli.main(["build", str(tmp_path), "--json"]) == 0
+    assert '"warnings": [\n    "x.c:3:5: warning' in capsys.readouterr().out
+    assert cli.main(["build", str(tmp_path), "--werror"]) == 2
+    assert "1 build warning(s) and --werror" in capsys.readouterr().err

@@ -314,7 +314,7 @@ import kmodlab.testing
 class FakeModule:
     def __init__(self, guest, name, stuck):
         self.guest, self.stuck, self.loaded = guest, stuck, False
-        self.built = SimpleNamespace(module_name=name)
+        self.built = SimpleNamespace(module_name=name, source_lines=lambda report: [])
 
     def load(self):
         self.guest.kmsg(f"{self.built.module_name}: loading out-of-tree module taints kernel.")

@@ -1,6 +1,6 @@
 """The kernel's refusals explained (kmodlab.refusals), on lines real kernels and kbuild printed
 (tests/fixtures/refusals; the insmod lines are from the guest's busybox, captured by
-tests/integration/test_refusals.py, which provokes each refusal on real kernels)."""
+tests/integration/test_refusals_on_kernels.py, which provokes each refusal on real kernels)."""
 
 from __future__ import annotations
 

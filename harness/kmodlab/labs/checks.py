@@ -175,15 +175,17 @@ def _no_crash(check: Check, obs: Observations, env: dict[str, Any], model: Any) 
     kinds = set(spec.kinds)
     expected = "no " + ", ".join(sorted(kinds)) + " report"
     if obs.crash and (obs.crash_kind in kinds or obs.crash_kind in ("guest died", "lockup")):
-        return False, expected, f"{obs.crash_kind}:\n{_excerpt(obs.crash)}", ""
+        return (False, expected,
+                f"{obs.crash_kind}:\n{_excerpt(obs.crash)}{obs.source_note(obs.crash)}", "")
     if obs.hang:
         return False, expected, f"hang: {obs.hang}", ""
     if obs.flood:
         return False, expected, obs.stopped_early, ""
     bad = [e for e in obs.events if e.kind in kinds]
     if bad:
-        return False, expected, f"{bad[0].kind}: {_excerpt(bad[0].excerpt)}", \
-            f"{len(bad)} report(s)"
+        return (False, expected,
+                f"{bad[0].kind}: {_excerpt(bad[0].excerpt)}{obs.source_note(bad[0].excerpt)}",
+                f"{len(bad)} report(s)")
     return True, expected, "none", ""
 
 

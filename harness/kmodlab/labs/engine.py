@@ -99,6 +99,13 @@ class Observations:
     footprint: Footprint | None = None
     leaks: LeakReport | None = None
     leak_confirm: ProcSnapshot | None = None   # taken when a leak had to be confirmed
+    sources: dict[str, list[str]] = field(default_factory=dict)
+    """Report excerpt -> the module's frames in it as ``function at file.c:42`` (file names
+    only: the student's build folder and the kernel's headers are not theirs to see)."""
+
+    def source_note(self, excerpt: str) -> str:
+        """``\nin your source: kml_init at waste.c:42`` lines for a report, or ''."""
+        return "".join(f"\nin your source: {line}" for line in self.sources.get(excerpt, ()))
 
     @property
     def log_text(self) -> str:
@@ -219,7 +226,20 @@ class SubmissionRun:
             guest.stop()
             _truncate_console(guest, self.spec.limits.console_bytes)
         self.obs.seconds["run"] = time.monotonic() - t0
+        self._locate_sources()
         return self.obs
+
+    def _locate_sources(self) -> None:
+        """Point the crash and every kernel report at the student's source lines."""
+        from kmodlab.symbolize import symbolize
+
+        modules = {self.built.module_name: self.built.ko_path}
+        for excerpt in [self.obs.crash, *(e.excerpt for e in self.obs.events)]:
+            if excerpt and excerpt not in self.obs.sources:
+                frames = symbolize(excerpt, modules, self.kernel.arch)
+                if frames:
+                    self.obs.sources[excerpt] = [f"{f.function} at {Path(f.file).name}:{f.line}"
+                                                 for f in frames]
 
     # ------------------------------------------------------------------ classification
     def _record_crash(self, exc: KernelCrash) -> None:
