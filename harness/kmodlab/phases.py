@@ -320,9 +320,13 @@ class PhaseEngine:
         return start
 
     def run(self, name: str, command: str, *, timeout: float = 60.0, before: bool = False,
-            after: bool = False, expect_ktap: bool = False) -> PhaseRecord:
+            after: bool = False, expect_ktap: bool = False,
+            since: int | None = None) -> PhaseRecord:
         """Run ``command`` as phase ``name``, with /proc snapshots ``before``/``after`` it;
-        ``expect_ktap``: the module promises KTAP output (kmodlab's families do)."""
+        ``expect_ktap``: the module promises KTAP output (kmodlab's families do).  ``since``:
+        the phase's window starts at this console offset instead of its own marker (the end of
+        the previous phase's window: what the module printed between two phases, a delayed
+        WARN from its work item, is then this phase's)."""
         snap_before = self.snapshot() if before else None
         start = self.begin(name)
         t0 = time.monotonic()
@@ -331,8 +335,16 @@ class PhaseEngine:
         finally:
             start.seconds = time.monotonic() - t0
         scan, notes = self.scan_phase(start)
+        events = list(scan.events)
+        if since is not None:
+            between = scan_file(self.guest.console_log, since, end_marker=start.marker,
+                                keep_bytes=self.log_bytes)
+            if between is not None and between.ended and between.events:
+                events = [*between.events, *events]
+                notes.append(f"{len(between.events)} kernel report(s) printed before this "
+                             "phase began, after the previous one ended, are counted here")
         snap_after = self.snapshot() if after else None
-        return PhaseRecord(name, result, scan.text, scan.ktap, scan.events, snap_before,
+        return PhaseRecord(name, result, scan.text, scan.ktap, events, snap_before,
                            snap_after, start.seconds, notes, expect_ktap, scan)
 
     def scan_phase(self, start: PhaseStart) -> tuple[Scan, list[str]]:

@@ -119,7 +119,7 @@ class LoadedModule:
 
     def unload(self, timeout: float = 60.0) -> Phase:
         phase = self._phase("unload", f"rmmod {shell_quote(self.built.module_name)}", timeout,
-                            shrink_after=self.leak_check)
+                            shrink_after=self.leak_check, since=self._end_of_load())
         self.loaded = not phase.command.ok
         load = self.phases.get("load")
         if self.leak_check and phase.command.ok and load is not None:
@@ -130,13 +130,23 @@ class LoadedModule:
                 phase.leaks = phase.find_leaks(self.tolerances)
         return phase
 
+    def _end_of_load(self) -> int | None:
+        """Where the load phase's window ended in the console log: the unload phase's window
+        starts there, so what the module printed while it sat loaded (a WARN from its work
+        item between the phases) is judged, not lost between two windows."""
+        load = self.phases.get("load")
+        scan = load.scan if load is not None else None
+        if scan is None or not scan.ended or scan.position <= 0:
+            return None
+        return scan.position
+
     def _phase(self, name: str, command: str, timeout: float, *, shrink_before: bool = False,
-               shrink_after: bool = False) -> Phase:
+               shrink_after: bool = False, since: int | None = None) -> Phase:
         # kmodlab's families always print KTAP; a module of your own need not.
         before = capture(self.guest) if shrink_before else None
         record = self.engine.run(name, command, timeout=timeout, before=before is None,
                                  after=not shrink_after,
-                                 expect_ktap=self.built.family is not None)
+                                 expect_ktap=self.built.family is not None, since=since)
         if before is not None:
             record.before = before
         if shrink_after:
@@ -161,8 +171,10 @@ class ModuleRun:
 
     @property
     def ok(self) -> bool:
-        """Loaded and unloaded cleanly (KTAP passed, no kernel report) and nothing leaked."""
+        """Loaded and unloaded cleanly (KTAP passed, no kernel report, no printk flood) and
+        nothing leaked."""
         return (self.load.ok and self.unload is not None and self.unload.ok
+                and not any(p.flood for p in (self.load, self.unload) if p is not None)
                 and (self.leaks is None or self.leaks.clean))
 
     def problems(self) -> list[str]:
@@ -180,6 +192,8 @@ class ModuleRun:
             kinds = dict.fromkeys(e.kind for e in phase.complaints)
             if kinds:
                 out.append(f"phase {phase.name}: the kernel reported {', '.join(kinds)}")
+            if phase.flood is not None:       # observe.stream: FLOOD_LINES at FLOOD_RATE
+                out.append(f"phase {phase.name}: flood: {phase.flood.describe()}")
         if self.leaks is not None and not self.leaks.clean:
             out.append(self.leaks.summary())
         return out

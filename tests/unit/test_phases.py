@@ -221,3 +221,40 @@ def test_a_family_module_that_prints_no_ktap_fails(tmp_path: Path, family: str |
     assert load.ok is silent_ok
     guest.on_command = printing("KTAP version 1", "1..0")
     assert not LoadedModule(guest, built).load().ok  # type: ignore[arg-type]  # zero tests
+
+
+def _byo() -> object:
+    from kmodlab.modules.build import BuiltModule
+
+    return BuiltModule(Path("kml.ko"), "kml", None, None, "6.1.0", Path("."), "")  # type: ignore[arg-type]
+
+
+def test_a_module_that_floods_fails_the_run_with_the_rate(tmp_path: Path) -> None:
+    """kmodlab run on a module printing 3000 lines at load (1000 lines/s by the kernel's
+    timestamps): not OK, and the verdict says flood with its rate (the old runner said OK)."""
+    guest = FakeGuest(tmp_path)
+    guest.on_command = printing(*(f"kml: line {i}" for i in range(3000)))
+    run = run_module(guest, _byo(), leak_check=False)  # type: ignore[arg-type]
+    assert not run.ok
+    assert "phase load: flood: printk flood: 3,000 lines" in run.verdict, run.verdict
+    assert "lines/s" in run.verdict
+    (tmp_path / "quiet").mkdir()
+    quiet = FakeGuest(tmp_path / "quiet")
+    quiet.on_command = printing(*(f"kml: line {i}" for i in range(400)))    # chatty, no flood
+    assert run_module(quiet, _byo(), leak_check=False).ok  # type: ignore[arg-type]
+
+
+def test_a_report_printed_between_load_and_unload_is_the_unload_phases(tmp_path: Path) -> None:
+    """A WARN from the module's work item while it sat loaded, after the load phase's window
+    closed and before rmmod: counted (the old runner lost it between the two windows)."""
+    guest = FakeGuest(tmp_path)
+    module = LoadedModule(guest, _byo(), leak_check=False)  # type: ignore[arg-type]
+    assert module.load().ok
+    guest.printk("------------[ cut here ]------------",
+                 "WARNING: CPU: 0 PID: 12 at kml.c:20 kml_work+0x10/0x20 [kml]",
+                 "Modules linked in: kml(OE)",
+                 "---[ end trace 0000000000000000 ]---")
+    unload = module.unload()
+    assert [e.kind for e in unload.complaints] == ["warning"], unload.events
+    assert any("before this phase began" in note for note in unload.notes)
+    assert unload.log == ""          # the phase's own log is still only the phase's
