@@ -1,32 +1,36 @@
 """The target options every command shares: ``--arch``, ``--kernel``, ``--flavour``.
 
 One definition, so every command spells them alike and lists the same choices, taken from the
-registry (kmodlab/registry/) rather than written into help texts.
+registry (kmodlab/registry/) rather than written into help texts.  Building the options reads
+only the registry's names (:mod:`kmodlab.registry.names`, no YAML): every kmodlab invocation
+builds every command's options, ``kmodlab --help`` included.
 """
 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from kmodlab import registry
-from kmodlab.registry import Target
+from kmodlab.registry import names
+
+if TYPE_CHECKING:
+    from kmodlab.registry import Target
 
 
 def _choices() -> tuple[str, str, str]:
-    return (", ".join(registry.arch_names()), ", ".join(registry.series_names()),
-            ", ".join(registry.flavour_names()))
+    return (", ".join(names.arch_names()), ", ".join(names.series_names()),
+            ", ".join(names.flavour_names()))
 
 
 def add_target_options(p: argparse.ArgumentParser) -> None:
     """``--arch/--kernel/--flavour`` naming one target (defaults from the registry)."""
-    default = registry.default_target()
     arches, series, flavours = _choices()
-    p.add_argument("--arch", default=default.arch,
+    p.add_argument("--arch", default=names.default_arch(),
                    help=f"one of {arches} (default: %(default)s)")
-    p.add_argument("--kernel", default=default.kernel,
+    p.add_argument("--kernel", default=names.default_series(),
                    help=f"a series ({series}) or an exact release such as 6.1.0-56 "
                         "(default: %(default)s)")
-    p.add_argument("--flavour", default=registry.default_flavour(),
+    p.add_argument("--flavour", default=names.default_flavour(),
                    help=f"one of {flavours} (default: %(default)s)")
 
 
@@ -37,7 +41,7 @@ def add_matrix_options(p: argparse.ArgumentParser, what: str = "every") -> None:
                    help=f"repeatable; default: {what} arch ({arches})")
     p.add_argument("--kernel", action="append", metavar="KERNEL",
                    help=f"repeatable; default: {what} series ({series})")
-    p.add_argument("--flavour", default=registry.default_flavour(),
+    p.add_argument("--flavour", default=names.default_flavour(),
                    help=f"one of {flavours} (default: %(default)s)")
 
 
@@ -65,9 +69,13 @@ def positive_int(text: str) -> int:
 
 def target_of(args: argparse.Namespace) -> Target:
     """The checked target of :func:`add_target_options` (a ConfigError names the choices)."""
+    from kmodlab import registry
+
     return registry.target(args.arch, args.kernel, args.flavour)
 
 
 def matrix_of(args: argparse.Namespace) -> list[Target]:
     """The checked targets of :func:`add_matrix_options`."""
+    from kmodlab import registry
+
     return registry.matrix(args.arch, args.kernel, args.flavour)

@@ -25,7 +25,6 @@ from typing import Self
 from kmodlab.channel.agent import AgentConsole
 from kmodlab.channel.protocol import CommandResult
 from kmodlab.channel.serial import connect_serial
-from kmodlab.channel.ssh import connect_ssh
 from kmodlab.console.watch import ConsoleWatcher
 from kmodlab.errors import (
     BootTimeout,
@@ -332,6 +331,7 @@ class Guest:
     def _connect_transport(self) -> None:
         if self.options.transport != "ssh":
             return
+        from kmodlab.channel.ssh import connect_ssh  # paramiko: only the ssh transport pays
         from kmodlab.images import ssh_client_key_path
 
         assert self.ssh_port is not None

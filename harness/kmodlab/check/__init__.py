@@ -9,16 +9,35 @@ Each family (kmalloc, kmem_cache, mempool, vmalloc, percpu, devres, pages) has a
 with ``probes(model)`` (module configurations to run and what to read around them) and
 ``compare(observation, model)`` (the rows).  A row is exact or bounded; a missing observation
 is a failure, and a family that compares nothing is an error.
+
+Names are imported on first use: ``kmodlab`` loads this package for its ``check`` subcommand on
+every invocation, and the observation and run modules pull in the runner, the guest and the model.
 """
 
-from kmodlab.check.observation import Observation, Probe
-from kmodlab.check.replay import load_observation, save_observation
-from kmodlab.check.report import CheckReport, FamilyResult, render_check, report_to_json
-from kmodlab.check.rows import VERDICTS, CheckRow, Rows, judge
-from kmodlab.check.run import observe, run_check
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Observation": "observation", "Probe": "observation",
+    "load_observation": "replay", "save_observation": "replay",
+    "CheckReport": "report", "FamilyResult": "report", "render_check": "report",
+    "report_to_json": "report",
+    "VERDICTS": "rows", "CheckRow": "rows", "Rows": "rows", "judge": "rows",
+    "observe": "run", "run_check": "run",
+}
 
 __all__ = [
     "VERDICTS", "CheckReport", "CheckRow", "FamilyResult", "Observation", "Probe", "Rows",
     "judge", "load_observation", "observe", "render_check", "report_to_json", "run_check",
     "save_observation",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'kmodlab.check' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"kmodlab.check.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value

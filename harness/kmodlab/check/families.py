@@ -1,6 +1,7 @@
 """The family checks, as data: each module exposes FAMILY, probes(model) and compare(obs, model).
 
-Adding a family check means adding a module next to this one and one line here.
+Adding a family check means adding a module next to this one, one line here and its name in
+``kmodlab.check.cli.FAMILY_NAMES`` (which lists them without importing them).
 """
 
 from __future__ import annotations

@@ -13,6 +13,20 @@ Nothing here adds allocator knowledge: every number comes from :mod:`kmodlab.mod
 module run on a guest.
 """
 
-from kmodlab.claims.target import ModelTarget, model_target
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["ModelTarget", "model_target"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: ``kmodlab`` loads this package for its commands on every invocation,
+    # and the target module pulls in the model and the kernels package.
+    if name not in __all__:
+        raise AttributeError(f"module 'kmodlab.claims' has no attribute {name!r}")
+    from kmodlab.claims import target
+
+    value = getattr(target, name)
+    globals()[name] = value
+    return value

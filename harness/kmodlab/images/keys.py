@@ -12,9 +12,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from kmodlab.errors import MissingToolError, ProvisionError
 from kmodlab.paths import cache_dir, file_lock
 
@@ -36,6 +33,10 @@ def ssh_client_key_path() -> Path:
         return path
     with file_lock(directory / ".lock"):
         if not (path.is_file() and path.with_suffix(".pub").is_file()):
+            # Imported here: every guest start asks for the path, only the first makes a key.
+            from cryptography.hazmat.primitives import serialization
+            from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
             key = Ed25519PrivateKey.generate()
             private = key.private_bytes(serialization.Encoding.PEM,
                                         serialization.PrivateFormat.OpenSSH,

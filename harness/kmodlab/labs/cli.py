@@ -15,11 +15,15 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kmodlab import registry
 from kmodlab.cliargs import positive_int
 from kmodlab.labs.errors import LabError
-from kmodlab.registry import Target
+from kmodlab.registry import names
+
+if TYPE_CHECKING:
+    from kmodlab.registry import Target
 
 
 def _targets(args: argparse.Namespace, lab) -> list[Target] | None:
@@ -190,9 +194,9 @@ def cmd_selftest(args: argparse.Namespace) -> int:
 
 def _matrix_options(p: argparse.ArgumentParser, default: str) -> None:
     p.add_argument("--arch", action="append", metavar="ARCH",
-                   help=f"repeatable, one of {', '.join(registry.arch_names())} (default: {default})")
+                   help=f"repeatable, one of {', '.join(names.arch_names())} (default: {default})")
     p.add_argument("--kernel", action="append", metavar="KERNEL",
-                   help=f"repeatable, one of {', '.join(registry.series_names())} "
+                   help=f"repeatable, one of {', '.join(names.series_names())} "
                         f"(default: {default})")
 
 
@@ -241,9 +245,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("lab", help="lab name, lab folder, or your starter pack")
     p.add_argument("submission", nargs="?", default=".", help="your files (default: .)")
     p.add_argument("--student", help="your student id (decides your parameters)")
-    p.add_argument("--arch", help=f"one of {', '.join(registry.arch_names())} "
+    p.add_argument("--arch", help=f"one of {', '.join(names.arch_names())} "
                                   "(default: the lab's first grading target)")
-    p.add_argument("--kernel", help=f"a series ({', '.join(registry.series_names())}); "
+    p.add_argument("--kernel", help=f"a series ({', '.join(names.series_names())}); "
                                     "default: the lab's first grading target")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_selftest)

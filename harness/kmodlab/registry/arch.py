@@ -11,8 +11,6 @@ import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from kmodlab.errors import ConfigError
 
 ARCH_DIR = Path(__file__).resolve().parent / "arches"
@@ -94,6 +92,8 @@ def arch_profile(name: str) -> ArchProfile:
         raise ConfigError(
             f"unknown architecture '{name}'; known: {', '.join(known_arches())}"
         )
+    import yaml  # here, not at the top: kmodlab's parser imports the registry, never reads it
+
     data = yaml.safe_load(path.read_text())
     for key in ("extra_args", "cmdline", "kvm_host_machines", "kvm_probe_args", "page_sizes"):
         if key in data:

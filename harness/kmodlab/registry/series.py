@@ -11,8 +11,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from kmodlab.errors import ConfigError
 from kmodlab.registry.arch import ArchProfile
 
@@ -143,6 +141,8 @@ def package_name(template: str, abi: str, release: str) -> str:
 @functools.cache
 def load_series(path: Path = SERIES_FILE) -> SeriesTable:
     """Read and check ``series.yaml``; a typo there is reported as a ConfigError naming the file."""
+    import yaml  # here, not at the top: kmodlab's parser imports the registry, never reads it
+
     try:
         data = yaml.safe_load(path.read_text())
         flavours = {
