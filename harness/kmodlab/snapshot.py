@@ -47,12 +47,44 @@ log = logging.getLogger(__name__)
 
 @cache
 def qemu_version(binary: str) -> str:
+    """First line of ``<binary> --version`` (part of every snapshot key: a saved state only
+    restores into the QEMU that wrote it).  Remembered on disk by the binary's path, size, inode
+    and mtime, so a warm start does not spend ~20 ms running QEMU to ask; an upgraded QEMU is a
+    new file and is asked again."""
+    import shutil
+
+    found = shutil.which(binary)
+    try:
+        st = Path(found).stat() if found else None
+    except OSError:
+        st = None
+    identity = (f"{Path(found).resolve()}:{st.st_size}:{st.st_ino}:{st.st_mtime_ns}"
+                if found and st else None)
+    memo = cache_dir("state") / "qemu-versions.json"
+    known: dict[str, str] = {}
+    if identity is not None:
+        try:
+            known = json.loads(memo.read_text())
+        except (OSError, ValueError):
+            known = {}
+        if isinstance(known, dict) and isinstance(known.get(identity), str):
+            return known[identity]
     try:
         out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10,
                              check=False)
-        return out.stdout.splitlines()[0] if out.stdout else "unknown"
+        version = out.stdout.splitlines()[0] if out.stdout else "unknown"
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
+    if identity is not None and version != "unknown":
+        known = known if isinstance(known, dict) else {}
+        known[identity] = version
+        tmp = memo.with_name(f".{memo.name}.{os.getpid()}")
+        try:
+            tmp.write_text(json.dumps(known))
+            tmp.replace(memo)          # atomic: a reader sees the old or the new file
+        except OSError:
+            pass
+    return version
 
 
 def _file_identity(path: Path) -> str:
