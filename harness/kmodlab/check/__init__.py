@@ -16,8 +16,7 @@ every invocation, and the observation and run modules pull in the runner, the gu
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from kmodlab.lazy import lazy_exports
 
 _EXPORTS = {
     "Observation": "observation", "Probe": "observation",
@@ -35,9 +34,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'kmodlab.check' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"kmodlab.check.{_EXPORTS[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())

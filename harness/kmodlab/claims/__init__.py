@@ -15,18 +15,12 @@ module run on a guest.
 
 from __future__ import annotations
 
-from typing import Any
+from kmodlab.lazy import lazy_exports
 
 __all__ = ["ModelTarget", "model_target"]
 
 
-def __getattr__(name: str) -> Any:
-    # Imported on first use: ``kmodlab`` loads this package for its commands on every invocation,
-    # and the target module pulls in the model and the kernels package.
-    if name not in __all__:
-        raise AttributeError(f"module 'kmodlab.claims' has no attribute {name!r}")
-    from kmodlab.claims import target
-
-    value = getattr(target, name)
-    globals()[name] = value
-    return value
+# Imported on first use: ``kmodlab`` loads this package for its commands on every invocation,
+# and the target module pulls in the model and the kernels package.
+__getattr__ = lazy_exports(__name__, {"ModelTarget": "target", "model_target": "target"},
+                           globals())

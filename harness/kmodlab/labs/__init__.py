@@ -16,8 +16,7 @@ every invocation, and the grading engine pulls in the guest, the model and pydan
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from kmodlab.lazy import lazy_exports
 
 _EXPORTS = {
     "ClassRun": "classroom", "grade_class": "classroom",
@@ -38,9 +37,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'kmodlab.labs' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"kmodlab.labs.{_EXPORTS[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())
