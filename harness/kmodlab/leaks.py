@@ -53,18 +53,13 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
-from kmodlab.errors import GuestError
 from kmodlab.observe import (
     ParseError,
-    parse_buddyinfo,
-    parse_meminfo,
-    parse_slabinfo,
-    parse_vmallocinfo,
     parse_zoneinfo,
 )
 from kmodlab.observe.slabinfo import SlabCache
 from kmodlab.observe.vmallocinfo import VmallocEntry
-from kmodlab.phases import PROC_FILES, ProcSnapshot, shrink_slabs
+from kmodlab.phases import ProcSnapshot, shrink_slabs
 
 if TYPE_CHECKING:
     from kmodlab.guest import Guest
@@ -367,28 +362,17 @@ PAGE_SIZE_KEY = "KernelPageSize"
 """``raw`` key of the guest's page size: ``KernelPageSize:  4 kB`` from /proc/self/smaps
 (fs/proc/task_mmu.c, show_smap_vma_flags' neighbour __show_smap: the kernel's own PAGE_SIZE for
 the mapping), so a 16K-page kernel is measured, not assumed."""
-_SEPARATOR = "--kmodlab-proc-separator--"   # as kmodlab.phases.ProcSnapshot.capture()
 
 
 def capture(guest: Guest) -> ProcSnapshot:
     """The leak detector's snapshot: every slab cache shrunk first
     (:func:`kmodlab.phases.shrink_slabs`), then the /proc files of a
-    :class:`~kmodlab.phases.ProcSnapshot` and ``/proc/zoneinfo`` (kept in ``raw``: its per-CPU
-    page list counts) in one round trip."""
+    :class:`~kmodlab.phases.ProcSnapshot` with ``/proc/zoneinfo`` (its per-CPU page list
+    counts) and the page size kept in ``raw``, in one round trip."""
     shrink_slabs(guest, True)
-    files = (*PROC_FILES, ZONEINFO)
-    reads = [f"cat {path}" for path in files]
-    reads.append(f"grep -m1 {PAGE_SIZE_KEY} /proc/self/smaps || true")
-    command = f"; echo {_SEPARATOR}; ".join(reads)
-    result = guest.run(command, isolate=False, must_succeed=True)
-    parts = result.stdout.split(_SEPARATOR + "\n")
-    if len(parts) != len(reads):
-        raise GuestError(f"reading {', '.join(files)} returned {len(parts)} parts")
-    raw = dict(zip((*files, PAGE_SIZE_KEY), parts, strict=True))
-    return ProcSnapshot(parse_slabinfo(raw["/proc/slabinfo"]),
-                        parse_buddyinfo(raw["/proc/buddyinfo"]),
-                        parse_vmallocinfo(raw["/proc/vmallocinfo"]),
-                        parse_meminfo(raw["/proc/meminfo"]), raw)
+    return ProcSnapshot.capture(guest, extra={
+        ZONEINFO: f"cat {ZONEINFO}",
+        PAGE_SIZE_KEY: f"grep -m1 {PAGE_SIZE_KEY} /proc/self/smaps || true"})
 
 
 def page_kb(snapshot: ProcSnapshot) -> int:

@@ -43,7 +43,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
@@ -95,13 +95,18 @@ class ProcSnapshot:
     raw: dict[str, str] = field(repr=False, default_factory=dict)
 
     @classmethod
-    def capture(cls, guest: Guest) -> ProcSnapshot:
-        command = f"; echo {_SEPARATOR}; ".join(f"cat {path}" for path in PROC_FILES)
-        result = guest.run(command, isolate=False, must_succeed=True)
+    def capture(cls, guest: Guest, extra: Mapping[str, str] | None = None) -> ProcSnapshot:
+        """Read :data:`PROC_FILES` in one round trip; ``extra`` adds ``{raw key: command}``
+        whose output is kept in ``raw`` (the leak detector's /proc/zoneinfo, page size)."""
+        extra = dict(extra or {})
+        commands = [*(f"cat {path}" for path in PROC_FILES), *extra.values()]
+        result = guest.run(f"; echo {_SEPARATOR}; ".join(commands), isolate=False,
+                           must_succeed=True)
         parts = result.stdout.split(_SEPARATOR + "\n")
-        if len(parts) != len(PROC_FILES):
-            raise GuestError(f"reading {', '.join(PROC_FILES)} returned {len(parts)} parts")
-        raw = dict(zip(PROC_FILES, parts, strict=True))
+        if len(parts) != len(commands):
+            raise GuestError(f"reading {', '.join([*PROC_FILES, *extra])} returned "
+                             f"{len(parts)} parts")
+        raw = dict(zip((*PROC_FILES, *extra), parts, strict=True))
         return cls(parse_slabinfo(raw["/proc/slabinfo"]), parse_buddyinfo(raw["/proc/buddyinfo"]),
                    parse_vmallocinfo(raw["/proc/vmallocinfo"]), parse_meminfo(raw["/proc/meminfo"]),
                    raw)
