@@ -90,3 +90,20 @@ def printing(*lines: str, status: int = 0, console: bool = True):
         guest.printk(*lines, console=console)
         return status
     return handler
+
+
+def edit_slabinfo(text: str, bump: dict[str, int], add: list[str] | tuple[str, ...] = ()) -> str:
+    """``text`` (a /proc/slabinfo) with ``bump`` added to caches' active_objs (num_objs raised
+    to match) and ``add`` lines listed first, as the kernel lists new caches."""
+    lines = []
+    for line in text.splitlines():
+        name = line.split(" ", 1)[0]
+        if name in bump:
+            parts = line.split()
+            parts[1] = str(int(parts[1]) + bump[name])
+            parts[2] = str(max(int(parts[2]), int(parts[1])))
+            line = " ".join(parts)
+        lines.append(line)
+        if line.startswith("# name"):
+            lines.extend(add)
+    return "\n".join(lines) + "\n"

@@ -16,6 +16,8 @@ from kmodlab.assertions import KernelAssertionError, assert_clean_unload
 from kmodlab.channel.protocol import CommandResult
 from kmodlab.leaks import (
     DEFAULT_TOLERANCES,
+    PAGE_KB,
+    PAGE_SIZE_KEY,
     SHF_ALLOC,
     SHF_EXECINSTR,
     Footprint,
@@ -24,11 +26,9 @@ from kmodlab.leaks import (
     footprint_command,
     measure,
     needs_confirmation,
+    page_kb,
     parse_elf,
     parse_footprint,
-    PAGE_KB,
-    PAGE_SIZE_KEY,
-    page_kb,
     pcp_pages,
 )
 from kmodlab.observe import parse_buddyinfo, parse_meminfo, parse_slabinfo, parse_vmallocinfo
@@ -36,9 +36,9 @@ from kmodlab.phases import ProcSnapshot
 from kmodlab.runner import Phase
 
 try:
-    from ._fake_guest import FakeGuest
+    from ._fake_guest import FakeGuest, edit_slabinfo
 except ImportError:  # tests/unit is a plain directory
-    from _fake_guest import FakeGuest  # type: ignore[no-redef]
+    from _fake_guest import FakeGuest, edit_slabinfo  # type: ignore[no-redef]
 
 PROC = Path(__file__).resolve().parent.parent / "fixtures" / "proc" / "x86_64-6.1"
 MODULE = "mymod"
@@ -47,21 +47,6 @@ INIT = 0xFFFFFFFFC0A08000
 
 
 # --------------------------------------------------------------------------- building inputs
-
-def _edit_slab(text: str, bump: dict[str, int], add: list[str]) -> str:
-    lines = []
-    for line in text.splitlines():
-        name = line.split(" ", 1)[0]
-        if name in bump:
-            parts = line.split()
-            parts[1] = str(int(parts[1]) + bump[name])
-            parts[2] = str(max(int(parts[2]), int(parts[1])))
-            line = " ".join(parts)
-        lines.append(line)
-        if line.startswith("# name"):
-            lines.extend(add)     # the kernel lists new caches first
-    return "\n".join(lines) + "\n"
-
 
 def _edit_meminfo(text: str, delta: dict[str, int]) -> str:
     out = []
@@ -95,7 +80,7 @@ def snap(*, slab: dict[str, int] | None = None, caches: list[str] | None = None,
     first, ``vmalloc`` lines appended, ``meminfo`` deltas (kB) and ``pcp`` pages added to the
     per-CPU lists of /proc/zoneinfo (None: no zoneinfo in the snapshot)."""
     raw = {
-        "/proc/slabinfo": _edit_slab((PROC / "slabinfo.txt").read_text(), slab or {},
+        "/proc/slabinfo": edit_slabinfo((PROC / "slabinfo.txt").read_text(), slab or {},
                                      caches or []),
         "/proc/buddyinfo": (PROC / "buddyinfo.txt").read_text(),
         "/proc/vmallocinfo": (PROC / "vmallocinfo.txt").read_text()
@@ -491,7 +476,7 @@ def _leaking_guest(tmp_path: Path) -> FakeGuest:
 
     def on_command(g: FakeGuest, command: str) -> int:
         if command.startswith("insmod"):
-            g.proc["/proc/slabinfo"] = _edit_slab(clean, {"kmalloc-4k": 1000}, [])
+            g.proc["/proc/slabinfo"] = edit_slabinfo(clean, {"kmalloc-4k": 1000}, [])
         return 0
 
     guest.on_command = on_command
