@@ -62,14 +62,22 @@ def _rel(entry: Path, path: str | Path) -> str | None:
 
 
 def write_manifest(entry: Path, files: Iterable[str | Path] | None = None, *,
-                   key: Iterable[str | Path] | None = None) -> dict:
+                   key: Iterable[str | Path] | None = None,
+                   hashed: dict[str, str] | None = None) -> dict:
     """Record ``files`` (default: every file and symlink under ``entry``) in the entry's manifest.
 
     Call it last, once everything else is in place.  ``key`` names the files checked on every
     use (default: all of them); paths may go through symlinks and may be absolute, a key outside
     the entry or not recorded is ignored.  The manifest is written by rename, so an entry that
-    is adopted in place is never seen with half a manifest.
+    is adopted in place is never seen with half a manifest.  ``hashed`` maps entry-relative
+    paths to sha256 digests the writer computed while writing them (a snapshot's state is hashed
+    as it streams in), so those files are not read a second time.
     """
+    known = hashed or {}
+
+    def digest(path: Path, rel: str) -> str:
+        return known.get(rel) or _sha256(path)
+
     recorded: dict[str, list] = {}
     links: dict[str, str] = {}
     if files is None:
@@ -84,7 +92,7 @@ def write_manifest(entry: Path, files: Iterable[str | Path] | None = None, *,
                 if stat.S_ISLNK(st.st_mode):
                     links[rel] = os.readlink(path)
                 elif stat.S_ISREG(st.st_mode):
-                    recorded[rel] = [st.st_size, _sha256(path)]
+                    recorded[rel] = [st.st_size, digest(path, rel)]
     else:
         for item in files:
             path = Path(item) if Path(item).is_absolute() else entry / item
@@ -92,7 +100,7 @@ def write_manifest(entry: Path, files: Iterable[str | Path] | None = None, *,
             if path.is_symlink():
                 links[rel] = os.readlink(path)
             else:
-                recorded[rel] = [path.stat().st_size, _sha256(path)]
+                recorded[rel] = [path.stat().st_size, digest(path, rel)]
     if key is None:
         keys = sorted(recorded)
     else:

@@ -10,14 +10,20 @@ runner provides (``RUNNER_TEMP``, ``GITHUB_OUTPUT``/``GITHUB_PATH``/``GITHUB_ENV
 Skipped, because they are GitHub actions rather than shell: ``actions/checkout`` (the sample
 repository is the working directory), ``actions/cache`` (the machine's kmodlab cache stands for
 the restored one; the key it would use is checked to carry the resolved release) and
-``actions/upload-artifact`` (the paths it would upload are checked to exist).  The GitLab
-job's scripts are the same commands and are not run a second time.
+``actions/upload-artifact`` (the paths it would upload are checked to exist).
+
+The GitLab job runs too: ``before_script`` then ``script`` in one bash session in the sample
+repository, as GitLab's shell does, with the job's ``variables`` and GitLab's own
+(``CI_PROJECT_DIR``, the matrix values).  GitLab's cache is a folder in the project, so the
+restored cache is simulated by hard-linking this machine's kernels, guest packages and images
+into it, plus a stale kernel release the job must drop.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -99,6 +105,17 @@ def _read_kv(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
 
 
+def _job_env(tmp_path: Path) -> dict[str, str]:
+    """The machine's environment without this checkout's venv: kmodlab must come from the job."""
+    venv_bin = str(Path(sys.executable).parent)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER",
+                        "KMODLAB_CACHE")
+           and not k.startswith(("PYTEST_", "GITHUB_", "CI_"))}
+    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if p != venv_bin)
+    return env
+
+
 def test_generated_github_workflow_runs_here(kernel: Kernel, tmp_path: Path) -> None:
     repo = _sample_repo(tmp_path)
     init = [sys.executable, "-m", "kmodlab.cli", "ci", "init"]
@@ -121,12 +138,7 @@ def test_generated_github_workflow_runs_here(kernel: Kernel, tmp_path: Path) -> 
     runner_temp = tmp_path / "runner-temp"
     runner_temp.mkdir()
     summary = runner_temp / "step-summary.md"
-    # The machine's environment without this checkout's venv: kmodlab must come from the job.
-    venv_bin = str(Path(sys.executable).parent)
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER")
-           and not k.startswith(("PYTEST_", "GITHUB_"))}
-    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if p != venv_bin)
+    env = _job_env(tmp_path)
     env.update({"CI": "true", "GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(repo),
                 "RUNNER_TEMP": str(runner_temp), "GITHUB_STEP_SUMMARY": str(summary)})
     env.update({k: _expand(str(v), context) for k, v in job["env"].items()})
@@ -187,3 +199,73 @@ def test_generated_github_workflow_runs_here(kernel: Kernel, tmp_path: Path) -> 
     assert runs == Path(os.path.expanduser(upload[1])) or "KMODLAB_CACHE" in os.environ
     fresh = [p for p in runs.iterdir() if p.is_dir() and p.stat().st_mtime >= started]
     assert any((p / "console.log").is_file() for p in fresh), textwrap.shorten(str(fresh), 300)
+
+
+def test_generated_gitlab_job_runs_here(kernel: Kernel, tmp_path: Path) -> None:
+    repo = _sample_repo(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "kmodlab.cli", "ci", "init", "gitlab", "--dir",
+                           str(repo), "--arch", kernel.arch, "--kernel", kernel.series,
+                           "--install", str(CHECKOUT_ROOT)],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    config = (repo / ".gitlab-ci.yml").read_text()
+    assert gitlab_schema_errors(config) == []
+    job = yaml.safe_load(config)["kmodlab"]
+    [matrix] = job["parallel"]["matrix"]
+    assert matrix == {"ARCH": [kernel.arch], "KERNEL": [kernel.series]}
+
+    # GitLab restores its cache into the project before the job: this machine's entries, plus
+    # a release of the same series that is no longer the newest (the job must drop it).
+    cache = repo / ".kmodlab-cache"
+    for kind in ("kernels", "guest-packages", "images"):
+        (cache / kind).mkdir(parents=True)
+    shutil.copytree(cache_dir("kernels") / kernel.release, cache / "kernels" / kernel.release,
+                    symlinks=True, copy_function=os.link)
+    stale = cache / "kernels" / f"{kernel.series}.0-1-{kernel.flavour}-{kernel.arch}"
+    stale.mkdir()
+    shutil.copytree(cache_dir("guest-packages"), cache / "guest-packages", symlinks=True,
+                    copy_function=os.link, dirs_exist_ok=True)
+    for image in cache_dir("images").glob(f"{kernel.release}-*"):
+        shutil.copytree(image, cache / "images" / image.name, symlinks=True,
+                        copy_function=os.link)
+    assert job["cache"]["paths"] == [
+        ".kmodlab-cache/kernels/", ".kmodlab-cache/guest-packages/", ".kmodlab-cache/images/"]
+
+    # One bash session, as GitLab's shell executor runs before_script and script; variables
+    # are exported first, in order, so "$CI_PROJECT_DIR/..." expands as GitLab expands it.
+    env = _job_env(tmp_path)
+    env.update({"CI": "true", "GITLAB_CI": "true", "CI_PROJECT_DIR": str(repo),
+                "ARCH": kernel.arch, "KERNEL": kernel.series})
+    lines = ["set -e"]
+    lines += [f"export {name}={_shell_value(value)}" for name, value in job["variables"].items()]
+    lines += [*job["before_script"], *job["script"]]
+    script = tmp_path / "gitlab-job.sh"
+    script.write_text("\n".join(lines) + "\n")
+    started = time.time()
+    done = subprocess.run(["bash", str(script)], cwd=repo, capture_output=True, text=True,
+                          env=env, timeout=1800, stdin=subprocess.DEVNULL, check=False)
+    log = done.stdout[-6000:] + done.stderr[-6000:]
+    assert done.returncode == 0, log
+    print(log)
+
+    assert f"kernel release {kernel.release}" in done.stdout
+    assert not stale.exists(), log                       # the stale release was dropped
+    assert (cache / "kernels" / kernel.release).is_dir()
+    # kmodlab came from the job's venv, and the job used the project's cache, not the machine's.
+    venv = Path(job["variables"]["KMODLAB_VENV"].replace("$CI_PROJECT_DIR", str(repo)))
+    where = subprocess.run([venv / "bin" / "python", "-c", "import kmodlab; print(kmodlab.__file__)"],
+                           capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert where.stdout.startswith(str(venv)), where.stdout
+    junit = repo / "kmodlab-junit.xml"
+    assert 'tests="1"' in junit.read_text() and 'failures="0"' in junit.read_text()
+    # The artifacts: the JUnit XML and the job's run folders, inside the project's cache.
+    assert job["artifacts"]["paths"] == ["kmodlab-junit.xml", ".kmodlab-cache/runs/"]
+    fresh = [p for p in (cache / "runs").iterdir() if p.is_dir() and p.stat().st_mtime >= started]
+    assert any((p / "console.log").is_file() for p in fresh), textwrap.shorten(str(fresh), 300)
+
+
+def _shell_value(value: object) -> str:
+    """A GitLab variable's value as a double-quoted bash word: ``$VARS`` still expand."""
+    text = str(value)
+    assert '"' not in text and "`" not in text and "\\" not in text, text
+    return f'"{text}"'

@@ -47,6 +47,14 @@ def test_kernel_messages_do_not_corrupt_output(guest: Guest) -> None:
     assert "kmodlab-noise-5" in guest.console_text()
 
 
+def test_every_level_reaches_the_console_log(guest: Guest) -> None:
+    """The kernel boots quiet; /init turns ignore_loglevel on, so a KERN_DEBUG line is recorded."""
+    assert guest.run("cat /sys/module/printk/parameters/ignore_loglevel").stdout == "Y\n"
+    guest.run("echo '<7>kmodlab-debug-level-line' > /dev/kmsg")
+    guest.run("true")  # let the console log catch up
+    assert "kmodlab-debug-level-line" in guest.console_text()
+
+
 def test_push_and_read_back(guest: Guest, tmp_path: Path) -> None:
     # 2 MiB: large enough that a lossy channel shows (a virtconsole dropped bytes under load).
     payload = os.urandom(2 * 1024 * 1024)

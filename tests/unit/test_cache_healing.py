@@ -14,6 +14,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -347,20 +348,36 @@ def stream(body: bytes) -> bytes:
 
 
 class FakeQMP:
-    """Just enough QMP for save_snapshot: 'migrate' runs the exec: command like QEMU does."""
+    """Just enough QMP for save_snapshot, behaving as QEMU does: ``getfd`` takes the pipe,
+    ``migrate`` writes the stream into it from another thread (QEMU's migration thread) and
+    closes it; ``status`` is what query-migrate then reports; ``hang`` keeps the pipe open."""
 
-    def __init__(self, payload: bytes) -> None:
+    def __init__(self, payload: bytes, status: str = "completed", hang: bool = False) -> None:
         self.payload = payload
+        self.status = status
+        self.hang = hang
         self.calls: list[str] = []
+        self.fds: dict[str, int] = {}
+
+    def pass_fd(self, name: str, fd: int) -> None:
+        self.calls.append("getfd")
+        self.fds[name] = os.dup(fd)
+
+    def _write(self, fd: int) -> None:
+        with os.fdopen(fd, "wb") as out:
+            out.write(self.payload)
+            if self.hang:
+                time.sleep(2)
 
     def execute(self, command: str, **args: object) -> dict:
         self.calls.append(command)
         if command == "migrate":
             uri = str(args["uri"])
-            assert uri.startswith("exec:")
-            subprocess.run(uri[len("exec:"):], shell=True, input=self.payload, check=True)
+            assert uri.startswith("fd:")
+            threading.Thread(target=self._write, args=(self.fds.pop(uri[3:]),),
+                             daemon=True).start()
         if command == "query-migrate":
-            return {"status": "completed"}
+            return {"status": self.status, "error-desc": "Unable to write to socket"}
         return {}
 
 
@@ -445,10 +462,8 @@ def test_restore_failing_for_another_reason_keeps_the_snapshot(
 
 
 @pytest.mark.fault("cache_heal")
-def test_a_stream_cut_short_is_not_sealed(private_cache: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """QEMU says "completed" and SIGTERMs its exec: writer: the stream may lack its end."""
-    monkeypatch.setattr(snapshot, "STREAM_WAIT", 0.1)
+def test_a_stream_cut_short_is_not_sealed(private_cache: Path) -> None:
+    """QEMU closes the stream early yet reports "completed": the stream's own end decides."""
     entry = snapshot.snapshot_path("c" * 24)
     whole = stream(os.urandom(50_000))
     with pytest.raises(GuestError, match="incomplete"):
@@ -460,6 +475,32 @@ def test_a_stream_cut_short_is_not_sealed(private_cache: Path,
     for data in (b"", b"XXXX" + whole[4:], whole + b"\0", whole[:-1]):
         bad.write_bytes(data)
         assert not snapshot.stream_complete(bad)
+
+
+@pytest.mark.fault("cache_heal")
+def test_a_failed_or_stuck_save_keeps_nothing(private_cache: Path) -> None:
+    """A migration QEMU reports failed, or one that never ends, leaves no snapshot behind."""
+    entry = snapshot.snapshot_path("f" * 24)
+    with pytest.raises(GuestError, match="failed: Unable to write to socket"):
+        snapshot.save_snapshot(FakeQMP(stream(b"x" * 1000), status="failed"), entry)
+    assert not entry.exists() and not list(entry.parent.glob(".*partial*"))
+    stuck = FakeQMP(stream(b"x" * 1000), status="active", hang=True)
+    with pytest.raises(GuestError, match="took too long"):
+        snapshot.save_snapshot(stuck, entry, timeout=0.3)
+    assert stuck.calls[-1] == "migrate_cancel"
+    assert not entry.exists() and not list(entry.parent.glob(".*partial*"))
+
+
+@pytest.mark.fault("cache_heal")
+def test_the_saved_state_is_hashed_once(private_cache: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The manifest's sha256 of the state is the one computed while it streamed in."""
+    hashed: list[Path] = []
+    real = manifest._sha256
+    monkeypatch.setattr(manifest, "_sha256", lambda p: hashed.append(p) or real(p))
+    entry = snapshot.snapshot_path("h" * 24)
+    assert snapshot.save_snapshot(FakeQMP(stream(os.urandom(10_000))), entry) is not None
+    assert hashed == [] and verify(entry, deep=True) is None
 
 
 @pytest.mark.fault("cache_heal")

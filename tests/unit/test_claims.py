@@ -10,8 +10,8 @@ import pytest
 
 import kmodlab.cli
 from kmodlab.claims.catalog import load_catalog
-from kmodlab.claims.judges import JUDGES
 from kmodlab.claims.evaluate import evaluate, judge
+from kmodlab.claims.judges import JUDGES
 from kmodlab.claims.observations import Observations
 from kmodlab.claims.report import render_markdown, results_to_json
 from kmodlab.claims.target import ModelTarget, all_targets
@@ -235,8 +235,8 @@ def test_claims_command_without_measurements(capsys: pytest.CaptureFixture[str],
 def test_timings_never_count_as_disagreement() -> None:
     # Under load vmalloc can come out faster at some size: the verdict is "depends" then,
     # and that must not read as the measurement contradicting the model.
-    from kmodlab.claims.judges.base import Finding
     from kmodlab.claims.evaluate import KernelVerdict
+    from kmodlab.claims.judges.base import Finding
 
     model = Finding("true", "more work", "structure, not time")
     measured = Finding("depends", "x0.6..x8.7", "not at every size", comparable=False)

@@ -65,6 +65,23 @@ class QMPClient:
                 raise QMPError(f"QMP {command} failed: {reply['error'].get('desc', reply['error'])}")
             return reply.get("return")
 
+    def pass_fd(self, name: str, fd: int) -> None:
+        """Hand QEMU a file descriptor under ``name`` (QMP ``getfd``: the descriptor travels as
+        SCM_RIGHTS ancillary data with the command), for URIs such as ``fd:<name>``."""
+        message = json.dumps({"execute": "getfd", "arguments": {"fdname": name}}).encode() + b"\n"
+        try:
+            self._file.flush()
+            socket.send_fds(self._sock, [message], [fd])
+        except OSError as exc:
+            raise QMPError(f"QMP getfd: connection lost ({exc}); QEMU exited?") from None
+        while True:
+            reply = self._read()
+            if "event" in reply:
+                continue
+            if "error" in reply:
+                raise QMPError(f"QMP getfd failed: {reply['error'].get('desc', reply['error'])}")
+            return
+
     def close(self) -> None:
         try:
             self._file.close()
