@@ -34,10 +34,9 @@ def _guest_args(p: argparse.ArgumentParser) -> None:
 
 
 def _provision(args: argparse.Namespace):
-    from kmodlab.kernels import provision
+    from kmodlab.kernels import provision_target
 
-    target = target_of(args)
-    return provision(target.arch, target.kernel, flavour=target.flavour or None)
+    return provision_target(target_of(args))
 
 
 def _guest(args: argparse.Namespace):
@@ -84,6 +83,52 @@ def cmd_kernels_fetch(args: argparse.Namespace) -> int:
     else:
         print(f"{kernel.release} ({kernel.package_version}) verified ({checked}), ready in "
               f"{kernel.root}")
+    return 0
+
+
+def cmd_kernels_build(args: argparse.Namespace) -> int:
+    """Build (or find cached) the kernel of ``--config`` from Debian's source."""
+    from kmodlab.kernels.kbuild import build_kernel
+
+    target = target_of(args)
+    if not target.config:
+        raise KmodlabError("kmodlab kernels build needs --config NAMES (see `kmodlab kernels "
+                           "configs`): Debian's own kernels are fetched, not built")
+    kernel = build_kernel(target.arch, target.series, target.config, jobs=args.jobs,
+                          rebuild=args.rebuild)
+    if args.json:
+        print(kernel.to_json())
+    else:
+        print(f"{kernel.release} ({target.arch}, linux-source {kernel.package_version}, config "
+              f"{'+'.join(kernel.config_names)}) ready in {kernel.root}")
+        if kernel.boot_params:
+            print(f"boots with: {' '.join(kernel.boot_params)}")
+    return 0
+
+
+def cmd_kernels_configs(args: argparse.Namespace) -> int:
+    """List kconfig/'s fragments: what each sets, its boot parameters, where it applies."""
+    from kmodlab.kernels.fragments import available, load_fragments
+
+    rows = []
+    for fragment in load_fragments(available()):
+        rows.append({"name": fragment.name, "build": fragment.needs_build,
+                     "options": [f"{o.requirement.option}={o.requirement.allowed[0]}"
+                                 + (f" (only {','.join(o.only)})" if o.only else "")
+                                 for o in fragment.options],
+                     "boot": [b.param for b in fragment.boot],
+                     "arches": list(fragment.arches), "series": list(fragment.series)})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        where = ", ".join(filter(None, [" ".join(row["arches"]), " ".join(row["series"])]))
+        kind = "built from source" if row["build"] else "boot parameters on Debian's kernels"
+        print(f"{row['name']}: {kind}" + (f" ({where} only)" if where else ""))
+        for option in row["options"]:
+            print(f"    {option}")
+        for param in row["boot"]:
+            print(f"    boot: {param}")
     return 0
 
 
@@ -216,6 +261,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deep", action="store_true",
                    help="verify every file's sha256, not only its size")
     p.set_defaults(func=cmd_kernels_fetch)
+    p = ksub.add_parser("build", help="build a kernel from Debian's linux-source with config "
+                                      "fragments (kconfig/), into the cache")
+    add_target_options(p)
+    p.add_argument("-j", "--jobs", type=positive_int, help="parallel compile jobs "
+                   "(default: the machine's CPU count)")
+    p.add_argument("--rebuild", action="store_true", help="build even if the cache holds it")
+    p.add_argument("--json", action="store_true", help="print the kernel as JSON")
+    p.set_defaults(func=cmd_kernels_build)
+    p = ksub.add_parser("configs", help="the config fragments --config accepts, and what each "
+                                        "sets")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_kernels_configs)
 
     p = sub.add_parser("boot", help="interactive root shell in a guest; 'exit' powers off")
     _guest_args(p)

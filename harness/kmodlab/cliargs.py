@@ -32,6 +32,10 @@ def add_target_options(p: argparse.ArgumentParser) -> None:
                         "(default: %(default)s)")
     p.add_argument("--flavour", default=names.default_flavour(),
                    help=f"one of {flavours} (default: %(default)s)")
+    p.add_argument("--config", metavar="NAMES", default="",
+                   help="kernel config fragments from kconfig/, comma-separated (e.g. "
+                        "debug-memory,fault-injection): a kernel built from Debian's source with "
+                        "them, or boot parameters only (slub-debug) on Debian's kernel")
 
 
 def add_matrix_options(p: argparse.ArgumentParser, what: str = "every") -> None:
@@ -71,7 +75,8 @@ def target_of(args: argparse.Namespace) -> Target:
     """The checked target of :func:`add_target_options` (a ConfigError names the choices)."""
     from kmodlab import registry
 
-    return registry.target(args.arch, args.kernel, args.flavour)
+    return registry.target(args.arch, args.kernel, args.flavour,
+                           getattr(args, "config", "") or None)
 
 
 def matrix_of(args: argparse.Namespace) -> list[Target]:

@@ -34,12 +34,11 @@ class ProvisionError(KmodlabError):
 class KernelConfigError(KmodlabError):
     """The kernel's .config lacks options the harness needs (each one is named)."""
 
-    def __init__(self, release: str, missing: list[str]) -> None:
+    def __init__(self, release: str, missing: list[str], advice: str | None = None) -> None:
         lines = "\n".join(f"  {m}" for m in missing)
-        super().__init__(
-            f"kernel {release} lacks options kmodlab needs (see kconfig/required.config):\n{lines}\n"
-            "Use another flavour or a kernel built with these options."
-        )
+        advice = advice or ("see kconfig/required.config; use another flavour or a kernel built "
+                            "with these options.")
+        super().__init__(f"kernel {release} lacks options kmodlab needs:\n{lines}\n{advice}")
         self.release = release
         self.missing = missing
 

@@ -402,7 +402,7 @@ def prepare_qemu_config(kernel: Kernel, options: GuestOptions, *,
     config = QemuConfig(kernel_image=kernel.boot_image, initrd=build_initramfs(kernel, ssh=True),
                         memory_mb=options.memory_mb, cpus=options.cpus, accel=accel.accel,
                         ssh=options.wants_ssh, interactive=interactive,
-                        extra_cmdline=tuple(options.extra_cmdline))
+                        extra_cmdline=(*kernel.boot_params, *options.extra_cmdline))
     return config, accel
 
 

@@ -44,7 +44,7 @@ def save_capture(guest: Guest, root: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     from kmodlab.cliargs import add_target_options, target_of
-    from kmodlab.kernels import provision
+    from kmodlab.kernels import provision_target
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_target_options(parser)
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("root", type=Path, help="e.g. tests/fixtures/proc")
     args = parser.parse_args(argv)
     target = target_of(args)
-    kernel = provision(target.arch, target.kernel, flavour=target.flavour or None)
+    kernel = provision_target(target)
     with Guest(kernel, cpus=args.cpus, memory_mb=args.memory) as guest:
         print(save_capture(guest, args.root))
     return 0

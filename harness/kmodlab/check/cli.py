@@ -46,11 +46,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def cmd_check(args: argparse.Namespace) -> int:
     from kmodlab.check.report import render_check, report_to_json
     from kmodlab.check.run import resolve_families, run_check
-    from kmodlab.kernels import provision
+    from kmodlab.kernels import provision_target
 
     families = resolve_families(args.families)
     target = target_of(args)
-    kernel = provision(target.arch, target.kernel, flavour=target.flavour or None)
+    kernel = provision_target(target)
     record = None
     if args.record is not None:
         from kmodlab.check.replay import save_observation

@@ -94,10 +94,9 @@ def cmd_model_pages(args: argparse.Namespace) -> int:
 def cmd_model_capture(args: argparse.Namespace) -> int:
     from kmodlab.claims.captures import capture_from_guest
     from kmodlab.guest import Guest, GuestOptions
-    from kmodlab.kernels import provision
+    from kmodlab.kernels import provision_target
 
-    target = target_of(args)
-    kernel = provision(target.arch, target.kernel, flavour=target.flavour_name)
+    kernel = provision_target(target_of(args))
     with Guest(kernel, GuestOptions(cpus=args.cpus)) as guest:
         where = capture_from_guest(guest, kernel)
     print(f"stored /proc/slabinfo and /sys/kernel/slab links of {kernel.release} in {where}")

@@ -14,6 +14,7 @@ from kmodlab.kernels.provisioning import (
     custom_kernel,
     list_kernels,
     provision,
+    provision_target,
 )
 from kmodlab.kernels.resolution import Resolved, resolve
 
@@ -28,6 +29,7 @@ __all__ = [
     "kbuild_command",
     "list_kernels",
     "provision",
+    "provision_target",
     "require_kernel_config",
     "resolve",
 ]

@@ -82,8 +82,14 @@ def check_kernel_config(kernel: Kernel, directory: Path = KCONFIG_DIR) -> list[s
     """Missing or wrong options of ``kernel`` (see kconfig/); empty if it has what kmodlab needs."""
     if not kernel.config.is_file():
         raise ConfigError(f"kernel {kernel.release} has no .config at {kernel.config}")
-    return check_config(parse_kconfig(kernel.config.read_text()),
-                        load_requirements(kernel.arch, directory))
+    requirements = {r.option: r for r in load_requirements(kernel.arch, directory)}
+    if kernel.config_names:
+        # A fragment may replace a requirement on purpose (slab: SLAB instead of SLUB).
+        from kmodlab.kernels.fragments import compose
+
+        composition = compose(kernel.config_names, kernel.arch, kernel.series, directory)
+        requirements.update({r.option: r for r in composition.options})
+    return check_config(parse_kconfig(kernel.config.read_text()), list(requirements.values()))
 
 
 def require_kernel_config(kernel: Kernel, directory: Path = KCONFIG_DIR) -> None:

@@ -30,6 +30,10 @@ class Kernel:
     system_map: Path       # System.map (Debian ships a stub; may be empty of symbols)
     modules_dir: Path      # lib/modules/<release> (with modules.dep)
     headers_dir: Path      # kbuild tree: `make -C headers_dir M=...` builds modules for it
+    # Config fragments (kconfig/<name>.config) this kernel was built with from Debian's source,
+    # or boot-only fragments applied to a stock kernel; () for Debian's kernel as it is.
+    config_names: tuple[str, ...] = ()
+    boot_params: tuple[str, ...] = ()  # kernel parameters the fragments need at every boot
 
     @property
     def version(self) -> tuple[int, int]:
@@ -62,12 +66,16 @@ class Kernel:
         for key in ("root", "image", "config", "system_map", "modules_dir", "headers_dir"):
             data[key] = Path(data[key])
         data["vmlinux"] = Path(data["vmlinux"]) if data.get("vmlinux") else None
+        for key in ("config_names", "boot_params"):
+            data[key] = tuple(data.get(key) or ())
         return cls(**data)
 
     @property
     def label(self) -> str:
-        """Short id used in test ids and file names, e.g. ``arm64-6.12``."""
-        return f"{self.arch}-{self.series}"
+        """Short id used in test ids and file names, e.g. ``arm64-6.12``
+        (``x86_64-6.1+debug-memory`` for a kernel with config fragments)."""
+        base = f"{self.arch}-{self.series}"
+        return f"{base}+{'+'.join(self.config_names)}" if self.config_names else base
 
 
 def parse_kconfig(text: str) -> dict[str, str]:

@@ -210,14 +210,22 @@ def _remove_stale_partials(final: Path) -> None:
 
 
 def provision(arch: str, spec: str | None = None, flavour: str | None = None,
-              progress: Progress | None = None, *, refresh: bool = False) -> Kernel:
+              progress: Progress | None = None, *, refresh: bool = False,
+              config: str | tuple[str, ...] | None = None) -> Kernel:
     """A ready Kernel for ``arch``: a series ("6.1", "6.12"), an ABI or an exact release.
 
     ``spec`` and ``flavour`` default to the registry's (series.yaml).  A cached kernel comes back in
     milliseconds without apt; a series is re-resolved (apt lists refreshed) at most every
     ``refresh_hours``, or now with ``refresh=True``.  Without network, a series falls back to
     the newest cached kernel of that series.
+
+    ``config`` names fragments in kconfig/ (kmodlab.kernels.fragments): fragments with options
+    give the kernel built from ``linux-source-<series>`` with them (kmodlab.kernels.kbuild,
+    cached; built when missing); boot-only fragments give the Debian kernel with their boot
+    parameters.
     """
+    if config:
+        return _with_config(arch, spec, flavour, config, progress)
     table = load_series()
     profile = arch_profile(arch)
     spec = spec or table.default_series
@@ -247,6 +255,29 @@ def provision(arch: str, spec: str | None = None, flavour: str | None = None,
         if kernel and kernel.package_version == resolved.version:
             return kernel
         return build_entry(resolved, apt, report)
+
+
+def _with_config(arch: str, spec: str | None, flavour: str | None,
+                 config: str | tuple[str, ...], progress: Progress | None) -> Kernel:
+    from dataclasses import replace
+
+    from kmodlab.kernels.fragments import compose
+    from kmodlab.registry import target
+
+    chosen = target(arch, spec, flavour, config)
+    composition = compose(chosen.config, chosen.arch, chosen.series)
+    if composition.needs_build:
+        from kmodlab.kernels.kbuild import build_kernel
+
+        return build_kernel(chosen.arch, chosen.series, composition.names, progress=progress)
+    stock = provision(chosen.arch, chosen.kernel, chosen.flavour or None, progress)
+    return replace(stock, config_names=composition.names, boot_params=composition.boot)
+
+
+def provision_target(chosen: object, progress: Progress | None = None) -> Kernel:
+    """The kernel of a :class:`kmodlab.registry.Target` (its flavour and config included)."""
+    return provision(chosen.arch, chosen.kernel, chosen.flavour or None,  # type: ignore[attr-defined]
+                     progress, config=getattr(chosen, "config", "") or None)
 
 
 def _newest_cached(arch: str, series: str, flavour: str, release: str | None) -> Kernel | None:

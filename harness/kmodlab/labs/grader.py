@@ -53,11 +53,11 @@ class GradeOptions:
 
 
 def kernel_for(target: Target, cache: dict[str, Kernel] | None = None) -> Kernel:
-    from kmodlab.kernels import provision
+    from kmodlab.kernels import provision_target
 
     if cache is not None and target.label in cache:
         return cache[target.label]
-    kernel = provision(target.arch, target.kernel)
+    kernel = provision_target(target)
     if cache is not None:
         cache[target.label] = kernel
     return kernel

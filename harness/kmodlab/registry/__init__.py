@@ -67,7 +67,7 @@ def _supported(names: tuple[str, ...], arch: str) -> bool:
 
 
 def target(arch: str | None = None, kernel: str | None = None,
-           flavour: str | None = None) -> Target:
+           flavour: str | None = None, config: str | Sequence[str] | None = None) -> Target:
     """A checked :class:`Target`; ``None`` takes the registry's default.
 
     ``kernel`` may be a series (``6.12``) or an exact release (``6.1.0-56``); a release's series
@@ -85,12 +85,27 @@ def target(arch: str | None = None, kernel: str | None = None,
     if not _supported(chosen.arches, profile.name):
         raise ConfigError(f"flavour {chosen.name} exists only for {', '.join(chosen.arches)}, "
                           f"not {profile.name}")
-    return Target(profile.name, kernel,
-                  "" if chosen.name == table.default_flavour else chosen.name)
+    flavour_field = "" if chosen.name == table.default_flavour else chosen.name
+    names = ""
+    if config:
+        from kmodlab.kernels.fragments import compose
+
+        composition = compose(config, profile.name, series.name)
+        if composition.needs_build and flavour_field:
+            raise ConfigError(f"config {composition.label} builds a kernel from Debian's source "
+                              f"with kmodlab's own config: a Debian flavour ({flavour_field}) "
+                              "does not apply to it")
+        if composition.needs_build and kernel != series.name:
+            raise ConfigError(f"config {composition.label} builds a kernel from the newest "
+                              f"linux-source-{series.name}: give the series ({series.name}), "
+                              f"not the release {kernel}")
+        names = ",".join(composition.names)
+    return Target(profile.name, kernel, flavour_field, names)
 
 
 def parse_target(text: str) -> Target:
-    """``x86_64:6.1`` or ``arm64:6.12:generic`` -> a checked :class:`Target`."""
+    """``x86_64:6.1``, ``arm64:6.12:generic`` or ``x86_64:6.1+debug-memory`` -> a checked
+    :class:`Target`."""
     return target(*split_spec(text))
 
 

@@ -61,6 +61,12 @@ class ArchProfile:
     kvm_probe_sign: str = ""
     page_sizes: tuple[int, ...] = (4096,)     # PAGE_SIZE of the kernels Debian builds for it
     kconfig: str = ""                         # the arch's requirement file in kconfig/
+    # Kernels built from source (kmodlab.kernels.kbuild): the base added to kconfig/build-base
+    # .config, kbuild's image target and where the build leaves it.
+    build_kconfig: str = ""
+    pvh_blocked_by: tuple[str, ...] = field(default_factory=tuple)
+    kbuild_image_target: str = ""
+    kbuild_image_path: str = ""
     guest: GuestUserland | None = None
 
     @property
@@ -95,7 +101,8 @@ def arch_profile(name: str) -> ArchProfile:
     import yaml  # here, not at the top: kmodlab's parser imports the registry, never reads it
 
     data = yaml.safe_load(path.read_text())
-    for key in ("extra_args", "cmdline", "kvm_host_machines", "kvm_probe_args", "page_sizes"):
+    for key in ("extra_args", "cmdline", "kvm_host_machines", "kvm_probe_args", "page_sizes",
+                "pvh_blocked_by"):
         if key in data:
             data[key] = tuple(data.get(key) or ())
     try:

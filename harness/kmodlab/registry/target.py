@@ -27,6 +27,7 @@ class Target:
     arch: str
     kernel: str
     flavour: str = ""
+    config: str = ""      # config fragments (kconfig/<name>.config), sorted, comma-joined
 
     @property
     def series(self) -> str:
@@ -43,24 +44,31 @@ class Target:
 
     @property
     def label(self) -> str:
-        """``x86_64-6.1`` (``x86_64-6.1-generic`` for another flavour): ids and file names."""
-        return "-".join(p for p in (self.arch, self.kernel, self.flavour) if p)
+        """``x86_64-6.1`` (``x86_64-6.1-generic`` for another flavour, ``x86_64-6.1+debug-memory``
+        with config fragments): ids and file names."""
+        base = "-".join(p for p in (self.arch, self.kernel, self.flavour) if p)
+        return f"{base}+{self.config.replace(',', '+')}" if self.config else base
 
     @property
     def spec(self) -> str:
-        """``x86_64:6.1`` (``x86_64:6.1:generic``): what lab.yaml's grade_on accepts."""
-        return ":".join(p for p in (self.arch, self.kernel, self.flavour) if p)
+        """``x86_64:6.1`` (``x86_64:6.1:generic``, ``x86_64:6.1+debug-memory``): what lab.yaml's
+        grade_on accepts."""
+        base = ":".join(p for p in (self.arch, self.kernel, self.flavour) if p)
+        return f"{base}+{self.config.replace(',', '+')}" if self.config else base
 
     def __str__(self) -> str:
         return self.spec
 
 
-def split_spec(text: str) -> tuple[str, str, str]:
-    """``ARCH:KERNEL[:FLAVOUR]`` -> its parts; anything else is a ConfigError saying the form."""
-    parts = text.strip().split(":")
-    if len(parts) not in (2, 3) or not all(parts):
-        raise ConfigError(f"target {text!r} must be ARCH:KERNEL[:FLAVOUR], e.g. x86_64:6.1")
-    return parts[0], parts[1], parts[2] if len(parts) == 3 else ""
+def split_spec(text: str) -> tuple[str, str, str, str]:
+    """``ARCH:KERNEL[:FLAVOUR][+FRAGMENT...]`` -> (arch, kernel, flavour, "a,b"); anything else
+    is a ConfigError saying the form."""
+    spec, *fragments = text.strip().split("+")
+    parts = spec.split(":")
+    if len(parts) not in (2, 3) or not all(parts) or not all(fragments):
+        raise ConfigError(f"target {text!r} must be ARCH:KERNEL[:FLAVOUR][+CONFIG...], e.g. "
+                          "x86_64:6.1 or x86_64:6.1+debug-memory")
+    return parts[0], parts[1], parts[2] if len(parts) == 3 else "", ",".join(fragments)
 
 
 def version_of(series_or_release: str) -> tuple[int, int]:

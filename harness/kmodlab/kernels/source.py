@@ -1,0 +1,139 @@
+"""Debian's kernel source (``linux-source-<series>``) in the cache, for kernels kmodlab builds.
+
+The package ships one tarball, ``/usr/src/linux-source-<series>.tar.xz``, holding the source
+with Debian's patches applied: the same code as Debian's binary kernels of that version.  It is
+fetched with the private apt configuration (never the system's sources) and unpacked once per
+package version into ``cache_dir("kernel-sources")/<version>/``; the entry carries a manifest
+(kmodlab.manifest) of its key files, so a damaged tree is unpacked again instead of built from.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from kmodlab.errors import ProvisionError
+from kmodlab.kernels.apt import AptRecord, PrivateApt, Progress, extract_deb, require_tool
+from kmodlab.kernels.debversion import version_key
+from kmodlab.manifest import check_entry, write_manifest
+from kmodlab.paths import atomic_dir, cache_dir, entry_lock
+
+log = logging.getLogger("kmodlab.kernels")
+
+TREE = "linux"
+"""The unpacked tree's folder inside a source entry."""
+
+KEY_FILES = ("Makefile", "Kconfig", "scripts/kconfig/Makefile", "mm/slub.c", "mm/slab_common.c")
+
+
+@dataclass(frozen=True)
+class KernelSource:
+    """One unpacked ``linux-source-<series>`` package version."""
+
+    series: str           # "6.1"
+    package: str          # "linux-source-6.1"
+    version: str          # Debian package version, "6.1.192-3"
+    tree: Path            # the source tree (the kernel's top-level Makefile is here)
+
+    @property
+    def kernel_version(self) -> str:
+        """What the tree's Makefile says: VERSION.PATCHLEVEL.SUBLEVEL, e.g. ``6.1.192``."""
+        fields: dict[str, str] = {}
+        for line in (self.tree / "Makefile").read_text(errors="replace").splitlines()[:12]:
+            name, sep, value = line.partition("=")
+            if sep:
+                fields[name.strip()] = value.strip()
+        return f"{fields['VERSION']}.{fields['PATCHLEVEL']}.{fields['SUBLEVEL']}"
+
+
+def source_package(series: str) -> str:
+    return f"linux-source-{series}"
+
+
+def newest_source(apt: PrivateApt, series: str) -> AptRecord:
+    """The newest ``linux-source-<series>`` the archive lists; a ProvisionError names the
+    series Debian does have when it has none."""
+    records = apt.madison([source_package(series)])
+    if not records:
+        have = sorted(apt.search_names(r"^linux-source-[0-9.]+$"))
+        raise ProvisionError(f"Debian's archive has no {source_package(series)}; it has "
+                             f"{', '.join(have) or 'no linux-source package'}")
+    return max(records, key=lambda r: version_key(r.version))
+
+
+def sources_dir() -> Path:
+    return cache_dir("kernel-sources")
+
+
+def source_entry(version: str) -> Path:
+    return sources_dir() / version
+
+
+def load_source(series: str, version: str, *, locked: bool = False) -> KernelSource | None:
+    """The unpacked source of ``version`` if its entry is whole, else None (a damaged entry is
+    discarded with one warning, so the caller unpacks it again).  ``locked``: the caller holds
+    the entry lock."""
+    entry = source_entry(version)
+    if check_entry(entry, "kernel source", locked=locked,
+                   then="it will be unpacked again") is not None:
+        return None
+    return KernelSource(series, source_package(series), version, entry / TREE)
+
+
+def fetch_source(apt: PrivateApt, record: AptRecord, series: str,
+                 progress: Progress | None = None) -> KernelSource:
+    """Download and unpack ``record`` (a linux-source package) into its cache entry."""
+    if (cached := load_source(series, record.version)) is not None:
+        return cached
+    entry = source_entry(record.version)
+    with entry_lock(entry):
+        if (cached := load_source(series, record.version, locked=True)) is not None:
+            return cached
+        require_tool("tar", "tar")
+        require_tool("xz", "xz-utils")
+        with tempfile.TemporaryDirectory(prefix="kml-src-", dir=sources_dir()) as work:
+            debs = apt.download([record.download_spec], Path(work) / "debs", progress=progress)
+            unpacked = Path(work) / "deb"
+            extract_deb(debs[0], unpacked)
+            tarballs = sorted((unpacked / "usr" / "src").glob("linux-source-*.tar.*"))
+            if not tarballs:
+                raise ProvisionError(f"{debs[0].name} holds no usr/src/linux-source-*.tar.*")
+            with atomic_dir(entry) as tmp:
+                tmp.chmod(0o755)
+                if progress:
+                    progress(f"unpacking {tarballs[0].name}", None)
+                done = subprocess.run(["tar", "-xf", str(tarballs[0]), "-C", str(tmp)],
+                                      capture_output=True, text=True, check=False)
+                if done.returncode != 0:
+                    raise ProvisionError(f"unpacking {tarballs[0].name} failed: "
+                                         f"{done.stderr.strip()[-1000:]}")
+                [top] = [p for p in tmp.iterdir() if p.is_dir()]
+                top.rename(tmp / TREE)
+                missing = [k for k in KEY_FILES if not (tmp / TREE / k).is_file()]
+                if missing:
+                    raise ProvisionError(f"{tarballs[0].name} lacks {', '.join(missing)}: "
+                                         "not a kernel source tree")
+                # Every file is recorded (deep checks hash them); these are checked on use.
+                write_manifest(tmp, key=[f"{TREE}/{k}" for k in KEY_FILES])      # last
+    source = load_source(series, record.version)
+    if source is None:
+        raise ProvisionError(f"the unpacked source of {record.download_spec} did not verify")
+    return source
+
+
+def provision_source(series: str, apt: PrivateApt | None = None,
+                     progress: Progress | None = None) -> KernelSource:
+    """The newest ``linux-source-<series>``, unpacked (from the cache when it is there)."""
+    from kmodlab.kernels.resolution import default_apt
+
+    apt = apt or default_apt()
+    if not apt.is_fresh():
+        apt.update(progress=progress)
+    return fetch_source(apt, newest_source(apt, series), series, progress)
+
+
+__all__ = ["KernelSource", "fetch_source", "load_source", "newest_source",
+           "provision_source", "source_package"]
