@@ -36,7 +36,7 @@ from kmodlab import registry
 from kmodlab.guest import Guest
 from kmodlab.kernels import provision
 from kmodlab.leaks import DEFAULT_TOLERANCES
-from kmodlab.modules import FAMILIES, build, parse_params
+from kmodlab.modules import MEASURED_FAMILIES, build, parse_params
 from kmodlab.runner import run_module
 
 LIMITS = {"slab_bytes_max": DEFAULT_TOLERANCES.slab_bytes,
@@ -166,7 +166,7 @@ def main() -> int:
     parser.add_argument("--guests", type=int, default=4, help="fresh guests per family")
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--lab-runs", type=int, default=20, help="gradings per lab and kernel")
-    parser.add_argument("--families", default=",".join(FAMILIES))
+    parser.add_argument("--families", default=",".join(MEASURED_FAMILIES))
     parser.add_argument("--labs", default="", help="lab ids (default: every sample lab)")
     parser.add_argument("--no-families", action="store_true")
     parser.add_argument("--no-labs", action="store_true")

@@ -16,7 +16,7 @@ import time
 from kmodlab import registry
 from kmodlab.guest import Guest
 from kmodlab.kernels import provision
-from kmodlab.modules import FAMILIES, build, parse_params
+from kmodlab.modules import MEASURED_FAMILIES, build, parse_params
 from kmodlab.runner import run_module
 
 DEFAULT_MATRIX = ",".join(t.spec for t in registry.matrix())   # every target of the registry
@@ -33,7 +33,7 @@ def main() -> int:
         arch, series = target.arch, target.kernel
         kernel = provision(arch, series)
         with Guest(kernel) as guest:
-            for family in FAMILIES:
+            for family in MEASURED_FAMILIES:   # bugs crash on purpose
                 params = parse_params(family, [])
                 t0 = time.perf_counter()
                 build(family, params, kernel, force=True)

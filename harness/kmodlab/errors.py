@@ -80,9 +80,14 @@ class KernelCrash(GuestError):
     """The kernel panicked, oopsed or hit a BUG; ``kind`` says which, ``excerpt`` holds the report."""
 
     def __init__(self, kind: str, excerpt: str, **kwargs: str) -> None:
-        super().__init__(f"kernel {kind} detected on the console", **kwargs)
+        from kmodlab.observe.reports import report_details  # the parser, only when it crashed
+
+        details = report_details(excerpt)
+        what = f": {details.describe()}" if details is not None else ""
+        super().__init__(f"kernel {kind} detected on the console{what}", **kwargs)
         self.kind = kind
         self.excerpt = excerpt
+        self.details = details
 
 
 class TransferError(GuestError):

@@ -604,8 +604,9 @@ def _plural(n: int, word: str) -> str:
 @dataclass(frozen=True)
 class Leak:
     """One thing the module left behind.  ``kind``: slab, cache, vmalloc, vmalloc_other,
-    pages, percpu, free_pages (only with :attr:`Tolerances.free_pages`); ``where``: the cache,
-    caller or counter; ``count`` in ``unit``s."""
+    pages, percpu, free_pages (only with :attr:`Tolerances.free_pages`), kmemleak (the kernel's
+    own detector, :mod:`kmodlab.kmemleak`); ``where``: the cache, caller, counter or allocation
+    site; ``count`` in ``unit``s."""
 
     kind: str
     where: str
@@ -631,6 +632,9 @@ class Leak:
                     f"{self.detail})")
         if self.kind == "percpu":
             return f"{kib(self.bytes)} of per-CPU memory ({self.detail})"
+        if self.kind == "kmemleak":
+            return (f"{_plural(self.count, 'object')} ({self.bytes:,} bytes) no pointer refers "
+                    f"to, allocated at {self.where} (kmemleak)")
         return f"{self.kind} {self.where}: {self.count} {self.unit} ({kib(self.bytes)})"
 
     def as_dict(self) -> dict[str, Any]:

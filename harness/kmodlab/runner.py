@@ -16,9 +16,11 @@ verdict is on the unload phase (``Phase.leaks``) and in :attr:`ModuleRun.ok`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 
+from kmodlab import kmemleak
 from kmodlab.channel.protocol import shell_quote
 from kmodlab.guest import Guest
 from kmodlab.leaks import (
@@ -101,6 +103,11 @@ class LoadedModule:
         self.leak_check = leak_check
         self.tolerances = tolerances
         self.footprint: Footprint | None = None
+        # kmemleak (kernels built with it): cleared before insmod, scanned after rmmod.
+        kernel = getattr(guest, "kernel", None)
+        self.kmemleak = leak_check and kernel is not None and \
+            kernel.kconfig.get("CONFIG_DEBUG_KMEMLEAK") == "y"
+        self.loaded_at: float | None = None
 
     def load(self, args: tuple[str, ...] | list[str] = (), timeout: float = 60.0) -> Phase:
         self.guest.run(f"mkdir -p {shell_quote(str(PurePosixPath(self.guest_path).parent))}",
@@ -109,6 +116,9 @@ class LoadedModule:
                         timeout=max(60.0, self.command_timeout))
         all_args = [*self.built.load_args, *args]
         command = " ".join(["insmod", shell_quote(self.guest_path), *map(shell_quote, all_args)])
+        if self.kmemleak:
+            self.kmemleak = kmemleak.enabled(self.guest)     # clears the earlier suspects
+        self.loaded_at = time.monotonic()
         phase = self._phase("load", command, timeout, shrink_before=self.leak_check)
         self.loaded = phase.command.ok
         self.footprint = None
@@ -128,7 +138,19 @@ class LoadedModule:
             if phase.leaks is not None and needs_confirmation(phase.leaks):
                 phase.confirm = confirm_capture(self.guest)
                 phase.leaks = phase.find_leaks(self.tolerances)
+            if self.kmemleak and phase.leaks is not None and self.loaded_at is not None:
+                found = kmemleak.scan(self.guest, self.loaded_at + kmemleak.MIN_AGE)
+                extra = kmemleak.module_leaks(found, self.built.module_name, self.footprint,
+                                              source=self._source_of)
+                if extra:
+                    phase.leaks = replace(phase.leaks, leaks=(*phase.leaks.leaks, *extra))
         return phase
+
+    def _source_of(self, frame: str) -> str:
+        """``func+0x22/0x2c [mod] at file.c:9`` when the module's debug info says, else the
+        frame as it is."""
+        lines = self.built.source_lines(frame)
+        return lines[0] if lines else frame
 
     def _end_of_load(self) -> int | None:
         """Where the load phase's window ended in the console log: the unload phase's window

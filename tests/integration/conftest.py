@@ -26,7 +26,8 @@ CI_TARGETS = ("x86_64-6.1", "arm64-6.12")
 
 HEAVY_FILES = ("test_jail.py", "test_labs.py", "test_leaks.py", "test_cache_healing_guests.py",
                "test_fault_zoo.py", "test_whole_log.py", "test_module_trees.py",
-               "test_refusals_on_kernels.py", "test_ci_templates.py")
+               "test_refusals_on_kernels.py", "test_ci_templates.py",
+               "test_bugs_family_build.py")
 """Files that compile and grade dozens of modules per kernel: the ci tier runs them on
 CI_TARGETS only, which still cover both arches and both series; the full tier runs them on
 every kernel."""

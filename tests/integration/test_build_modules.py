@@ -15,13 +15,13 @@ from kmodlab.errors import BuildError, ConfigError
 from kmodlab.guest import Guest
 from kmodlab.kernels.kernel import Kernel
 from kmodlab.model import tables
-from kmodlab.modules import FAMILIES, build, build_source_dir, parse_params
+from kmodlab.modules import MEASURED_FAMILIES, build, build_source_dir, parse_params
 from kmodlab.observe import KtapDocument, parse_ktap
 from kmodlab.runner import ModuleRun, run_module
 
 pytestmark = pytest.mark.integration
 
-FAMILY_NAMES = list(FAMILIES)
+FAMILY_NAMES = list(MEASURED_FAMILIES)   # bugs crash on purpose: test_bugs_family_build.py
 
 # Non-default parameters: every optional section switched off or on, atomic masks, debug flags.
 VARIANTS = {

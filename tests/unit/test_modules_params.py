@@ -8,7 +8,7 @@ import pytest
 
 from kmodlab.errors import ConfigError
 from kmodlab.kernels.kernel import Kernel
-from kmodlab.modules import FAMILIES, PARAMS, limits, render
+from kmodlab.modules import FAMILIES, MEASURED_FAMILIES, PARAMS, limits, render
 from kmodlab.modules.gfp import parse_gfp
 from kmodlab.modules.params.base import validate_params
 
@@ -25,14 +25,17 @@ def fake_kernel(tmp_path: Path, arch: str = "x86_64", release: str = "6.1.0-56-c
                   headers_dir=root / "headers")
 
 
-def test_seven_families_each_with_a_schema() -> None:
-    assert list(FAMILIES) == ["kmalloc", "kmem_cache", "mempool", "vmalloc", "percpu", "devres", "pages"]
+def test_seven_measured_families_and_bugs_each_with_a_schema() -> None:
+    assert list(FAMILIES) == ["kmalloc", "kmem_cache", "mempool", "vmalloc", "percpu", "devres",
+                              "pages", "bugs"]
+    assert MEASURED_FAMILIES == ("kmalloc", "kmem_cache", "mempool", "vmalloc", "percpu",
+                                 "devres", "pages")
     for name, fam in FAMILIES.items():
         assert fam.params is PARAMS[name]
         assert fam.module_name == f"kml_{name}"
 
 
-@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("family", MEASURED_FAMILIES)   # bugs has no default bug
 def test_defaults_are_valid_and_fit_the_memory_budget(family: str) -> None:
     params = validate_params(PARAMS[family], {})
     assert params.held_bytes() <= limits.MAX_HELD_BYTES

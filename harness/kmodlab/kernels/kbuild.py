@@ -277,10 +277,11 @@ def _build_locked(plan: BuildPlan, report: Progress, jobs: int, rebuild: bool,
     _run_logged(_make(plan, build, *env_config, "allnoconfig"), log, "the config step")
     missing = missing_options(parse_kconfig((build / ".config").read_text()), plan.requested)
     if missing:
+        shutil.rmtree(entry, ignore_errors=True)     # nothing was compiled: nothing to resume
         raise KernelConfigError(plan.release, missing, advice=(
             "Kconfig dropped them after the config step, because a dependency is not met on "
             f"this arch or series ({plan.source.tree}: read the option's Kconfig entry). Nothing "
-            "was compiled; the config log is in " + str(log)))
+            "was compiled."))
 
     expected = _expected_files(plan)
     compiled = 0

@@ -6,17 +6,20 @@
     built.ko_path                                 # -> insmod it in a guest
 
 Each family's template lives in ``modules/<family>/module.c.j2``; what its module prints (KTAP
-test names and diagnostic keys) is documented in ``modules/README.md``.
+test names and diagnostic keys) is documented in ``modules/README.md``.  Code that runs "every
+family" iterates ``MEASURED_FAMILIES``: the ``bugs`` family is in ``FAMILIES`` (so it can be named)
+but crashes on purpose.
 """
 
 from kmodlab.modules.build import BuiltModule, build, build_source_dir
-from kmodlab.modules.families import FAMILIES, Family, get_family
+from kmodlab.modules.families import FAMILIES, MEASURED_FAMILIES, Family, get_family
 from kmodlab.modules.params import PARAMS, FamilyParams
 from kmodlab.modules.parsing import parse_params
 from kmodlab.modules.render import RenderedModule, render
 
 __all__ = [
     "FAMILIES",
+    "MEASURED_FAMILIES",
     "PARAMS",
     "BuiltModule",
     "Family",

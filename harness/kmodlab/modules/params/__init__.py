@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kmodlab.modules.params.base import FamilyParams
+from kmodlab.modules.params.bugs import BugsParams
 from kmodlab.modules.params.devres import DevresParams
 from kmodlab.modules.params.kmalloc import KmallocParams
 from kmodlab.modules.params.kmem_cache import KmemCacheParams
@@ -21,11 +22,13 @@ PARAMS: dict[str, type[FamilyParams]] = {
         PercpuParams,
         DevresParams,
         PagesParams,
+        BugsParams,
     )
 }
 
 __all__ = [
     "PARAMS",
+    "BugsParams",
     "DevresParams",
     "FamilyParams",
     "KmallocParams",
