@@ -17,7 +17,7 @@ log = logging.getLogger("kmodlab")
 
 # Modules that add subcommands through register(subparsers) (a missing one is simply absent).
 FEATURE_COMMANDS = ("kmodlab.check.cli", "kmodlab.claims.cli", "kmodlab.labs.cli",
-                    "kmodlab.ci.cli")
+                    "kmodlab.ci.cli", "kmodlab.detect.cli")
 
 
 def _guest_args(p: argparse.ArgumentParser) -> None:

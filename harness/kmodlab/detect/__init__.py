@@ -1,0 +1,1 @@
+"""The detection matrix: which detector catches which bug (kmodlab detect)."""
