@@ -21,7 +21,6 @@ print_unreferenced()'s format.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -39,8 +38,12 @@ SCAN_TIMEOUT = 120.0
 
 _OBJECT = re.compile(r"^unreferenced object (?P<address>0x[0-9a-f]+) \(size (?P<size>\d+)\):")
 _COMM = re.compile(r'^\s+comm "(?P<comm>[^"]*)", pid (?P<pid>\d+)')
-# "[<ffffffffa0005022>]", or "[<(____ptrval____)>]" where %p hashes pointers (lib/vsprintf.c)
-_FRAME = re.compile(r"^\s+\[<[^>]*>\] (?P<frame>\S+(?: \[\w+\])?)\s*$")
+# 6.1: "    [<ffffffffa0005022>] func+0x1f/0x40" ("[<(____ptrval____)>]" where %p hashes
+# pointers, lib/vsprintf.c); 6.12 prints the frames alone ("    func+0x1f/0x40") under
+# "backtrace (crc ...):" (print_unreferenced() with stack_depot_print-style frames).  A frame of
+# a module that is gone is a bare address either way.
+_FRAME = re.compile(r"^\s+(?:\[<[^>]*>\] )?(?P<frame>[\w.$]+\+0x[0-9a-f]+/0x[0-9a-f]+"
+                    r"(?: \[\w+\])?|0x[0-9a-f]+)\s*$")
 _RAW = re.compile(r"^0x(?P<addr>[0-9a-f]+)$")
 
 
@@ -103,16 +106,23 @@ def clear(guest: Guest) -> None:
     guest.run(f"echo clear > {DEBUGFS}", isolate=False, must_succeed=True)
 
 
-def scan(guest: Guest, not_before: float) -> list[Unreferenced]:
+def uptime(guest: Guest) -> float:
+    """The guest's clock (/proc/uptime): kmemleak ages objects in the guest's jiffies, which
+    under TCG can fall behind the host's clock, so waits are measured in the guest."""
+    return float(guest.run("cat /proc/uptime", isolate=False, must_succeed=True)
+                 .stdout.split()[0])
+
+
+def scan(guest: Guest, since: float) -> list[Unreferenced]:
     """Two scans (the first records checksums, the second reports), the second once every
-    object allocated since ``not_before - MIN_AGE`` (a ``time.monotonic()`` value) is old
-    enough; then read the suspects and clear them."""
+    object allocated since the guest's uptime ``since`` is ``MIN_AGE`` old in the guest's own
+    time; then read the suspects and clear them."""
     guest.run(f"echo scan > {DEBUGFS}", isolate=False, must_succeed=True, timeout=SCAN_TIMEOUT)
-    wait = not_before - time.monotonic()
-    if wait > 0:
-        time.sleep(wait)
-    result = guest.run(f"echo scan > {DEBUGFS} && cat {DEBUGFS} && echo clear > {DEBUGFS}",
-                       isolate=False, must_succeed=True, timeout=SCAN_TIMEOUT)
+    ready = since + MIN_AGE + 0.5
+    wait = (f"while awk -v r={ready:.2f} '{{exit !($1 < r)}}' /proc/uptime; do sleep 0.2; done")
+    result = guest.run(f"{wait}; echo scan > {DEBUGFS} && cat {DEBUGFS} && "
+                       f"echo clear > {DEBUGFS}", isolate=False, must_succeed=True,
+                       timeout=SCAN_TIMEOUT + MIN_AGE)
     return parse_kmemleak(result.stdout)
 
 
@@ -135,4 +145,4 @@ def module_leaks(objects: list[Unreferenced], module: str, footprint: Footprint 
 
 
 __all__ = ["DEBUGFS", "MIN_AGE", "Unreferenced", "clear", "enabled", "module_leaks",
-           "name_frames", "parse_kmemleak", "scan"]
+           "name_frames", "parse_kmemleak", "scan", "uptime"]

@@ -16,7 +16,6 @@ verdict is on the unload phase (``Phase.leaks``) and in :attr:`ModuleRun.ok`.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 
@@ -103,7 +102,8 @@ class LoadedModule:
         self.leak_check = leak_check
         self.tolerances = tolerances
         self.footprint: Footprint | None = None
-        # kmemleak (kernels built with it): cleared before insmod, scanned after rmmod.
+        # kmemleak (kernels built with it): cleared before insmod, scanned after rmmod;
+        # loaded_at is the guest's uptime at insmod.
         kernel = getattr(guest, "kernel", None)
         self.kmemleak = leak_check and kernel is not None and \
             kernel.kconfig.get("CONFIG_DEBUG_KMEMLEAK") == "y"
@@ -118,7 +118,7 @@ class LoadedModule:
         command = " ".join(["insmod", shell_quote(self.guest_path), *map(shell_quote, all_args)])
         if self.kmemleak:
             self.kmemleak = kmemleak.enabled(self.guest)     # clears the earlier suspects
-        self.loaded_at = time.monotonic()
+            self.loaded_at = kmemleak.uptime(self.guest) if self.kmemleak else None
         phase = self._phase("load", command, timeout, shrink_before=self.leak_check)
         self.loaded = phase.command.ok
         self.footprint = None
@@ -139,7 +139,7 @@ class LoadedModule:
                 phase.confirm = confirm_capture(self.guest)
                 phase.leaks = phase.find_leaks(self.tolerances)
             if self.kmemleak and phase.leaks is not None and self.loaded_at is not None:
-                found = kmemleak.scan(self.guest, self.loaded_at + kmemleak.MIN_AGE)
+                found = kmemleak.scan(self.guest, self.loaded_at)
                 extra = kmemleak.module_leaks(found, self.built.module_name, self.footprint,
                                               source=self._source_of)
                 if extra:

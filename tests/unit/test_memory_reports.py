@@ -95,3 +95,19 @@ def test_an_unloaded_module_s_frame_is_named_from_its_footprint() -> None:
     # Another module's suspects, or none in this module's range, charge nothing.
     assert module_leaks([obj], "kml_other", footprint) == []
     assert module_leaks([obj], "kml_small_leak", None) == []
+
+
+def test_kmemleak_s_6_12_format_parses_too() -> None:
+    """6.12 prints "backtrace (crc ...):" and frames without the [<address>] prefix."""
+    [obj] = parse_kmemleak((FIXTURES / "arm64-6.12-debug-memory" / "kmemleak-debugfs.txt")
+                           .read_text())
+    assert (obj.size, obj.comm, obj.pid) == (128, "insmod", 60)
+    assert obj.frames[:4] == ("kmemleak_alloc+0x30/0x38", "__kmalloc_cache_noprof+0x1a4/0x2a0",
+                              "0xffff800079320044", "0xffff80007932609c")
+    assert len(obj.frames) == 14                     # the hex dump is not a frame
+    footprint = Footprint("kml_bugs", sections=(Region(".text", 0xFFFF800079320000,
+                                                       0xFFFF800079320100),),
+                          functions=(Region("kml_leak_kmalloc", 0xFFFF800079320000,
+                                            0xFFFF800079320060),))
+    [leak] = module_leaks([obj], "kml_bugs", footprint)
+    assert leak.where == "kml_leak_kmalloc+0x44/0x60 [kml_bugs]"

@@ -427,3 +427,41 @@ def test_b(guest):
     assert reports["test_b"].passed
     sections = dict(reports["test_a"].sections)
     assert "kernel warning during the test" in sections["kmodlab kernel verdict (this test)"]
+
+
+def test_config_fragments_from_the_option_the_ini_and_the_marker(pytester: pytest.Pytester) -> None:
+    """--kmodlab-config / kmodlab_config give every target the fragments; a kmodlab(config=...)
+    marker gives its test's targets more; a fragment that cannot apply to a target (16K pages on
+    x86_64) leaves that target out, as pairs Debian does not build are."""
+    pytester.makeconftest(FAKE_CONFTEST)
+    pytester.makepyfile(test_inner="""
+import pytest
+
+def test_plain(kmodlab_target):
+    pass
+
+@pytest.mark.kmodlab(config="fault-injection")
+def test_marked(kmodlab_target):
+    pass
+
+@pytest.mark.kmodlab(config="pagesize-16k")
+def test_arm64_only(kmodlab_target):
+    pass
+""")
+    base = ["-p", "no:cacheprovider", "--collect-only", "-q", "--kmodlab-arch", "x86_64",
+            "--kmodlab-arch", "arm64", "--kmodlab-kernel", "6.12"]
+    result = pytester.runpytest(*base, "--kmodlab-config", "debug-memory")
+    assert result.ret == 0, result.stdout.str() + result.stderr.str()
+    ids = sorted(line.split("::", 1)[1] for line in result.stdout.lines if "::test_" in line)
+    assert ids == ["test_arm64_only[arm64-6.12+debug-memory+pagesize-16k]",
+                   "test_marked[arm64-6.12+debug-memory+fault-injection]",
+                   "test_marked[x86_64-6.12+debug-memory+fault-injection]",
+                   "test_plain[arm64-6.12+debug-memory]", "test_plain[x86_64-6.12+debug-memory]"]
+    pytester.makeini("[pytest]\nkmodlab_config = slub-debug\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--collect-only", "-q")
+    assert f"test_plain[{registry.default_target().label}+slub-debug]" in result.stdout.str()
+    # An unknown fragment is one usage error naming the known ones.
+    result = pytester.runpytest("-p", "no:cacheprovider", "--kmodlab-config", "kasan")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "unknown kernel config fragment 'kasan'" in result.stderr.str()
+    assert "debug-memory" in result.stderr.str()

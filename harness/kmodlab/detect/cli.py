@@ -18,11 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                       "stock and debug kernels, measured")
     p.add_argument("--measure", action="store_true",
                    help="run every cell (otherwise re-render the stored results)")
-    p.add_argument("--arch", action="append", metavar="ARCH",
-                   help="repeatable (default: x86_64 and arm64)")
-    p.add_argument("--kernel", default=None,
-                   help="series per arch (default: the registry's default for x86_64, 6.12 for "
-                        "arm64: the ci tier's targets)")
+    p.add_argument("--target", action="append", metavar="ARCH:SERIES",
+                   help="repeatable, e.g. --target x86_64:6.1 --target arm64:6.12 (default: "
+                        "every arch at the default series)")
     p.add_argument("--configs", default=f"{STOCK},slub-debug,debug-memory,debug-context",
                    help="columns, comma-separated: stock and config fragments "
                         "(default: %(default)s)")
@@ -32,14 +30,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the Markdown report; its .json (results) and .svg (chart) go next "
                         "to it (default: %(default)s)")
     p.set_defaults(func=cmd_detect)
-
-
-def _series(arch: str, given: str | None) -> str:
-    from kmodlab import registry
-
-    if given:
-        return given
-    return registry.default_target().kernel if arch == "x86_64" else "6.12"
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
@@ -58,12 +48,14 @@ def cmd_detect(args: argparse.Namespace) -> int:
             raise ConfigError(f"unknown bug class(es) {', '.join(unknown)}; the bugs family has "
                               f"{', '.join(BUG_CLASSES)}")
         configs = [c.strip() for c in args.configs.split(",") if c.strip()]
-        kernels = []
-        for arch in args.arch or ["x86_64", "arm64"]:
-            for config in configs:
-                target = registry.target(arch, _series(arch, args.kernel), None,
-                                         None if config == STOCK else config)
-                kernels.append(provision_target(target))
+        bases = ([registry.parse_target(t) for t in args.target] if args.target else
+                 [registry.target(arch) for arch in registry.arch_names()])
+        targets = [registry.target(base.arch, base.kernel, None,
+                                   None if config == STOCK else config)
+                   for base in bases for config in configs]
+        # Provisioned (or built) one at a time, as the matrix reaches them: the first kernel's
+        # cells run while a later one may still be building elsewhere.
+        kernels = (provision_target(target) for target in targets)
         started = time.strftime("%Y-%m-%d")
 
         def show(cell: Cell) -> None:
@@ -73,17 +65,27 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
         cells = measure(kernels, bugs, report=show)
         command = "kmodlab detect --measure " + " ".join(
-            [*(f"--arch {a}" for a in args.arch or []), f"--configs {args.configs}",
+            [*(f"--target {t}" for t in args.target or []), f"--configs {args.configs}",
              *(f"--bug {b}" for b in args.bug or [])])
+        # Cells measured now replace the stored ones of the same (bug, arch, config): one
+        # column or one class can be measured again without re-running the matrix.
+        merged: dict[tuple[str, str, str], dict] = {}
+        commands = [command]
+        if results.is_file():
+            old = json.loads(results.read_text())
+            merged = {(c["bug"], c["arch"], c["config"]): c for c in old["cells"]}
+            commands = [*old.get("commands", [old.get("command", "")]), command]
+        merged.update({(c.bug, c.arch, c.config): c.as_dict() for c in cells})
         results.parent.mkdir(parents=True, exist_ok=True)
-        results.write_text(json.dumps({"measured": started, "command": command,
-                                       "cells": [c.as_dict() for c in cells]}, indent=1) + "\n")
+        results.write_text(json.dumps({"measured": started, "commands": commands,
+                                       "cells": list(merged.values())}, indent=1) + "\n")
     elif not results.is_file():
         raise ConfigError(f"no stored results at {results}: run kmodlab detect --measure first")
     data = json.loads(results.read_text())
     cells = [Cell(**c) for c in data["cells"]]
     args.out.write_text(render_markdown(cells, measured=data["measured"],
-                                        command=data["command"]))
+                                        command="; ".join(data.get("commands") or
+                                                          [data.get("command", "")])))
     args.out.with_suffix(".svg").write_text(render_svg(cells))
     print(f"wrote {args.out}, {args.out.with_suffix('.svg')} and {results}")
     return 0

@@ -116,9 +116,10 @@ def measure_cell(kernel: Kernel, bug: str, at: str = "load", *, timeout: float =
         first = complaints[0]
         return cell("report", True, _by(first.kind, first.text), first.text)
     if run.leaks is not None and not run.leaks.clean:
-        leak = run.leaks.leaks[0]
-        by = "kmemleak" if leak.kind == "kmemleak" else "kmodlab leak check"
-        return cell("leak", True, by, leak.where if leak.kind == "kmemleak" else "",
+        memleak = run.leaks.of_kind("kmemleak")
+        found = [*(["kmodlab leak check"] if len(memleak) < len(run.leaks.leaks) else []),
+                 *(["kmemleak"] if memleak else [])]
+        return cell("leak", True, " + ".join(found), memleak[0].where if memleak else "",
                     note=run.leaks.summary())
     failed = [p for p in (run.load, run.unload) if p is not None and not p.command.ok]
     if failed:

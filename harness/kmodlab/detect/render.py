@@ -17,10 +17,13 @@ def _text(cell: Cell | None) -> str:
         return "not run"
     if not cell.detected:
         return "silent" if cell.outcome == "silent" else f"{cell.outcome}: {cell.note[:60]}"
+    by = cell.by
+    if cell.outcome == "leak" and "(kmemleak)" in cell.note and "kmemleak" not in by:
+        by += " + kmemleak"      # results measured before "by" named every leak detector
     where = ""
     if cell.line:
         where = f" at {cell.line}" + (" (the bug)" if cell.at_bug_line else "")
-    return f"**{cell.by}**{where}"
+    return f"**{by}**{where}"
 
 
 def render_markdown(cells: Sequence[Cell], *, measured: str, command: str) -> str:

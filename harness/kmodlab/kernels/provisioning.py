@@ -555,4 +555,8 @@ def list_kernels(*, online: bool = True, refresh: bool = False) -> list[KernelCh
         if k.series == "custom":
             rows.append(KernelChoice(k.arch, "custom", "custom", False, None, (k.release,),
                                      f"custom kernel, image {k.image}"))
+        elif k.config_names and k.root.name.startswith("built-"):
+            rows.append(KernelChoice(k.arch, k.series, k.flavour, False, None, (k.release,),
+                                     f"built from linux-source {k.package_version} with "
+                                     f"--config {','.join(k.config_names)}"))
     return rows
