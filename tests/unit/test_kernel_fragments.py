@@ -167,3 +167,35 @@ def test_a_built_config_refuses_a_flavour_or_a_release() -> None:
 
 def test_the_kconfig_dir_is_the_checkout_s() -> None:
     assert (KCONFIG_DIR / "debug-memory.config").is_file()
+
+
+class _NoApt:
+    """An apt that must not be asked: the pinned source answers."""
+
+    def __getattr__(self, name: str) -> object:
+        raise AssertionError(f"apt.{name} was used although the source is pinned")
+
+
+def test_a_pinned_source_is_found_without_apt(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A built kernel's lookup asks apt for the newest linux-source at most every refresh_hours
+    (it cost ~1 s per command); a stale pin or a damaged tree asks again."""
+    import json
+    import time
+
+    from kmodlab.kernels import source
+    from kmodlab.manifest import write_manifest
+
+    monkeypatch.setenv("KMODLAB_CACHE", str(tmp_path / "cache"))
+    entry = source.source_entry("6.1.192-3")
+    for key in source.KEY_FILES:
+        (entry / source.TREE / key).parent.mkdir(parents=True, exist_ok=True)
+        (entry / source.TREE / key).write_text("VERSION = 6\nPATCHLEVEL = 1\nSUBLEVEL = 192\n")
+    write_manifest(entry)
+    pin = source.sources_dir() / "series-6.1.json"
+    pin.write_text(json.dumps({"version": "6.1.192-3", "time": time.time()}))
+    found = source.provision_source("6.1", apt=_NoApt())  # type: ignore[arg-type]
+    assert found.version == "6.1.192-3" and found.kernel_version == "6.1.192"
+    pin.write_text(json.dumps({"version": "6.1.192-3", "time": time.time() - 7 * 86400}))
+    with pytest.raises(AssertionError, match="apt.is_fresh was used"):
+        source.provision_source("6.1", apt=_NoApt())  # type: ignore[arg-type]

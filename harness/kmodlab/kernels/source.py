@@ -9,9 +9,12 @@ package version into ``cache_dir("kernel-sources")/<version>/``; the entry carri
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,15 +127,40 @@ def fetch_source(apt: PrivateApt, record: AptRecord, series: str,
     return source
 
 
+def _pin(series: str) -> Path:
+    return sources_dir() / f"series-{series}.json"
+
+
+def _pinned(series: str) -> KernelSource | None:
+    """The version the series resolved to less than the archive's ``refresh_hours`` ago, if it
+    is still unpacked: a cached kernel is found without asking apt (~1 s)."""
+    from kmodlab.registry.series import load_series
+
+    try:
+        pin = json.loads(_pin(series).read_text())
+        if time.time() - float(pin["time"]) >= load_series().archive.refresh_hours * 3600:
+            return None
+        return load_source(series, str(pin["version"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def provision_source(series: str, apt: PrivateApt | None = None,
-                     progress: Progress | None = None) -> KernelSource:
-    """The newest ``linux-source-<series>``, unpacked (from the cache when it is there)."""
+                     progress: Progress | None = None, *, refresh: bool = False) -> KernelSource:
+    """The newest ``linux-source-<series>``, unpacked (from the cache when it is there); the
+    newest version is looked up at most every ``refresh_hours`` (or now, with ``refresh``)."""
     from kmodlab.kernels.resolution import default_apt
 
+    if not refresh and (pinned := _pinned(series)) is not None:
+        return pinned
     apt = apt or default_apt()
-    if not apt.is_fresh():
-        apt.update(progress=progress)
-    return fetch_source(apt, newest_source(apt, series), series, progress)
+    if refresh or not apt.is_fresh():
+        apt.update(force=refresh, progress=progress)
+    source = fetch_source(apt, newest_source(apt, series), series, progress)
+    tmp = _pin(series).with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"version": source.version, "time": time.time()}))
+    tmp.replace(_pin(series))
+    return source
 
 
 __all__ = ["KernelSource", "fetch_source", "load_source", "newest_source",
