@@ -355,6 +355,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.command = args.command[1:]
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="kmodlab: %(message)s")
+    # The handlers are the command's own and are put back when it returns: main() also runs
+    # inside other programs (a test calling it in-process must not leave a pytest session
+    # whose SIGTERM only fails the current test instead of ending the run).
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
     signal.signal(signal.SIGTERM, _sigterm_as_exit)
     # Ctrl-C raises KeyboardInterrupt even when a parent shell started us with SIGINT ignored
     # (background jobs of non-interactive shells), so guests stop in order.
@@ -370,6 +374,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kmodlab: interrupted", file=sys.stderr)
         return 130
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
 
 
 if __name__ == "__main__":

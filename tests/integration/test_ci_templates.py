@@ -106,11 +106,11 @@ def _read_kv(path: Path) -> dict[str, str]:
 
 
 def _job_env(tmp_path: Path) -> dict[str, str]:
-    """The machine's environment without this checkout's venv: kmodlab must come from the job."""
+    """The machine's environment without this checkout's venv: kmodlab must come from the job.
+    KMODLAB_CACHE stays: it stands for the runner's default cache (a GitLab job sets its own)."""
     venv_bin = str(Path(sys.executable).parent)
     env = {k: v for k, v in os.environ.items()
-           if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER",
-                        "KMODLAB_CACHE")
+           if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER")
            and not k.startswith(("PYTEST_", "GITHUB_", "CI_"))}
     env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if p != venv_bin)
     return env

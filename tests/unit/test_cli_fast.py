@@ -117,3 +117,18 @@ def test_check_family_names_are_the_checks() -> None:
     from kmodlab.check.families import CHECKS
 
     assert FAMILY_NAMES == tuple(CHECKS)
+
+
+def test_main_puts_the_signal_handlers_back(capsys: pytest.CaptureFixture[str]) -> None:
+    """kmodlab.cli.main() run in-process (as tests and other programs do) must not leave its
+    SIGTERM handler behind: in a pytest session it turned SIGTERM into a SystemExit that only
+    failed the current test, and the killed CI run went on testing (measured)."""
+    import signal
+
+    from kmodlab.cli import main
+
+    before = (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT))
+    assert main(["kernels", "configs"]) == 0
+    assert main(["exec", "--arch", "sparc", "--", "true"]) == 2      # an error path too
+    capsys.readouterr()
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
