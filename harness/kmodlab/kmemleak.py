@@ -97,20 +97,14 @@ def name_frames(obj: Unreferenced, footprint: Footprint | None) -> Unreferenced:
     return Unreferenced(obj.address, obj.size, obj.comm, obj.pid, tuple(frames))
 
 
-def enabled(guest: Guest) -> bool:
-    """Is kmemleak there and on (built in, debugfs mounted, not disabled at boot)?"""
-    return guest.run(f"test -w {DEBUGFS} && echo clear > {DEBUGFS}", isolate=False).ok
-
-
-def clear(guest: Guest) -> None:
-    guest.run(f"echo clear > {DEBUGFS}", isolate=False, must_succeed=True)
-
-
-def uptime(guest: Guest) -> float:
-    """The guest's clock (/proc/uptime): kmemleak ages objects in the guest's jiffies, which
-    under TCG can fall behind the host's clock, so waits are measured in the guest."""
-    return float(guest.run("cat /proc/uptime", isolate=False, must_succeed=True)
-                 .stdout.split()[0])
+def start(guest: Guest) -> float | None:
+    """Before insmod: clear the earlier suspects and return the guest's uptime, or None when
+    kmemleak is not there and on (not built in, debugfs not mounted, disabled at boot).  The
+    uptime is the guest's clock: kmemleak ages objects in the guest's jiffies, which under TCG
+    can fall behind the host's clock, so :func:`scan` waits in the guest."""
+    result = guest.run(f"test -w {DEBUGFS} && echo clear > {DEBUGFS} && cat /proc/uptime",
+                       isolate=False)
+    return float(result.stdout.split()[0]) if result.ok else None
 
 
 def scan(guest: Guest, since: float) -> list[Unreferenced]:
@@ -144,5 +138,5 @@ def module_leaks(objects: list[Unreferenced], module: str, footprint: Footprint 
             for site, found in sites.items()]
 
 
-__all__ = ["DEBUGFS", "MIN_AGE", "Unreferenced", "clear", "enabled", "module_leaks",
-           "name_frames", "parse_kmemleak", "scan", "uptime"]
+__all__ = ["DEBUGFS", "MIN_AGE", "Unreferenced", "module_leaks", "name_frames",
+           "parse_kmemleak", "scan", "start"]

@@ -117,8 +117,8 @@ class LoadedModule:
         all_args = [*self.built.load_args, *args]
         command = " ".join(["insmod", shell_quote(self.guest_path), *map(shell_quote, all_args)])
         if self.kmemleak:
-            self.kmemleak = kmemleak.enabled(self.guest)     # clears the earlier suspects
-            self.loaded_at = kmemleak.uptime(self.guest) if self.kmemleak else None
+            self.loaded_at = kmemleak.start(self.guest)      # clears the earlier suspects
+            self.kmemleak = self.loaded_at is not None
         phase = self._phase("load", command, timeout, shrink_before=self.leak_check)
         self.loaded = phase.command.ok
         self.footprint = None

@@ -264,7 +264,6 @@ def _build_locked(plan: BuildPlan, report: Progress, jobs: int, rebuild: bool,
     if rebuild or (entry / INTEGRITY).exists():
         shutil.rmtree(entry, ignore_errors=True)       # --rebuild, or a sealed entry that failed
     entry.mkdir(parents=True, exist_ok=True)
-    (entry / INTEGRITY).unlink(missing_ok=True)
     build = entry / BUILD_DIR
     build.mkdir(exist_ok=True)
     log = entry / LOG
@@ -275,7 +274,8 @@ def _build_locked(plan: BuildPlan, report: Progress, jobs: int, rebuild: bool,
     report("configuring (allnoconfig + base + fragments)", 0.0)
     env_config = ["KCONFIG_ALLCONFIG=" + str(allconfig)]
     _run_logged(_make(plan, build, *env_config, "allnoconfig"), log, "the config step")
-    missing = missing_options(parse_kconfig((build / ".config").read_text()), plan.requested)
+    config = parse_kconfig((build / ".config").read_text())
+    missing = missing_options(config, plan.requested)
     if missing:
         shutil.rmtree(entry, ignore_errors=True)     # nothing was compiled: nothing to resume
         raise KernelConfigError(plan.release, missing, advice=(
@@ -310,7 +310,6 @@ def _build_locked(plan: BuildPlan, report: Progress, jobs: int, rebuild: bool,
     vmlinux = None
     from kmodlab.kernels.provisioning import PVH_BOOT_IMAGE
     from kmodlab.kernels.vmlinux import extract_vmlinux
-    config = parse_kconfig((build / ".config").read_text())
     pvh = plan.profile.boot_image == PVH_BOOT_IMAGE and not any(
         config.get(option, "n") != "n" for option in plan.profile.pvh_blocked_by)
     if pvh and extract_vmlinux(image, entry / "vmlinux"):

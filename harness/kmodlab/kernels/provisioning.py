@@ -40,6 +40,7 @@ import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kmodlab.errors import ConfigError, KmodlabError, ProvisionError
 from kmodlab.kernels.apt import AptRecord, PrivateApt, Progress, extract_deb
@@ -53,6 +54,9 @@ from kmodlab.manifest import ABSENT, check_entry, read_manifest, verify, write_m
 from kmodlab.paths import atomic_dir, cache_dir, entry_lock
 from kmodlab.registry.arch import ArchProfile, arch_profile, known_arches
 from kmodlab.registry.series import load_series
+
+if TYPE_CHECKING:
+    from kmodlab.registry.target import Target
 
 log = logging.getLogger("kmodlab.kernels")
 
@@ -274,10 +278,10 @@ def _with_config(arch: str, spec: str | None, flavour: str | None,
     return replace(stock, config_names=composition.names, boot_params=composition.boot)
 
 
-def provision_target(chosen: object, progress: Progress | None = None) -> Kernel:
+def provision_target(chosen: Target, progress: Progress | None = None) -> Kernel:
     """The kernel of a :class:`kmodlab.registry.Target` (its flavour and config included)."""
-    return provision(chosen.arch, chosen.kernel, chosen.flavour or None,  # type: ignore[attr-defined]
-                     progress, config=getattr(chosen, "config", "") or None)
+    return provision(chosen.arch, chosen.kernel, chosen.flavour or None, progress,
+                     config=chosen.config or None)
 
 
 def _newest_cached(arch: str, series: str, flavour: str, release: str | None) -> Kernel | None:
