@@ -97,22 +97,26 @@ def name_frames(obj: Unreferenced, footprint: Footprint | None) -> Unreferenced:
     return Unreferenced(obj.address, obj.size, obj.comm, obj.pid, tuple(frames))
 
 
-def start(guest: Guest) -> float | None:
-    """Before insmod: clear the earlier suspects and return the guest's uptime, or None when
-    kmemleak is not there and on (not built in, debugfs not mounted, disabled at boot).  The
-    uptime is the guest's clock: kmemleak ages objects in the guest's jiffies, which under TCG
-    can fall behind the host's clock, so :func:`scan` waits in the guest."""
-    result = guest.run(f"test -w {DEBUGFS} && echo clear > {DEBUGFS} && cat /proc/uptime",
-                       isolate=False)
-    return float(result.stdout.split()[0]) if result.ok else None
+def start(guest: Guest) -> bool:
+    """Before insmod: clear the earlier suspects; False when kmemleak is not there and on (not
+    built in, debugfs not mounted, disabled at boot)."""
+    return guest.run(f"test -w {DEBUGFS} && echo clear > {DEBUGFS}", isolate=False).ok
 
 
-def scan(guest: Guest, since: float) -> list[Unreferenced]:
-    """Two scans (the first records checksums, the second reports), the second once every
-    object allocated since the guest's uptime ``since`` is ``MIN_AGE`` old in the guest's own
-    time; then read the suspects and clear them."""
-    guest.run(f"echo scan > {DEBUGFS}", isolate=False, must_succeed=True, timeout=SCAN_TIMEOUT)
-    ready = since + MIN_AGE + 0.5
+def scan(guest: Guest) -> list[Unreferenced]:
+    """After rmmod: two scans (the first records checksums, the second reports), the second
+    once ``MIN_AGE`` has passed in the guest's own time since the first; then read the
+    suspects and clear them.
+
+    kmemleak reports only objects older than MIN_AGE at the scan (mm/kmemleak.c:
+    unreferenced_object(), in jiffies), and every object the module allocated, at load or at
+    unload, exists by the first scan, so the wait starts there.  Starting it earlier (at
+    insmod) misses leaks when the load itself is slow: under TCG a KASAN kernel's load and
+    its /proc snapshots take seconds.  The guest's uptime is the clock, since its jiffies
+    can fall behind the host's under TCG."""
+    result = guest.run(f"echo scan > {DEBUGFS} && cat /proc/uptime", isolate=False,
+                       must_succeed=True, timeout=SCAN_TIMEOUT)
+    ready = float(result.stdout.split()[0]) + MIN_AGE + 0.5
     wait = (f"while awk -v r={ready:.2f} '{{exit !($1 < r)}}' /proc/uptime; do sleep 0.2; done")
     result = guest.run(f"{wait}; echo scan > {DEBUGFS} && cat {DEBUGFS} && "
                        f"echo clear > {DEBUGFS}", isolate=False, must_succeed=True,

@@ -102,12 +102,10 @@ class LoadedModule:
         self.leak_check = leak_check
         self.tolerances = tolerances
         self.footprint: Footprint | None = None
-        # kmemleak (kernels built with it): cleared before insmod, scanned after rmmod;
-        # loaded_at is the guest's uptime at insmod.
+        # kmemleak (kernels built with it): cleared before insmod, scanned after rmmod.
         kernel = getattr(guest, "kernel", None)
         self.kmemleak = leak_check and kernel is not None and \
             kernel.kconfig.get("CONFIG_DEBUG_KMEMLEAK") == "y"
-        self.loaded_at: float | None = None
 
     def load(self, args: tuple[str, ...] | list[str] = (), timeout: float = 60.0) -> Phase:
         self.guest.run(f"mkdir -p {shell_quote(str(PurePosixPath(self.guest_path).parent))}",
@@ -117,8 +115,7 @@ class LoadedModule:
         all_args = [*self.built.load_args, *args]
         command = " ".join(["insmod", shell_quote(self.guest_path), *map(shell_quote, all_args)])
         if self.kmemleak:
-            self.loaded_at = kmemleak.start(self.guest)      # clears the earlier suspects
-            self.kmemleak = self.loaded_at is not None
+            self.kmemleak = kmemleak.start(self.guest)      # clears the earlier suspects
         phase = self._phase("load", command, timeout, shrink_before=self.leak_check)
         self.loaded = phase.command.ok
         self.footprint = None
@@ -138,8 +135,8 @@ class LoadedModule:
             if phase.leaks is not None and needs_confirmation(phase.leaks):
                 phase.confirm = confirm_capture(self.guest)
                 phase.leaks = phase.find_leaks(self.tolerances)
-            if self.kmemleak and phase.leaks is not None and self.loaded_at is not None:
-                found = kmemleak.scan(self.guest, self.loaded_at)
+            if self.kmemleak and phase.leaks is not None:
+                found = kmemleak.scan(self.guest)
                 extra = kmemleak.module_leaks(found, self.built.module_name, self.footprint,
                                               source=self._source_of)
                 if extra:

@@ -32,8 +32,18 @@ def kind_of(path: Path) -> str:
 
 
 def arch_series(path: Path) -> tuple[str, str]:
-    arch, series = path.parent.name.rsplit("-", 1)
+    """``<arch>-<series>[+<configs>]`` -> (arch, series)."""
+    arch, series = path.parent.name.split("+", 1)[0].rsplit("-", 1)
     return arch, series
+
+
+def capture_kconfig(path: Path) -> dict[str, str] | None:
+    """The built kernel's .config saved next to the capture (None: Debian's kernel)."""
+    saved = path.parent / "kconfig"
+    if not saved.is_file():
+        return None
+    pairs = (line.split("=", 1) for line in saved.read_text().splitlines() if "=" in line)
+    return {k: v for k, v in pairs}
 
 
 def capture_ncpus(path: Path) -> int:

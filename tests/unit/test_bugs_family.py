@@ -133,7 +133,7 @@ def test_the_catalog_has_every_class_in_order() -> None:
 
 @pytest.mark.parametrize("bug", BUG_CLASSES)
 def test_expectations_are_consistent(bug: str) -> None:
-    kinds = {"kasan", "kfence", "bug", "slab_leak", "warning", "oops", None}
+    kinds = {"kasan", "kfence", "bug", "might_sleep", "slab_leak", "warning", "oops", None}
     for exp in catalog()[bug].expected:
         assert exp.source, exp
         assert exp.kind in kinds, exp

@@ -243,3 +243,67 @@ def test_timings_never_count_as_disagreement() -> None:
     assert KernelVerdict(target=None, model=model, measured=measured).agrees is None  # type: ignore[arg-type]
     assert KernelVerdict(target=None, model=model,  # type: ignore[arg-type]
                          measured=Finding("false", "", "")).agrees is False
+
+
+def test_context_claims_by_the_model(results) -> None:
+    for claim in ("gfp-kernel-may-sleep", "gfp-atomic-never-sleeps", "vmalloc-may-sleep"):
+        assert set(verdicts(results[claim]).values()) == {"true"}, claim
+
+
+def _atomic_obs(probe: str, events: list[str]) -> Observations:
+    obs = observations("x86_64-6.1", **{probe: {"atomic_alloc": {"allocated": 1}}})
+    obs.events[probe] = events
+    obs.kernels[probe] = "6.1.192-kmodlab-debug-context"
+    return obs
+
+
+SLEEP = "might_sleep: sleeping function called from invalid context at mm/slab.h:715"
+
+
+def test_a_might_sleep_report_is_the_measurement(catalog, targets) -> None:
+    may = judge(catalog.claim("gfp-kernel-may-sleep"), targets[0],
+                _atomic_obs("atomic_gfp_kernel", [SLEEP]))
+    assert may.measured is not None and may.verdict == "true" and may.agrees is True
+    assert "debug-context" in may.measured.answer
+    # No report where the model says GFP_KERNEL may sleep: the claim is measured false and
+    # the disagreement is shown, never hidden.
+    silent = judge(catalog.claim("gfp-kernel-may-sleep"), targets[0],
+                   _atomic_obs("atomic_gfp_kernel", []))
+    assert silent.verdict == "false" and silent.agrees is False
+    # GFP_ATOMIC: a report would contradict both the claim and the model.
+    atomic = judge(catalog.claim("gfp-atomic-never-sleeps"), targets[0],
+                   _atomic_obs("atomic_gfp_atomic", [SLEEP]))
+    assert atomic.verdict == "false" and atomic.agrees is False
+    quiet = judge(catalog.claim("gfp-atomic-never-sleeps"), targets[0],
+                  _atomic_obs("atomic_gfp_atomic", ["warning: unrelated"]))
+    assert quiet.verdict == "true" and quiet.agrees is True
+
+
+def test_an_atomic_probe_without_its_log_is_not_measured(catalog, targets) -> None:
+    obs = observations("x86_64-6.1", atomic_vmalloc={"atomic_alloc": {"allocated": 1}})
+    verdict = judge(catalog.claim("vmalloc-may-sleep"), targets[0], obs)
+    assert verdict.measured is None and verdict.not_measured
+
+
+def test_probes_with_a_kconfig_fragment(catalog, tmp_path: Path) -> None:
+    assert catalog.probes["atomic_vmalloc"].config == ("debug-context",)
+    assert catalog.probes["kmalloc_sweep"].config == ()
+    path = tmp_path / "claims.yaml"
+    path.write_text("probes: {p: {module: kml_context, config: [debug-nothing]}}\nclaims: []\n")
+    with pytest.raises(ConfigError, match="unknown kconfig fragment"):
+        load_catalog(path)
+
+
+def test_observations_merge_probes_from_another_kernel() -> None:
+    stock = observations("x86_64-6.1", kmalloc_sweep={"t": {"ksize": 8}})
+    built = Observations("6.1.192-kmodlab-debug-context", "x86_64-6.1", 1)
+    built.probes["atomic_vmalloc"] = {"atomic_alloc": {"allocated": 1}}
+    built.events["atomic_vmalloc"] = [SLEEP]
+    stock.merge_probes(built)
+    assert stock.kernels == {"atomic_vmalloc": "6.1.192-kmodlab-debug-context"}
+    again = Observations.from_json(stock.to_json())
+    assert again.events["atomic_vmalloc"] == [SLEEP] and "kmalloc_sweep" in again.probes
+    # A record stored before events existed still loads.
+    old = json.loads(stock.to_json())
+    del old["events"], old["kernels"]
+    assert Observations.from_json(json.dumps(old)).events == {}

@@ -118,6 +118,14 @@ def test_kernel_reports_fail_no_crash_with_the_excerpt() -> None:
     assert not results["quiet"].passed
 
 
+def test_sleeping_in_atomic_context_fails_no_crash() -> None:
+    # A might_sleep report is not a crash (the kernel goes on), but a student's GFP_KERNEL
+    # under a spinlock must still fail the lab's no_crash check.
+    report = (DMESG / "printk-caller-sleeping.txt").read_text().split("[    9.0")[0]
+    results = run_checks(good_obs(log=KTAP + report))
+    assert not results["clean"].passed and "might_sleep" in results["clean"].observed
+
+
 def test_slab_leak_report_fails_no_leaks() -> None:
     leak = (DMESG / "x86_64-6.1-slab-leak.txt").read_text()
     results = run_checks(good_obs(log=KTAP + leak))

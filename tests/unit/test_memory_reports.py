@@ -111,3 +111,32 @@ def test_kmemleak_s_6_12_format_parses_too() -> None:
                                             0xFFFF800079320060),))
     [leak] = module_leaks([obj], "kml_bugs", footprint)
     assert leak.where == "kml_leak_kmalloc+0x44/0x60 [kml_bugs]"
+
+
+class _KmemleakGuest:
+    """Answers kmodlab.kmemleak.scan()'s two commands; records them."""
+
+    def __init__(self, uptime: float, report: str) -> None:
+        self.uptime, self.report, self.commands = uptime, report, []
+
+    def run(self, command: str, **_: object):
+        from types import SimpleNamespace
+
+        self.commands.append(command)
+        out = f"{self.uptime} 0.5\n" if command.endswith("/proc/uptime") else self.report
+        return SimpleNamespace(ok=True, stdout=out)
+
+
+def test_kmemleak_waits_min_age_from_the_first_scan_not_from_insmod() -> None:
+    # A slow load (KASAN under TCG) must not shorten the wait: the object allocated at the
+    # end of the load would still be younger than MIN_AGE at the reporting scan.
+    from kmodlab.kmemleak import MIN_AGE, scan
+
+    report = (X86_DEBUG / "kmemleak-debugfs.txt").read_text()
+    guest = _KmemleakGuest(42.0, report)
+    [obj] = scan(guest)  # type: ignore[arg-type]
+    assert obj.size == 128
+    first, second = guest.commands
+    assert first.startswith("echo scan > ") and first.endswith("cat /proc/uptime")
+    ready = float(second.split("-v r=")[1].split()[0])
+    assert ready >= 42.0 + MIN_AGE

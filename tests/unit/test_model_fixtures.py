@@ -14,14 +14,14 @@ from kmodlab.model import Model
 from kmodlab.observe import parse_buddyinfo, parse_slabinfo, parse_vmallocinfo
 
 try:  # tests/unit is a plain directory today; keep working if it becomes a package
-    from ._captures import arch_series, capture_files, capture_ncpus, fixture_id
+    from ._captures import arch_series, capture_files, capture_kconfig, capture_ncpus, fixture_id
 except ImportError:
-    from _captures import arch_series, capture_files, capture_ncpus, fixture_id  # type: ignore[no-redef]
+    from _captures import arch_series, capture_files, capture_kconfig, capture_ncpus, fixture_id  # type: ignore[no-redef]
 
 
 def model_for(path: Path) -> Model:
     arch, series = arch_series(path)
-    return Model(arch, series, ncpus=capture_ncpus(path))
+    return Model(arch, series, capture_kconfig(path), ncpus=capture_ncpus(path))
 
 
 @pytest.mark.parametrize("path", capture_files("slabinfo"), ids=fixture_id)

@@ -46,7 +46,7 @@ def test_parse_dmesg_strict_and_lenient() -> None:
     ("Unable to handle kernel paging request at virtual address dead000000000100", "oops"),
     ("Internal error: Oops: 0000000096000045 [#1] SMP", "oops"),
     ("kernel BUG at mm/slub.c:435!", "bug"),
-    ("BUG: sleeping function called from invalid context at mm/slub.c:3412", "bug"),
+    ("BUG: sleeping function called from invalid context at mm/slub.c:3412", "might_sleep"),
     ("BUG kmalloc-64 (Tainted: G    B): Right Redzone overwritten", "bug"),
     ("WARNING: CPU: 0 PID: 1 at mm/slab_common.c:493 kmem_cache_destroy+0x11d/0x130", "warning"),
     ("WARNING: possible circular locking dependency detected", "warning"),
@@ -137,7 +137,7 @@ EXPECTED = {
         ("module_load_error", None, "ep", True, "single line"),
     ],
     "printk-caller-sleeping.txt": [
-        ("bug", ("bug",), "sleeping function", False, "next event"),
+        ("might_sleep", ("might_sleep",), "sleeping function", True, "end marker"),
         ("warning", ("warning",), "mm/slab_common.c:493", True, "end marker"),
     ],
     # Recorded on Debian 6.1 (x86_64, 2 CPUs, TCG) with a module spinning in its init with

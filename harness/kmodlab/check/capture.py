@@ -28,16 +28,23 @@ def capture_proc(guest: Guest) -> dict[str, str]:
 
 
 def save_capture(guest: Guest, root: Path) -> Path:
-    """Write ``<root>/<arch>-<series>/<kind>.txt`` and ``capture.json``; returns the directory."""
+    """Write ``<root>/<arch>-<series>[+<configs>]/<kind>.txt`` and ``capture.json``; returns
+    the directory.  A kernel built from source (``--config``) also saves its ``.config`` as
+    ``kconfig`` (not Debian's, so the model must read this one)."""
     kernel = guest.kernel
     major, minor = kernel.version
-    dest = root / f"{kernel.arch}-{major}.{minor}"
+    configs = "+".join(kernel.config_names)
+    dest = root / (f"{kernel.arch}-{major}.{minor}" + (f"+{configs}" if configs else ""))
     dest.mkdir(parents=True, exist_ok=True)
     for kind, text in capture_proc(guest).items():
         (dest / f"{kind}.txt").write_text(text)
     meta = {"ncpus": guest.options.cpus, "memory_mb": guest.options.memory_mb,
             "release": kernel.release, "package_version": kernel.package_version,
             "source": "kmodlab.check.capture from a freshly booted guest"}
+    if configs:
+        meta["config_names"] = list(kernel.config_names)
+        (dest / "kconfig").write_text("".join(f"{k}={v}\n"
+                                              for k, v in sorted(kernel.kconfig.items())))
     (dest / "capture.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
     return dest
 

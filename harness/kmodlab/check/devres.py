@@ -84,7 +84,7 @@ def compare(obs: Observation, model: Model) -> Iterator[CheckRow]:
         rows.exact("devm_get_free_pages", "zone", model.preferred_zone(zones), v.get("zone"),
                    "include/linux/gfp.h:gfp_zone(GFP_KERNEL)")
     _release(rows, model, obs, p)
-    _slabinfo(rows, obs, per_cache, model.ncpus)
+    _slabinfo(rows, obs, per_cache, model.ncpus, model.shared_slab_count_noise())
     lifecycle_rows(rows, obs)
     return iter(rows.rows)
 
@@ -105,7 +105,10 @@ def _release(rows: Rows, model: Model, obs: Observation, p: DevresParams) -> Non
                "drivers/base/dd.c:device_unbind_cleanup() -> devres_release_all()")
 
 
-def _slabinfo(rows: Rows, obs: Observation, per_cache: Counter[str], ncpus: int) -> None:
+def _slabinfo(rows: Rows, obs: Observation, per_cache: Counter[str], ncpus: int,
+              noise: str = "") -> None:
+    """``noise``: why the shared caches' counts cannot be bounded on this kernel (the rows are
+    then shown, not judged)."""
     for cache, n in sorted(per_cache.items()):
         slab = objperslab(obs, cache) or 1
         slack = ncpus * slab
@@ -115,5 +118,6 @@ def _slabinfo(rows: Rows, obs: Observation, per_cache: Counter[str], ncpus: int)
                      informational=True)
         rows.bounded(f"slabinfo {cache}", "Δactive_objs after unbind+unload (shrunk)", 0,
                      -slack, slack, released_delta(obs, cache), R_CPU_SLAB,
-                     f"back to the baseline within one slab ({slab} objects) per CPU: a CPU "
-                     "slab's free objects count as active once someone allocates from it")
+                     noise or f"back to the baseline within one slab ({slab} objects) per "
+                     "CPU: a CPU slab's free objects count as active once someone allocates "
+                     "from it", informational=bool(noise))

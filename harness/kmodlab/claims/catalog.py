@@ -22,7 +22,9 @@ VERDICTS = ("true", "false", "depends", "dated")
 @dataclass(frozen=True)
 class Probe:
     """One module run per kernel: a family with ``-p`` parameters, or kmodlab's own
-    measurement module (``module``) with insmod arguments."""
+    measurement module (``module``) with insmod arguments.  ``config`` names kconfig/
+    fragments: the probe runs on the series' kernel built with them (e.g. debug-context for
+    claims only a debugging option can observe), not on Debian's."""
 
     name: str
     what: str
@@ -30,6 +32,7 @@ class Probe:
     params: tuple[str, ...] = ()
     module: str | None = None
     args: tuple[str, ...] = ()
+    config: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,8 +68,16 @@ def _probe(name: str, data: dict[str, Any]) -> Probe:
     family, module = data.get("family"), data.get("module")
     if (family is None) == (module is None):
         raise ConfigError(f"claims.yaml: probe {name!r} needs exactly one of 'family' or 'module'")
+    config = tuple(str(c) for c in data.get("config") or ())
+    if config:
+        from kmodlab.kernels.fragments import available
+
+        unknown = [c for c in config if c not in available()]
+        if unknown:
+            raise ConfigError(f"claims.yaml: probe {name!r} names unknown kconfig fragment(s) "
+                              f"{unknown}; known: {', '.join(available())}")
     return Probe(name, str(data.get("what", "")), family, tuple(data.get("params") or ()),
-                 module, tuple(str(a) for a in data.get("args") or ()))
+                 module, tuple(str(a) for a in data.get("args") or ()), config)
 
 
 def _claim(data: dict[str, Any], probes: dict[str, Probe], judges: set[str]) -> Claim:

@@ -152,14 +152,32 @@ def gather_observations(targets, probes, *, measure: bool, cached: bool, cpus: i
 
 def measure_and_store(target, probes, cpus: int, flavour: str):
     """Boot the target's kernel, run ``probes``, merge into its stored observations."""
+    import time
+
     from kmodlab.claims import observations as store
     from kmodlab.claims.measure import measure_kernel
+    from kmodlab.claims.observations import Observations
     from kmodlab.guest import GuestOptions
     from kmodlab.kernels import provision
 
+    by_config: dict[tuple[str, ...], list] = {}
+    for probe in probes:
+        by_config.setdefault(probe.config, []).append(probe)
     kernel = provision(target.arch, target.series, flavour=flavour)
-    _stderr(f"measuring {target.label} ({kernel.release}): {', '.join(p.name for p in probes)}")
-    obs = measure_kernel(kernel, probes, GuestOptions(cpus=cpus), report=_stderr)
+    plain = by_config.pop((), [])
+    if plain:
+        _stderr(f"measuring {target.label} ({kernel.release}): "
+                f"{', '.join(p.name for p in plain)}")
+        obs = measure_kernel(kernel, plain, GuestOptions(cpus=cpus), report=_stderr)
+    else:
+        obs = Observations(kernel.release, kernel.label, cpus,
+                           time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    for config, group in by_config.items():
+        # Probes that need debugging options run on this series' kernel built with them.
+        built = provision(target.arch, target.series, flavour=flavour, config=config)
+        _stderr(f"measuring {target.label}+{'+'.join(config)} ({built.release}): "
+                f"{', '.join(p.name for p in group)}")
+        obs.merge_probes(measure_kernel(built, group, GuestOptions(cpus=cpus), report=_stderr))
     old = store.load(kernel.release)
     if old is not None and old.ncpus == obs.ncpus:
         # Keep what this run did not re-measure.
@@ -167,6 +185,10 @@ def measure_and_store(target, probes, cpus: int, flavour: str):
             if name not in obs.probes and name not in obs.errors:
                 obs.probes[name] = old.probes[name]
                 obs.status[name] = old.status.get(name, {})
+                if name in old.events:
+                    obs.events[name] = old.events[name]
+                if name in old.kernels:
+                    obs.kernels[name] = old.kernels[name]
     store.save(obs)
     return obs
 

@@ -96,9 +96,7 @@ def measure_on_guest(guest: Guest, kernel: Kernel, probes: Iterable[Probe], *,
             report(f"{kernel.label}: {name}: {obs.errors[name]}")
             continue
         obs.probes[name], obs.status[name] = ktap_values(run)
-        bad = [e.kind for e in run.load.complaints]
-        if bad:
-            obs.facts[f"{name}_events"] = ", ".join(bad)
+        obs.events[name] = [f"{e.kind}: {e.subject}" for e in run.load.complaints]
         failed = [t for t, s in obs.status[name].items() if s not in ("pass", "skip")]
         report(f"{kernel.label}: {name}: {len(obs.status[name])} test points"
                + (f", not ok: {', '.join(failed)}" if failed else ", all ok"))

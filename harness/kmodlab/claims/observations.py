@@ -26,6 +26,10 @@ class Observations:
     status: dict[str, dict[str, str]] = field(default_factory=dict)   # probe -> test -> status
     errors: dict[str, str] = field(default_factory=dict)             # probe -> why it failed
     facts: dict[str, str] = field(default_factory=dict)              # e.g. mem auto-init line
+    # probe -> the kernel's reports during its load ("might_sleep: sleeping function ...")
+    events: dict[str, list[str]] = field(default_factory=dict)
+    # probe -> the kernel it ran on, when not this record's (a probe with a kconfig fragment)
+    kernels: dict[str, str] = field(default_factory=dict)
 
     def values(self, probe: str, test: str) -> Values | None:
         """The values of one test point, or None when the probe or the test did not run."""
@@ -37,6 +41,16 @@ class Observations:
     def missing(self, probe: str) -> str:
         """Why a probe has no values, for the report."""
         return self.errors.get(probe, f"probe {probe} did not run on {self.label}")
+
+    def merge_probes(self, other: Observations) -> None:
+        """Take ``other``'s probes (run on another kernel of the same series, e.g. one built
+        with debugging options), remembering which kernel each ran on."""
+        for name in (*other.probes, *other.errors):
+            self.kernels[name] = other.release
+        self.probes.update(other.probes)
+        self.status.update(other.status)
+        self.errors.update(other.errors)
+        self.events.update(other.events)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True)

@@ -30,7 +30,8 @@ class _Events(View):
     def __init__(self, counts: dict[str, int]) -> None:
         self.counts = counts
 
-    fields = ("panic", "oops", "bug", "kasan", "kfence", "ubsan", "warning", "slab_leak",
+    fields = ("panic", "oops", "bug", "might_sleep", "kasan", "kfence", "ubsan", "warning",
+              "slab_leak",
               "module_load_error", "module_taint")
 
     def describe(self) -> str:

@@ -317,7 +317,8 @@ class DmesgCheck(_Model):
         return value
 
 
-CRASH_EVENT_KINDS = ("panic", "oops", "bug", "kasan", "kfence", "ubsan", "warning", "lockup")
+CRASH_EVENT_KINDS = ("panic", "oops", "bug", "might_sleep", "kasan", "kfence", "ubsan", "warning",
+                     "lockup")
 """Kernel report kinds (kmodlab.observe.dmesg) a ``no_crash`` check fails on by default; a
 lockup counts although the kernel goes on (a watchdog saw the module stall a CPU or RCU)."""
 

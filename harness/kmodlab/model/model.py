@@ -237,6 +237,20 @@ class Model:
                            "reports its exact size (mm/kfence/core.c:kfence_ksize())")
         return exact(value, rule, f"s->size of {cache.name}")
 
+    def may_sleep(self, allocator: str, gfp_flags: str = "GFP_KERNEL") -> Prediction[bool]:
+        """Whether ``allocator`` ("kmalloc" with ``gfp_flags``, or "vmalloc") may sleep: what a
+        CONFIG_DEBUG_ATOMIC_SLEEP kernel reports when it is called with a spinlock held."""
+        if allocator == "vmalloc":
+            return exact(True, "mm/vmalloc.c:__get_vm_area_node(): kzalloc_node(GFP_KERNEL) of "
+                         "the vm_struct, then alloc_vmap_area(): might_sleep()",
+                         "vmalloc() allocates its bookkeeping and pages with GFP_KERNEL")
+        if allocator != "kmalloc":
+            raise ModelError(f"allocator must be kmalloc or vmalloc, not {allocator!r}")
+        blocking = "__GFP_DIRECT_RECLAIM" in gfp.parse_gfp(gfp_flags)
+        return exact(blocking, "include/linux/sched/mm.h:might_alloc(): might_sleep_if("
+                     "gfpflags_allow_blocking()) in mm/slab.h:slab_pre_alloc_hook()",
+                     f"{gfp_flags} {'has' if blocking else 'lacks'} __GFP_DIRECT_RECLAIM")
+
     def kmalloc_large_order(self, size: int) -> Prediction[int | None]:
         """Page order behind kmalloc(size) above KMALLOC_MAX_CACHE_SIZE, None below it."""
         self._check_size(size)
@@ -335,6 +349,11 @@ class Model:
         """s->size (the slabinfo objsize) of a new cache."""
         layout = self.slab_layout(object_size, align, flags, ctor)
         return exact(layout.value.size, layout.rule)
+
+    def shared_slab_count_noise(self) -> str:
+        """Why active_objs of a cache shared with the rest of the kernel cannot be bounded on
+        this kernel, or "" when one slab per CPU is the honest bound."""
+        return slab.KASAN_QUARANTINE if self.params.kasan_generic else ""
 
     def slab_order(self, size: int) -> Prediction[int]:
         """oo_order(s->oo) for a cache whose s->size is ``size``."""

@@ -91,6 +91,11 @@ class KernelParams:
     pcpu_min_unit_size: int
     percpu_module_reserve: int
     kfence_sampling: bool
+    kasan_generic: bool            # per-object KASAN metadata and redzones, no cache merging
+    kasan_alloc_meta_size: int
+    kasan_free_meta_size: int
+    kasan_small_free_meta: str     # "append" (6.1) or "top_up" (6.12)
+    slub_debug_boot: bool          # slub_debug= on the command line (6.12's static key)
     pointer_size: int
     zero_size_ptr: int
     rule_kmalloc_slab: str
@@ -125,7 +130,8 @@ class KernelParams:
 
 def resolve(arch: str, version: tuple[int, int] | str, kconfig: Mapping[str, str] | None,
             ncpus: int = 1, cache_line_size: int = 64, *, slab_nomerge: bool | None = None,
-            swiotlb: bool = True, kfence_sample_interval: int | None = None) -> KernelParams:
+            swiotlb: bool = True, kfence_sample_interval: int | None = None,
+            slub_debug_boot: bool = False) -> KernelParams:
     """Combine the table with a kernel config (Debian's when ``kconfig`` is None)."""
     if arch not in tables.ARCHES:
         raise ConfigError(f"the model covers {', '.join(tables.ARCHES)}, not {arch!r}")
@@ -141,10 +147,16 @@ def resolve(arch: str, version: tuple[int, int] | str, kconfig: Mapping[str, str
 
     if _on(kc, "CONFIG_SLAB") or _on(kc, "CONFIG_SLOB"):
         raise ModelError("the model covers SLUB kernels only (this config selects SLAB/SLOB)")
-    for unsupported in ("CONFIG_SLUB_TINY", "CONFIG_KASAN", "CONFIG_SLUB_DEBUG_ON"):
+    for unsupported in ("CONFIG_SLUB_TINY", "CONFIG_SLUB_DEBUG_ON"):
         if _on(kc, unsupported):
             raise ModelError(f"{unsupported}=y changes every slab layout; the model does not "
                              "cover it (Debian does not set it)")
+    # mm/kasan/generic.c:kasan_cache_create() is the layout the model follows; the tag-based
+    # modes (mm/kasan/sw_tags.c, hw_tags.c) lay objects out differently
+    kasan = _on(kc, "CONFIG_KASAN")
+    if kasan and not _on(kc, "CONFIG_KASAN_GENERIC"):
+        raise ModelError("CONFIG_KASAN=y without CONFIG_KASAN_GENERIC: the model covers generic "
+                         "KASAN's slab layout only (kmodlab's debug-memory kernels use it)")
 
     page_shift = _int(kc, "CONFIG_ARM64_PAGE_SHIFT") or t("PAGE_SHIFT")
     forced = _int(kc, "CONFIG_ARCH_FORCE_MAX_ORDER")
@@ -205,13 +217,16 @@ def resolve(arch: str, version: tuple[int, int] | str, kconfig: Mapping[str, str
         pcp_order0_scale=(_int(kc, "CONFIG_PCP_BATCH_SCALE_MAX") or 5)
         if t("PCP_REFILL_SCALES_ORDER0") else 0,
         zone_fallback=t("ZONE_FALLBACK"), vm_struct_size=t("VM_STRUCT_SIZE"),
-        thread_size=t("THREAD_SIZE"),
+        thread_size=t("THREAD_SIZE") << (t("KASAN_STACK_SHIFT") if kasan else 0),
         mempool_t_size=t("MEMPOOL_T_SIZE"),
         devres_header_size=(node_size + data_align - 1) // data_align * data_align,
         devres_roundup=t("DEVRES_ROUNDUP"), pcpu_min_alloc_size=t("PCPU_MIN_ALLOC_SIZE"),
         pcpu_min_unit_size=t("PCPU_MIN_UNIT_SIZE"),
         percpu_module_reserve=t("PERCPU_MODULE_RESERVE"),
         kfence_sampling=_on(kc, "CONFIG_KFENCE") and kfence_interval > 0,
+        kasan_generic=kasan, kasan_alloc_meta_size=t("KASAN_ALLOC_META_SIZE"),
+        kasan_free_meta_size=t("KASAN_FREE_META_SIZE"),
+        kasan_small_free_meta=t("KASAN_SMALL_OBJECT_FREE_META"), slub_debug_boot=slub_debug_boot,
         pointer_size=t("SIZEOF_POINTER"), zero_size_ptr=t("ZERO_SIZE_PTR"),
         rule_kmalloc_slab=t("KMALLOC_SLAB_RULE"), rule_kmalloc_large=t("KMALLOC_LARGE_RULE"),
     )

@@ -98,6 +98,7 @@ class SlabLayout:
     inuse: int            # s->inuse: object plus its red zone word
     offset: int           # s->offset: free pointer
     red_left_pad: int = 0
+    kasan: bool = False   # SLAB_KASAN: generic KASAN metadata follows the object
 
     @property
     def freeptr_outside(self) -> bool:
@@ -106,7 +107,8 @@ class SlabLayout:
 
 def calculate_sizes(p: KernelParams, object_size: int, align: int, flags: SlabFlag,
                     ctor: bool = False, freeptr_offset: int | None = None) -> SlabLayout:
-    """mm/slub.c:calculate_sizes() (debug options as given in ``flags``, KASAN off).
+    """mm/slub.c:calculate_sizes() (debug options as given in ``flags``; generic KASAN's
+    metadata and redzone when the kernel has it).
 
     ``align`` is s->align as already computed by calculate_alignment().  ``freeptr_offset``
     is 6.12's kmem_cache_args.freeptr_offset for SLAB_TYPESAFE_BY_RCU caches.
@@ -140,19 +142,48 @@ def calculate_sizes(p: KernelParams, object_size: int, align: int, flags: SlabFl
         size += 2 * p.track_size
         if orig_size:
             size += p.orig_size_bytes
+    if p.kasan_generic:
+        size = kasan_cache_create(p, object_size, size, ctor, SlabFlag.TYPESAFE_BY_RCU in flags)
     red_left_pad = 0
     if SlabFlag.RED_ZONE in flags:
         size += ptr
         red_left_pad = align_up(ptr, align)
         size += red_left_pad
     size = align_up(size, align)
-    return SlabLayout(object_size, size, align, inuse, offset, red_left_pad)
+    return SlabLayout(object_size, size, align, inuse, offset, red_left_pad, p.kasan_generic)
+
+
+def kasan_optimal_redzone(object_size: int) -> int:
+    """mm/kasan/generic.c:optimal_redzone(): AddressSanitizer's adaptive redzone, 16 bytes for
+    small objects up to 2048 for large ones."""
+    for limit, redzone in ((64, 16), (128, 32), (512, 64), (4096, 128), (1 << 14, 256),
+                           (1 << 15, 512), (1 << 16, 1024)):
+        if object_size <= limit - redzone:
+            return redzone
+    return 2048
+
+
+def kasan_cache_create(p: KernelParams, object_size: int, size: int, ctor: bool,
+                       rcu: bool) -> int:
+    """mm/kasan/generic.c:kasan_cache_create(): the slot grows by the alloc meta, by the free
+    meta where the freed object cannot hold it, and at least to object_size +
+    optimal_redzone().  (The KMALLOC_MAX_SIZE caps only matter for SLAB's huge caches.)"""
+    size += p.kasan_alloc_meta_size
+    free_meta = p.kasan_free_meta_size
+    if rcu or ctor:
+        size += free_meta
+    elif object_size < free_meta:
+        if p.kasan_small_free_meta == "top_up" and not p.slub_debug_boot:
+            size += free_meta - object_size
+        else:
+            size += free_meta
+    return max(size, object_size + kasan_optimal_redzone(object_size))
 
 
 def slab_ksize(layout: SlabLayout, flags: SlabFlag) -> int:
-    """mm/slab.h:slab_ksize(): object_size with red zone/poison, inuse with RCU/store-user,
-    otherwise the whole slot s->size."""
-    if flags & (SlabFlag.RED_ZONE | SlabFlag.POISON):
+    """mm/slab.h:slab_ksize(): object_size with red zone/poison or KASAN, inuse with
+    RCU/store-user, otherwise the whole slot s->size."""
+    if flags & (SlabFlag.RED_ZONE | SlabFlag.POISON) or layout.kasan:
         return layout.object_size
     if flags & (SlabFlag.TYPESAFE_BY_RCU | SlabFlag.STORE_USER):
         return layout.inuse
@@ -315,11 +346,22 @@ def is_kmalloc_name(name: str) -> bool:
     return bool(KMALLOC_NAME.match(name))
 
 
+KASAN_QUARANTINE = ("generic KASAN's quarantine (mm/kasan/quarantine.c:kasan_quarantine_put(), "
+                    "quarantine_reduce()) keeps every cache's freed objects allocated and "
+                    "releases them in batches of any cache: a shared cache's active_objs move by "
+                    "objects other code freed, so no bound on them is honest")
+KASAN_NEVER_MERGE = ("generic KASAN marks every cache SLAB_KASAN (6.1 mm/slab_common.c: "
+                     "SLAB_NEVER_MERGE includes kasan_never_merge(); 6.12 mm/kasan/generic.c:"
+                     "kasan_cache_create() adds SLAB_NO_MERGE)")
+
+
 def cache_unmergeable(p: KernelParams, flags: SlabFlag, ctor: bool, usersize: int) -> str | None:
     """mm/slab_common.c:slab_unmergeable() for a cache with these properties: the reason it can
     never be a merge target (nor be merged), or None."""
     if not p.slab_merge:
         return "slab_nomerge is in effect"
+    if p.kasan_generic:
+        return KASAN_NEVER_MERGE
     never = flags & NEVER_MERGE
     if never:
         return f"flag SLAB_{never.name} is in SLAB_NEVER_MERGE"
@@ -335,7 +377,7 @@ def find_mergeable(p: KernelParams, object_size: int, align: int, flags: SlabFla
     """mm/slab_common.c:find_mergeable(): the first (oldest) existing cache with the same slot
     size, the same SLAB_MERGE_SAME flags and a compatible alignment.  ``candidates`` must be
     oldest first (the reverse of /proc/slabinfo order).  kmalloc caches never qualify."""
-    if not p.slab_merge or ctor or flags & NEVER_MERGE:
+    if not p.slab_merge or ctor or flags & NEVER_MERGE or p.kasan_generic:
         return None
     size = align_up(object_size, p.pointer_size)
     align = calculate_alignment(p, flags, align, size)

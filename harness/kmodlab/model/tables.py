@@ -204,6 +204,29 @@ TABLE: dict[str, Entry] = {
         "mm/slub.c:calculate_sizes(): SLAB_STORE_USER on kmalloc caches adds "
         "sizeof(unsigned int) for orig_size (6.1 and 6.12 source); whether 4 or 8, the "
         "ALIGN(size, 8) that follows hides it, so it is not observable"),
+    # ------------------------------------------------------------------ generic KASAN
+    "KASAN_ALLOC_META_SIZE": Entry(
+        {"*": 16},
+        "mm/kasan/kasan.h: struct kasan_alloc_meta {struct kasan_track alloc_track (u32 pid, "
+        "depot_stack_handle_t stack); depot_stack_handle_t aux_stack[2]} = 16 bytes without "
+        "CONFIG_KASAN_EXTRA_INFO; mm/kasan/generic.c:kasan_cache_create() appends it to every "
+        "object"),
+    "KASAN_FREE_META_SIZE": Entry(
+        {"*": 16},
+        "mm/kasan/kasan.h: struct kasan_free_meta {struct qlist_node quarantine_link; struct "
+        "kasan_track free_track} = 16 bytes; kept inside a freed object unless it has a ctor, "
+        "is SLAB_TYPESAFE_BY_RCU or is smaller than the struct"),
+    "KASAN_SMALL_OBJECT_FREE_META": Entry(
+        {"6.1": "append", "6.12": "top_up"},
+        "mm/kasan/generic.c:kasan_cache_create(): for an object smaller than struct "
+        "kasan_free_meta, 6.1 appends the whole struct after the alloc meta; 6.12 (without "
+        "slub_debug) only grows the slot by what the object lacks and stores the free meta at "
+        "offset 0 across the object and its redzone"),
+    "KASAN_STACK_SHIFT": Entry(
+        {"*": 1},
+        "arch/x86/include/asm/page_64_types.h: THREAD_SIZE_ORDER = 2 + KASAN_STACK_ORDER (1 "
+        "with KASAN); arch/arm64/include/asm/memory.h: MIN_THREAD_SHIFT = 14 + "
+        "KASAN_THREAD_SHIFT (1 with generic KASAN): KASAN doubles every task stack"),
     "THREAD_SIZE": Entry(
         {"*": 16384},
         "arch/x86/include/asm/page_64_types.h: PAGE_SIZE << THREAD_SIZE_ORDER (2, no KASAN); "

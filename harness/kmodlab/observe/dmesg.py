@@ -166,6 +166,9 @@ TRIGGERS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("oops", _T(r"^Unable to handle kernel (?P<subject>.*)")),
     ("oops", _T(r"^(?P<subject>invalid opcode: .*)")),
     ("bug", _T(r"^kernel BUG at (?P<subject>\S+?)!?$")),
+    # kernel/sched/core.c:__might_resched(): a report, not a crash -- it only dumps the stack
+    # and the caller goes on (into the sleep it may or may not take)
+    ("might_sleep", _T(r"^BUG: (?P<subject>sleeping function called from invalid context.*)")),
     ("bug", _T(r"^BUG: (?P<subject>.*)")),
     ("bug", _T(r"^BUG (?P<subject>\S+) \(.*\): ")),  # SLUB corruption reports
     ("warning", _T(r"^WARNING: CPU: \d+ PID: \d+ at (?P<subject>.*)")),
@@ -194,6 +197,7 @@ _SEPARATOR = _T(r"^(?:=+|-+\[ cut here \]-+)$")
 _EQUALS = _T(r"^={20,}$")
 _END_TASK = _T(r"^\s*</TASK>\s*$")  # x86 show_stack(): the end of a lockup's backtrace
 _ARM64_TRACE = _T(r"^Call trace:$")  # arm64 dump_backtrace(): indented frames follow
+_STACK_DUMPS = ("lockup", "might_sleep")  # reports that end with a bare dump_stack()
 _ABSORB_WINDOW = 20  # an oops/BUG trigger this close to an open oops/BUG is the same report
 
 
@@ -355,11 +359,11 @@ class EventDetector:
                     cur.last_trigger_at = len(cur.lines) - 1
                     if found[0] == "panic":  # type: ignore[index]
                         cur.kind = "panic"
-                if cur.kind == "lockup" and _ARM64_TRACE.match(line.text):
+                if cur.kind in _STACK_DUMPS and _ARM64_TRACE.match(line.text):
                     cur.in_backtrace = True
                 if _END_TRACE.match(line.text) or (
                         cur.kind in ("kasan", "kfence") and _EQUALS.match(line.text)) or (
-                        cur.kind == "lockup" and _END_TASK.match(line.text)):
+                        cur.kind in _STACK_DUMPS and _END_TASK.match(line.text)):
                     done.append(self._close(True, "end marker"))
                 elif len(cur.lines) >= self.max_lines:
                     done.append(self._close(False, "line limit"))

@@ -4,12 +4,13 @@ The interface and the registry are in :mod:`.base`; the checks are grouped by al
 Importing this package registers them all in :data:`JUDGES`.
 """
 
-from kmodlab.claims.judges import kmalloc, mempool, pages, vmalloc
+from kmodlab.claims.judges import context, kmalloc, mempool, pages, vmalloc
 from kmodlab.claims.judges.base import JUDGES, Finding, Judge, register
 from kmodlab.claims.judges.kmalloc import kmalloc_test, measured_ksizes
 
 __all__ = [
            "JUDGES",
+           "context",
            "Finding",
            "Judge",
            "kmalloc",
