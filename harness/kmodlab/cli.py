@@ -17,7 +17,7 @@ log = logging.getLogger("kmodlab")
 
 # Modules that add subcommands through register(subparsers) (a missing one is simply absent).
 FEATURE_COMMANDS = ("kmodlab.check.cli", "kmodlab.claims.cli", "kmodlab.labs.cli",
-                    "kmodlab.ci.cli", "kmodlab.detect.cli")
+                    "kmodlab.ci.cli", "kmodlab.detect.cli", "kmodlab.faults.cli")
 
 
 def _guest_args(p: argparse.ArgumentParser) -> None:
@@ -340,7 +340,7 @@ def split_module_args(argv: Sequence[str]) -> tuple[list[str], list[str] | None]
     ``run`` is insmod's (argparse alone rejects it once options sit between)."""
     words = list(argv)
     command = next((i for i, w in enumerate(words) if not w.startswith("-")), None)
-    if command is None or words[command] not in ("build", "run") or "--" not in words:
+    if command is None or words[command] not in ("build", "run", "faults") or "--" not in words:
         return words, None
     cut = words.index("--")
     return words[:cut], words[cut + 1:]

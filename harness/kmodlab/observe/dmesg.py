@@ -123,8 +123,9 @@ def strip_prefixes(text: str) -> str:
 CRASH_KINDS = frozenset({"panic", "oops", "bug", "kasan", "kfence"})
 """Kinds after which the kernel state is not trustworthy (the guest layer raises KernelCrash)."""
 
-BENIGN_KINDS = frozenset({"module_taint"})
-"""Kinds expected on every load of an out-of-tree, unsigned module: not a complaint."""
+BENIGN_KINDS = frozenset({"module_taint", "fault_injection"})
+"""Kinds that are not a complaint: the taint notice on every load of an out-of-tree, unsigned
+module, and the notice of a failure kmodlab injected on purpose (lib/fault-inject.c)."""
 
 _T = re.compile
 # The lockup detectors' header lines, as (what, pattern).  The prefixes are the detectors'
@@ -150,6 +151,9 @@ LOCKUP_PANICS: tuple[tuple[str, re.Pattern[str]], ...] = (
 # (kind, pattern) in matching order; the named group "subject" says what the report is about.
 TRIGGERS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("panic", _T(r"^Kernel panic - not syncing:? ?(?P<subject>.*)")),
+    # lib/fault-inject.c:fail_dump(): an injected failure (fail-nth, failslab...), then
+    # "name <attr>, interval ..." and, with verbose=2, the stack of the failing call
+    ("fault_injection", _T(r"^FAULT_INJECTION: (?P<subject>forcing a failure)\.?")),
     *(("lockup", pattern) for _what, pattern in LOCKUPS),
     ("kasan", _T(r"^BUG: KASAN: (?P<subject>.*)")),
     ("kfence", _T(r"^BUG: KFENCE: (?P<subject>.*)")),
@@ -197,7 +201,7 @@ _SEPARATOR = _T(r"^(?:=+|-+\[ cut here \]-+)$")
 _EQUALS = _T(r"^={20,}$")
 _END_TASK = _T(r"^\s*</TASK>\s*$")  # x86 show_stack(): the end of a lockup's backtrace
 _ARM64_TRACE = _T(r"^Call trace:$")  # arm64 dump_backtrace(): indented frames follow
-_STACK_DUMPS = ("lockup", "might_sleep")  # reports that end with a bare dump_stack()
+_STACK_DUMPS = ("lockup", "might_sleep", "fault_injection")  # reports that end with a bare dump_stack()
 _ABSORB_WINDOW = 20  # an oops/BUG trigger this close to an open oops/BUG is the same report
 
 

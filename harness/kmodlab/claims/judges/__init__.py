@@ -10,9 +10,9 @@ from kmodlab.claims.judges.kmalloc import kmalloc_test, measured_ksizes
 
 __all__ = [
            "JUDGES",
-           "context",
            "Finding",
            "Judge",
+           "context",
            "kmalloc",
            "kmalloc_test",
            "measured_ksizes",
