@@ -342,3 +342,25 @@ def _leak_message(phase: Phase, report: LeakReport) -> str:
         lines.append(f"{leak.kind}: {leak.describe()}")
     lines += [f"note: {note}" for note in report.notes]
     return "\n".join(lines)
+
+
+def assert_failures_handled(report: Any) -> None:
+    """Every allocation site of a fault sweep (:meth:`LoadedModule.sweep_failures`) coped with
+    its failure, and every swept path ran to its end.  The message lists each site that did
+    not, worst first, with the calls that hit it and what happened."""
+    from kmodlab.faults.sweep import OUTCOMES
+
+    bad = sorted(report.unhandled, key=lambda s: OUTCOMES.index(s.outcome)
+                 if s.outcome in OUTCOMES else len(OUTCOMES))
+    incomplete = [s for s in report.sweeps if not s.complete]
+    if not bad and not incomplete:
+        return
+    lines = [f"fault sweep: {_plural(len(bad), 'allocation site')} not handled"
+             + (f", {len(incomplete)} path(s) not swept to the end" if incomplete else "")]
+    for site in bad:
+        calls = ",".join(map(str, site.runs[:6]))
+        lines.append(f"  {site.path} {site.site} (call {calls}): {site.outcome}: "
+                     f"{site.detail or site.frame}")
+    for sweep in incomplete:
+        lines += [f"  {sweep.path}: {note}" for note in sweep.notes]
+    raise KernelAssertionError("\n".join(lines))

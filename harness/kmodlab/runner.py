@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any
 
 from kmodlab import kmemleak
 from kmodlab.channel.protocol import shell_quote
@@ -35,6 +36,9 @@ from kmodlab.leaks import (
 )
 from kmodlab.modules.build import BuiltModule
 from kmodlab.phases import PROC_FILES, PhaseEngine, PhaseRecord, ProcSnapshot
+
+if TYPE_CHECKING:
+    from kmodlab.faults import FaultReport
 
 __all__ = ["PROC_FILES", "LoadedModule", "ModuleRun", "Phase", "ProcSnapshot", "run_module"]
 
@@ -142,6 +146,18 @@ class LoadedModule:
                 if extra:
                     phase.leaks = replace(phase.leaks, leaks=(*phase.leaks.leaks, *extra))
         return phase
+
+    def sweep_failures(self, paths: tuple[str, ...] | list[str] = ("init",),
+                       command: str | None = None, **options: Any) -> FaultReport:
+        """Fail each allocation of this module's ``paths`` (init, exit, and ``command`` while
+        it is loaded) in turn, each in a pristine guest of this guest's kernel
+        (:func:`kmodlab.faults.sweep_failures`, whose keyword options pass through); this
+        guest is not touched.  Judge it with
+        :func:`kmodlab.assertions.assert_failures_handled`."""
+        from kmodlab.faults import sweep_failures
+
+        return sweep_failures(self.guest.kernel, self.built, paths=paths, command=command,
+                              options=self.guest.options, **options)
 
     def _source_of(self, frame: str) -> str:
         """``func+0x22/0x2c [mod] at file.c:9`` when the module's debug info says, else the

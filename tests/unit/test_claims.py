@@ -307,3 +307,33 @@ def test_observations_merge_probes_from_another_kernel() -> None:
     old = json.loads(stock.to_json())
     del old["events"], old["kernels"]
     assert Observations.from_json(json.dumps(old)).events == {}
+
+
+def test_failing_allocator_claims(catalog, targets, results) -> None:
+    for claim in ("kmalloc-may-fail", "mempool-reserve-on-failure"):
+        assert set(verdicts(results[claim]).values()) == {"true"}, claim
+    assert catalog.probes["failing_allocator"].arm == "failslab"
+    obs = observations("x86_64-6.1", failing_allocator={
+        "failing_kmalloc": {"returned_null": 1},
+        "failing_mempool": {"min_nr": 4, "tries": 8, "served": 4, "curr_nr_after": 0}})
+    for claim in ("kmalloc-may-fail", "mempool-reserve-on-failure"):
+        verdict = judge(catalog.claim(claim), targets[0], obs)
+        assert verdict.verdict == "true" and verdict.agrees is True, claim
+    # A pool that served more than its reserve (the allocator did not really fail) disagrees.
+    odd = observations("x86_64-6.1", failing_allocator={
+        "failing_kmalloc": {"returned_null": 0},
+        "failing_mempool": {"min_nr": 4, "tries": 8, "served": 8, "curr_nr_after": 4}})
+    verdict = judge(catalog.claim("mempool-reserve-on-failure"), targets[0], odd)
+    assert verdict.verdict == "false" and verdict.agrees is False
+    assert judge(catalog.claim("kmalloc-may-fail"), targets[0], odd).agrees is False
+
+
+@pytest.mark.parametrize("probe, message", [
+    ("{module: kml_failing, config: [fault-injection], arm: kprobes}", "arm must be failslab"),
+    ("{module: kml_failing, config: [debug-memory], arm: failslab}", "must include fault-inj"),
+])
+def test_armed_probes_are_checked(tmp_path: Path, probe: str, message: str) -> None:
+    path = tmp_path / "claims.yaml"
+    path.write_text(f"probes: {{p: {probe}}}\nclaims: []\n")
+    with pytest.raises(ConfigError, match=message):
+        load_catalog(path)

@@ -33,6 +33,7 @@ class Probe:
     module: str | None = None
     args: tuple[str, ...] = ()
     config: tuple[str, ...] = ()
+    arm: str | None = None          # "failslab": failslab armed for make_it_fail tasks first
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,14 @@ def _probe(name: str, data: dict[str, Any]) -> Probe:
         if unknown:
             raise ConfigError(f"claims.yaml: probe {name!r} names unknown kconfig fragment(s) "
                               f"{unknown}; known: {', '.join(available())}")
+    arm = data.get("arm")
+    if arm not in (None, "failslab"):
+        raise ConfigError(f"claims.yaml: probe {name!r}: arm must be failslab, not {arm!r}")
+    if arm and "fault-injection" not in config:
+        raise ConfigError(f"claims.yaml: probe {name!r} arms failslab: its config must "
+                          "include fault-injection")
     return Probe(name, str(data.get("what", "")), family, tuple(data.get("params") or ()),
-                 module, tuple(str(a) for a in data.get("args") or ()), config)
+                 module, tuple(str(a) for a in data.get("args") or ()), config, arm)
 
 
 def _claim(data: dict[str, Any], probes: dict[str, Probe], judges: set[str]) -> Claim:

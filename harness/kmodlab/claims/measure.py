@@ -79,6 +79,7 @@ def measure_on_guest(guest: Guest, kernel: Kernel, probes: Iterable[Probe], *,
     """Run every probe on a booted ``guest`` of ``kernel``.  Failures are recorded, not
     raised, so one broken probe does not hide the others' results.  ``capture`` also stores
     the guest's slab state (do it on a freshly booted guest: loaded modules add caches)."""
+    probes = list(probes)
     obs = Observations(kernel.release, kernel.label, guest.options.cpus,
                        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     built = build_probes(kernel, probes, obs, report)
@@ -88,8 +89,13 @@ def measure_on_guest(guest: Guest, kernel: Kernel, probes: Iterable[Probe], *,
             capture_from_guest(guest, kernel)
         except KmodlabError as exc:
             report(f"{kernel.label}: slab capture failed: {exc}")
+    arms = {p.name: p.arm for p in probes}
     for name, module in built.items():
         try:
+            if arms.get(name) == "failslab":
+                from kmodlab.faults.injection import failing_task_command
+
+                guest.run(failing_task_command(), isolate=False, must_succeed=True)
             run = run_module(guest, module, timeout=RUN_TIMEOUT)
         except KmodlabError as exc:
             obs.errors[name] = f"run failed: {str(exc).splitlines()[0]}"

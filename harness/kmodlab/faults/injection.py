@@ -45,6 +45,12 @@ _SETTINGS = {
     "fail_page_alloc": {"probability": "0", "verbose": "2", "ignore-gfp-wait": "N",
                         "ignore-gfp-highmem": "Y", "min-order": "0"},
 }
+# One attribute at a time: the other's calls must not even be counted, so they are turned
+# away before should_fail_ex() -- failslab by its cache filter with no cache marked
+# SLAB_FAILSLAB (mm/failslab.c), fail_page_alloc by a minimum order no allocation reaches.
+# Counting both in one sequence makes it depend on timing: the stack depot (KASAN, page_owner)
+# takes a page with __GFP_NOWARN whenever its pool runs out, which interrupts elsewhere decide.
+_OFF = {"failslab": {"cache-filter": "Y"}, "fail_page_alloc": {"min-order": "99"}}
 
 
 def missing_options(kconfig: Mapping[str, str]) -> list[str]:
@@ -60,13 +66,28 @@ def require_fault_injection(kconfig: Mapping[str, str], label: str) -> None:
                           "--config fault-injection (e.g. --config fault-injection,debug-memory)")
 
 
-def arm_command() -> str:
-    """One guest command: debugfs mounted, both attributes set as described above, each
-    ``times`` at 1 (so it shows whether it injected)."""
+def arm_command(attribute: str) -> str:
+    """One guest command: debugfs mounted, ``attribute`` (failslab or fail_page_alloc) set as
+    described above with ``times`` at 1 (so it shows whether it injected), the other one
+    turned off."""
+    if attribute not in ATTRIBUTES:
+        raise ConfigError(f"fault attributes are {', '.join(ATTRIBUTES)}, not {attribute!r}")
     parts = [f"{{ grep -q ' {DEBUGFS} debugfs ' /proc/mounts || mount -t debugfs none {DEBUGFS}; }}"]
     for attr, settings in _SETTINGS.items():
-        for key, value in {**settings, "times": "1"}.items():
+        values = {**settings, "times": "1"} | ({} if attr == attribute else _OFF[attr])
+        for key, value in values.items():
             parts.append(f"echo {value} > {DEBUGFS}/{attr}/{key}")
+    return " && ".join(parts)
+
+
+def failing_task_command() -> str:
+    """Arm failslab so that every slab allocation of a task with ``make_it_fail`` set fails
+    (probability 100, task-filter Y, no limit, no log): for measurements of what callers see
+    (kmodlab's claims), where the module sets ``current->make_it_fail`` itself."""
+    settings = {"probability": "100", "interval": "1", "times": "-1", "task-filter": "Y",
+                "verbose": "0", "ignore-gfp-wait": "N", "cache-filter": "N"}
+    parts = [f"{{ grep -q ' {DEBUGFS} debugfs ' /proc/mounts || mount -t debugfs none {DEBUGFS}; }}"]
+    parts += [f"echo {v} > {DEBUGFS}/failslab/{k}" for k, v in settings.items()]
     return " && ".join(parts)
 
 
@@ -119,5 +140,6 @@ def injected_failure(events: list[KernelEvent]) -> InjectedFailure | None:
 
 
 __all__ = ["ATTRIBUTES", "DEBUGFS", "FAIL_NTH", "REQUIRED", "InjectedFailure", "arm_command",
+           "failing_task_command",
            "inject_command", "injected_command", "injected_failure", "missing_options",
            "parse_injected", "require_fault_injection"]

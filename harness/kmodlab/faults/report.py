@@ -15,7 +15,7 @@ def render_faults(report: FaultReport, width: int = 120) -> str:
     out = io.StringIO()
     console = Console(file=out, width=width, force_terminal=False, no_color=True)
     for sweep in report.sweeps:
-        title = f"{sweep.module} on {sweep.kernel}: {sweep.path} path" + (
+        title = f"{sweep.module} on {sweep.kernel}: {sweep.path} path, {sweep.attribute}" + (
             f" ({sweep.command})" if sweep.command else "")
         table = Table(title=title, title_justify="left")
         for name in ("site", "calls", "outcome", "detail"):

@@ -1,17 +1,26 @@
 """Fail every allocation a module makes, one at a time, and judge how it copes.
 
-For one *path* (the module's init, its exit, or a user command that exercises it) and
-N = 1, 2, ...: a pristine guest (a snapshot restore), the task running that path made to fail
-its N-th allocation (:mod:`kmodlab.faults.injection`), the outcome observed; the sweep ends at
-the first N that injects nothing (the path made fewer than N allocations).
+For one *path* (the module's init, its exit, or a user command that exercises it), one
+allocator at a time (the slab allocator, then the page allocator: counting both in one sequence
+makes it timing-dependent, see :mod:`kmodlab.faults.injection`) and N = 1, 2, ...: a pristine
+guest (a snapshot restore), the task running that path made to fail its N-th allocation, the
+outcome observed; the sweep ends at the first N that injects nothing (the path made fewer than
+N allocations).
 
 The task's first calls are the kernel's (exec, the module loader); the module's own come
 later.  Where the failing call's stack says which side of that line it is on -- the module
 loader's ``do_init_module()`` (kernel/module/main.c, noinline) or the module's own frames for
 init, ``delete_module()`` for exit -- the first N inside the module is found by bisection, so
 the loader's few dozen calls cost a handful of runs.  A call whose stack is unknown (an
-allocation with __GFP_NOWARN prints none) counts as inside, so bisection can only start the
-sweep early, never skip a site.  A user command gets a linear sweep.
+allocation with __GFP_NOWARN prints none; the loader's module_alloc() is one) cannot be placed,
+so after the bisection the sweep walks back over every such call just before its start: a
+module's own unchecked __GFP_NOWARN allocation is still tried.  A user command gets a linear
+sweep.
+
+Every judged run compares with one baseline: /proc as the pristine guest shows it with the
+module copied in and fault injection armed, taken once (every restore starts from the same
+state).  Runs whose failing call is the kernel's own (no module frame) are judged only for
+crashes and hangs: their leaks and warnings are the kernel's business.
 
 A *site* is the module's innermost frame in the failing call's stack, symbolized to file:line:
 an allocation the module makes itself, or a kernel call it makes that allocates.  Each run at a
@@ -38,6 +47,7 @@ from kmodlab import kmemleak
 from kmodlab.channel.protocol import shell_quote
 from kmodlab.errors import CommandTimeout, ConfigError, KernelCrash, KmodlabError
 from kmodlab.faults.injection import (
+    ATTRIBUTES,
     InjectedFailure,
     arm_command,
     inject_command,
@@ -58,7 +68,7 @@ from kmodlab.leaks import (
 )
 from kmodlab.modules.build import BuiltModule
 from kmodlab.observe.dmesg import KernelEvent, find_events
-from kmodlab.phases import PhaseEngine
+from kmodlab.phases import PhaseEngine, ProcSnapshot
 
 PATHS = ("init", "exit", "command")
 OUTCOMES = ("crashed", "hung", "leaked", "reported", "handled")
@@ -70,6 +80,13 @@ GUEST_DIR = "/tmp/kmodlab"
 # Where the loader hands over to the module (kernel/module/main.c: do_init_module() is
 # noinline; delete_module is the syscall that calls mod->exit()).
 _INSIDE = {"init": re.compile(r"\bdo_init_module\b"), "exit": re.compile(r"sys_delete_module")}
+# Calls that come before that: the loader itself (load_module() before do_init_module()), and
+# what insmod/rmmod do before the syscall (open, read, map the .ko; exec; page faults).
+# Anything else without the module's frames comes after (exit, signals to the parent).
+_BEFORE = re.compile(r"\b(?:load_module|kernel_read_file|do_sys_openat2|\w*sys_open\w*|"
+                     r"\w*sys_read|\w*sys_pread64|vm_mmap_pgoff|\w*sys_mmap|\w*sys_brk|"
+                     r"\w*sys_\w*fstat\w*|\w*execve\w*|bprm_\w+|exc_page_fault|"
+                     r"do_page_fault|do_mem_abort|handle_mm_fault)\+")
 
 Progress = Callable[[str], None]
 
@@ -116,6 +133,7 @@ class FaultSweep:
     module: str
     kernel: str
     path: str
+    attribute: str = "failslab"     # which allocator fails: failslab or fail_page_alloc
     command: str | None = None
     runs: list[FaultRun] = field(default_factory=list)
     skipped: int = 0            # calls before the module's code, passed over by bisection
@@ -150,7 +168,7 @@ class FaultSweep:
 
     def as_dict(self) -> dict:
         return {"module": self.module, "kernel": self.kernel, "path": self.path,
-                "command": self.command, "ok": self.ok, "complete": self.complete,
+                "attribute": self.attribute, "command": self.command, "ok": self.ok, "complete": self.complete,
                 "skipped": self.skipped, "probes": self.probes,
                 "seconds": round(self.seconds, 2), "notes": self.notes,
                 "sites": [asdict(s) | {"handled": s.handled} for s in self.sites],
@@ -197,7 +215,9 @@ class _Setup:
     command: str | None
     tolerances: Tolerances
     use_kmemleak: bool
+    attribute: str = "failslab"
     footprint: Footprint | None = None
+    baseline: ProcSnapshot | None = None
 
     @property
     def guest_path(self) -> str:
@@ -214,7 +234,8 @@ class _Setup:
 
 
 def _prepare(guest: Guest, setup: _Setup) -> None:
-    guest.run(f"mkdir -p {GUEST_DIR} && {arm_command()}", isolate=False, must_succeed=True)
+    guest.run(f"mkdir -p {GUEST_DIR} && {arm_command(setup.attribute)}", isolate=False,
+              must_succeed=True)
     guest.push(setup.built.ko_path, setup.guest_path)
 
 
@@ -252,15 +273,16 @@ def _console_size(guest: Guest) -> int:
         return 0
 
 
-def _trial(setup: _Setup, path: str, nth: int, *, observe: bool) -> tuple[FaultRun, bool]:
+def _trial(setup: _Setup, path: str, nth: int, *, observe: bool) -> tuple[FaultRun, str]:
     """One pristine guest, the ``nth`` allocation of ``path`` failed.  Returns the run and
-    whether the failing call was at or past the module's code (for the bisection).
-    ``observe``: judge the outcome (snapshots, leak checks); otherwise only where it failed."""
+    where the failing call is relative to the module's code, for the bisection: ``before``
+    (the loader, insmod's own), ``inside`` (the module or its init/exit call), ``after``
+    (nothing left to fail, a crash or hang, or the exiting task), ``unknown`` (no stack).
+    ``observe``: judge the outcome (leak checks); otherwise only where it failed."""
     t0 = time.monotonic()
     with Guest(setup.kernel, setup.options) as guest:
         _prepare(guest, setup)
         engine = PhaseEngine(guest)
-        before = capture(guest) if observe else None
         memleak = observe and setup.use_kmemleak and kmemleak.start(guest)
         offset = _console_size(guest)
         returned: int | None = None
@@ -285,35 +307,45 @@ def _trial(setup: _Setup, path: str, nth: int, *, observe: bool) -> tuple[FaultR
             injected = parse_injected(guest.run(injected_command(), isolate=False).stdout)
             failure = injected_failure(events)
         except KernelCrash as crash:
+            # the site is where the injected failure was; the crash says where it hurt
             failure = _failure_from_console(guest, offset)
-            site, frame = _module_frame(setup, crash.excerpt)
-            if site is None and failure is not None:
-                site, frame = _module_frame(setup, failure.text)
+            site, frame = _module_frame(setup, failure.text) if failure else (None, "")
+            if site is None:
+                site, frame = _module_frame(setup, crash.excerpt)
             return FaultRun(path, nth, failure.attribute if failure else "unknown", site, frame,
                             "crashed", _crash_detail(setup, crash), None,
-                            time.monotonic() - t0), True
+                            time.monotonic() - t0), "inside"
         except CommandTimeout as exc:
             failure = _failure_from_console(guest, offset)
             site, frame = _module_frame(setup, failure.text) if failure else (None, "")
             return FaultRun(path, nth, failure.attribute if failure else "unknown", site, frame,
                             "hung", str(exc).splitlines()[0], None,
-                            time.monotonic() - t0), True
+                            time.monotonic() - t0), "inside"
         if injected is None:
             return FaultRun(path, nth, None, None, "", "handled", "nothing left to fail",
-                            returned, time.monotonic() - t0), True
+                            returned, time.monotonic() - t0), "after"
         site, frame = _module_frame(setup, failure.text) if failure else (None, "")
-        inside = failure is None or site is not None or (
-            path in _INSIDE and failure.mentions(_INSIDE[path]))
-        if not observe:
-            return FaultRun(path, nth, injected, site, frame, KERNEL if site is None else "",
-                            "", returned, time.monotonic() - t0), inside
-        outcome, detail = _judge_after(guest, engine, setup, before, events, loaded, memleak)
-        if site is None and failure is None:
+        if failure is None:
+            where = "unknown"
+        elif site is not None or (path in _INSIDE and failure.mentions(_INSIDE[path])):
+            where = "inside"
+        else:
+            where = "before" if failure.mentions(_BEFORE) else "after"
+        if not observe or (site is None and failure is not None):
+            # the kernel's own call: only a crash or a hang (above) would be news
+            return FaultRun(path, nth, injected, site, frame, KERNEL, "", returned,
+                            time.monotonic() - t0), where
+        # No stack: on a kmemleak kernel most such calls are kmemleak's own bookkeeping
+        # (mm/kmemleak.c:gfp_kmemleak_mask() adds __GFP_NOWARN), which falls back to its
+        # static pool; the /proc leak check judges them, kmemleak's 5 s scan would not pay.
+        outcome, detail = _judge_after(guest, engine, setup, events, loaded,
+                                       memleak and failure is not None)
+        if failure is None:
             detail = ("the failing call printed no stack (__GFP_NOWARN), so its site is "
-                      f"unknown; {detail}")
-        return FaultRun(path, nth, injected, site, frame,
-                        outcome if site is not None or outcome in ("crashed", "hung")
-                        else KERNEL, detail, returned, time.monotonic() - t0), inside
+                      "unknown" + (f"; {detail}" if detail else ""))
+            site, frame = "(unknown: __GFP_NOWARN)", ""
+        return FaultRun(path, nth, injected, site, frame, outcome, detail, returned,
+                        time.monotonic() - t0), where
 
 
 def _crash_detail(setup: _Setup, crash: KernelCrash) -> str:
@@ -322,8 +354,8 @@ def _crash_detail(setup: _Setup, crash: KernelCrash) -> str:
     return first + (f"; in your source: {lines[0]}" if lines else "")
 
 
-def _judge_after(guest: Guest, engine: PhaseEngine, setup: _Setup, before, events, loaded: bool,
-                 memleak: bool) -> tuple[str, str]:
+def _judge_after(guest: Guest, engine: PhaseEngine, setup: _Setup, events: list[KernelEvent],
+                 loaded: bool, memleak: bool) -> tuple[str, str]:
     """Unload what is still loaded, then leaks and the kernel's complaints."""
     if loaded:
         unload = engine.run("unload", setup.rmmod, timeout=setup.timeout)
@@ -332,7 +364,8 @@ def _judge_after(guest: Guest, engine: PhaseEngine, setup: _Setup, before, event
             return "leaked", ("the module could not be unloaded afterwards: "
                               f"{unload.command.output.strip()[-200:]}")
     after = capture(guest)
-    report = find_leaks(before, after, module=setup.built.module_name,
+    assert setup.baseline is not None, "calibrate first"
+    report = find_leaks(setup.baseline, after, module=setup.built.module_name,
                         footprint=setup.footprint, tolerances=setup.tolerances)
     leaks = list(report.leaks)
     if memleak:
@@ -358,54 +391,79 @@ def _calibrate(setup: _Setup) -> None:
     with Guest(setup.kernel, setup.options) as guest:
         _prepare(guest, setup)
         engine = PhaseEngine(guest)
-        before = capture(guest)
+        setup.baseline = capture(guest)
         load = engine.run("load", setup.insmod, timeout=setup.timeout)
         if not load.command.ok:
             raise KmodlabError(f"{setup.built.module_name} does not load even without an "
                                f"injected failure (exit {load.command.exit_status}): "
                                f"{load.command.output.strip()[-300:]}; `kmodlab run` shows why")
         setup.footprint = read_footprint(guest, setup.built.module_name, setup.built.ko_path)
-        outcome, detail = _judge_after(guest, engine, setup, before, list(load.events), True,
-                                       False)
+        outcome, detail = _judge_after(guest, engine, setup, list(load.events), True, False)
         if outcome != "handled":
             raise KmodlabError(f"{setup.built.module_name} is not clean even without an injected "
                                f"failure ({outcome}: {detail}); fix that first (`kmodlab run` "
                                "shows it)")
 
 
-def _first_inside(setup: _Setup, sweep: FaultSweep, max_nth: int,
-                  progress: Progress | None) -> int:
-    """The smallest N whose failing call is at or past the module's code (bisection)."""
-    if sweep.path not in _INSIDE:
-        return 1
-    lo, hi = 0, 1
-    while True:
-        run, inside = _trial(setup, sweep.path, hi, observe=False)
-        sweep.probes += 1
-        if progress:
-            progress(f"{sweep.path}: bisecting, call {hi}: {'module' if inside else 'loader'}")
-        if inside or run.injected is None or run.outcome in ("crashed", "hung"):
-            break
-        lo, hi = hi, hi * 2
+def locate_start(where: Callable[[int], str], max_nth: int) -> int:
+    """The smallest N that may be the module's: past every call known to come ``before`` it.
+
+    ``where(n)`` classifies call n as ``before``, ``inside``, ``after`` or ``unknown``
+    (:func:`_trial`).  Calls known to be before form a prefix, so a bisection on the known
+    ones finds the boundary; a call with no stack (``unknown``) says nothing, so where one is
+    probed the nearest known call above it decides, and the unknown calls between the last
+    known-before call and the boundary are all swept.  The start can be early, never late."""
+    lo, hi = 0, 1                   # every call <= lo is before; hi is not known-before
+    while True:                     # double until a call is known not to be before
+        known = hi
+        while known <= max_nth and where(known) == "unknown":
+            known += 1
+        if known > max_nth:
+            return lo + 1
+        if where(known) != "before":
+            break                   # [hi, known) unknown: hi stays their first
+        lo, hi = known, known * 2
         if hi > max_nth:
             return lo + 1
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        run, inside = _trial(setup, sweep.path, mid, observe=False)
-        sweep.probes += 1
-        if progress:
-            progress(f"{sweep.path}: bisecting, call {mid}: {'module' if inside else 'loader'}")
-        if inside or run.injected is None or run.outcome in ("crashed", "hung"):
-            hi = mid
+        probe = mid
+        while probe < hi and where(probe) == "unknown":
+            probe += 1
+        if probe < hi and where(probe) == "before":
+            lo = probe
         else:
-            lo = mid
-    return hi
+            hi = mid            # [mid, hi) unknown or past: the sweep takes them all
+    start = hi
+    while start - 1 > lo and where(start - 1) == "unknown":
+        start -= 1
+    return start
+
+
+def _first_inside(setup: _Setup, sweep: FaultSweep, max_nth: int,
+                  progress: Progress | None) -> int:
+    """:func:`locate_start` with real trials (each call's class cached)."""
+    if sweep.path not in _INSIDE:
+        return 1
+    seen: dict[int, str] = {}
+
+    def where(nth: int) -> str:
+        if nth not in seen:
+            _, seen[nth] = _trial(setup, sweep.path, nth, observe=False)
+            sweep.probes += 1
+            if progress:
+                progress(f"{sweep.path} ({setup.attribute}): locating the module's first "
+                         f"call: call {nth}: {seen[nth]}")
+        return seen[nth]
+
+    return locate_start(where, max_nth)
 
 
 def sweep_path(setup: _Setup, path: str, max_nth: int,
                progress: Progress | None = None) -> FaultSweep:
+    """Every call of ``path`` that ``setup.attribute`` counts, failed in turn."""
     t0 = time.monotonic()
-    sweep = FaultSweep(setup.built.module_name, setup.kernel.label, path,
+    sweep = FaultSweep(setup.built.module_name, setup.kernel.label, path, setup.attribute,
                        setup.command if path == "command" else None)
     start = _first_inside(setup, sweep, max_nth, progress)
     sweep.skipped = start - 1
@@ -413,14 +471,14 @@ def sweep_path(setup: _Setup, path: str, max_nth: int,
         sweep.notes.append(f"the first {sweep.skipped} calls of the {path} path are the "
                            "kernel's (exec, the module loader), passed over by bisection")
     for nth in range(start, max_nth + 1):
-        run, _ = _trial(setup, path, nth, observe=True)
+        run, _where = _trial(setup, path, nth, observe=True)
         if run.injected is None:
             sweep.complete = True
             break
         sweep.runs.append(run)
         if progress:
             where = run.site or f"kernel {run.frame.split(' ')[0]}"
-            progress(f"{path}: call {nth} ({run.injected}) at {where}: {run.outcome}")
+            progress(f"{path} ({setup.attribute}): call {nth} at {where}: {run.outcome}")
     else:
         sweep.notes.append(f"stopped at --max-nth {max_nth}: allocations remain untested")
     sweep.seconds = time.monotonic() - t0
@@ -448,7 +506,12 @@ def sweep_failures(kernel: Kernel, built: BuiltModule, *, paths: Iterable[str] =
     setup = _Setup(kernel, built, options or GuestOptions(), timeout, command, tolerances,
                    kmemleak_scan and kernel.kconfig.get("CONFIG_DEBUG_KMEMLEAK") == "y")
     _calibrate(setup)
-    return FaultReport([sweep_path(setup, path, max_nth, progress) for path in paths])
+    sweeps = []
+    for path in paths:
+        for attribute in ATTRIBUTES:       # one allocator at a time (see injection._OFF)
+            setup.attribute = attribute
+            sweeps.append(sweep_path(setup, path, max_nth, progress))
+    return FaultReport(sweeps)
 
 
 __all__ = [
@@ -459,6 +522,7 @@ __all__ = [
     "FaultRun",
     "FaultSite",
     "FaultSweep",
+    "locate_start",
     "sweep_failures",
     "sweep_path",
 ]

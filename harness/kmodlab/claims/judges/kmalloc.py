@@ -201,3 +201,29 @@ class KmallocMax(Judge):
                        f"(ksize {sizes.get(largest)})",
                        "kmalloc_sweep/kmalloc_constants + kmalloc_<n>_kernel allocated",
                        const == target.model.KMALLOC_MAX_SIZE)
+
+
+@register
+class KmallocMayFail(Judge):
+    """"kmalloc can return NULL: callers must check"."""
+
+    name = "kmalloc_may_fail"
+
+    def model(self, target: ModelTarget, **_: Any) -> Finding:
+        return Finding("true", "NULL on failure",
+                       "kmalloc() returns NULL when the allocation fails: GFP_KERNEL retries "
+                       "and reclaims but still fails (an order above PAGE_ALLOC_COSTLY_ORDER, "
+                       "the OOM killer choosing the caller, __GFP_NORETRY, fault injection); "
+                       "only __GFP_NOFAIL never returns NULL",
+                       "mm/page_alloc.c:__alloc_pages_slowpath() + mm/slub.c:slab_alloc_node()",
+                       short="yes, every caller must check")
+
+    def measured(self, target: ModelTarget, obs: Observations, **_: Any) -> Finding | None:
+        values = obs.values("failing_allocator", "failing_kmalloc")
+        if values is None or "returned_null" not in values:
+            return None
+        null = values["returned_null"] == 1
+        return Finding("true" if null else "false", "NULL" if null else "an object",
+                       "kmalloc(64, GFP_KERNEL) with failslab failing the task's slab "
+                       f"allocations returned {'NULL' if null else 'an object'}",
+                       "failing_allocator/failing_kmalloc", null)

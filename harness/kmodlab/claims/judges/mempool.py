@@ -82,3 +82,32 @@ class MempoolReserveFirst(Judge):
                                  f"{v.get('curr_nr')}" for k, v in after.items()),
                        "mempool_reserve/<kind>_pool_alloc curr_nr",
                        all(v.get("curr_nr") == model_reserve for v in after.values()))
+
+
+@register
+class MempoolReserveOnFailure(Judge):
+    """"A mempool hands out its reserve when the allocator fails", with the slab allocator
+    really failing (failslab), not a pool whose allocator is told to."""
+
+    name = "mempool_reserve_on_failure"
+
+    def model(self, target: ModelTarget, *, min_nr: int, tries: int, **_: Any) -> Finding:
+        use = target.model.mempool_alloc(min_nr, min_nr, allocator_fails=True)
+        served = min_nr - use.value.reserve
+        return Finding("true" if served == min_nr else "false", f"{served} of {tries} served",
+                       f"with the allocator failing, mempool_alloc() takes the {min_nr} reserved "
+                       f"elements, then returns NULL (GFP_NOWAIT) or waits for a free "
+                       "(a sleeping mask)", use.rule,
+                       short=f"yes: {min_nr} elements, then NULL or a wait")
+
+    def measured(self, target: ModelTarget, obs: Observations, *, min_nr: int, tries: int,
+                 **_: Any) -> Finding | None:
+        values = obs.values("failing_allocator", "failing_mempool")
+        if values is None or "served" not in values:
+            return None
+        served, left = values["served"], values.get("curr_nr_after")
+        return Finding("true" if served == min_nr else "false", f"{served} of {tries} served",
+                       f"with failslab failing every slab allocation of the task, "
+                       f"{served} of {tries} mempool_alloc(GFP_NOWAIT) calls succeeded; "
+                       f"curr_nr {left} after", "failing_allocator/failing_mempool",
+                       served == min_nr and left == 0)

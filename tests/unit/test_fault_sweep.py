@@ -1,0 +1,147 @@
+"""Fault injection's pure parts: the guest commands, reading what was injected, where the
+sweep starts (the bisection past the module loader), and how runs become per-site verdicts."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from kmodlab.errors import ConfigError
+from kmodlab.faults.injection import (
+    arm_command,
+    inject_command,
+    injected_failure,
+    parse_injected,
+    require_fault_injection,
+)
+from kmodlab.faults.sweep import FaultRun, FaultSweep, locate_start
+from kmodlab.observe.dmesg import find_events
+
+
+def classifier(classes: list[str]):
+    """where(n) over a list (call 1 is classes[0]); beyond it nothing is left to fail."""
+    asked: list[int] = []
+
+    def where(n: int) -> str:
+        asked.append(n)
+        return classes[n - 1] if n <= len(classes) else "after"
+    return where, asked
+
+
+def test_the_sweep_starts_at_the_modules_first_call_in_few_probes() -> None:
+    classes = ["before"] * 220 + ["inside"] * 5 + ["after"] * 3
+    where, asked = classifier(classes)
+    assert locate_start(where, 2000) == 221
+    assert len(set(asked)) <= 20
+
+
+def test_a_call_without_a_stack_never_makes_the_sweep_start_late() -> None:
+    # the module's first allocation has __GFP_NOWARN: no stack, so it could be anyone's
+    classes = ["before"] * 219 + ["unknown", "inside", "inside", "after"]
+    where, _ = classifier(classes)
+    assert locate_start(where, 2000) == 220
+    # an unknown call inside the loader's prefix is passed over once a later call is known
+    classes = ["before"] * 50 + ["unknown"] + ["before"] * 100 + ["inside"] * 4
+    where, _ = classifier(classes)
+    assert locate_start(where, 2000) == 152
+
+
+def test_random_sequences_start_no_later_than_the_first_call_past_the_loader() -> None:
+    rng = random.Random(7)
+    for _ in range(300):
+        before = rng.randrange(0, 300)
+        rest = rng.randrange(1, 40)
+        truth = ["before"] * before + [rng.choice(["inside", "after"]) for _ in range(rest)]
+        shown = [c if rng.random() > 0.2 else "unknown" for c in truth]
+        where, _ = classifier(shown)
+        start = locate_start(where, 5000)
+        first_past = before + 1
+        assert 1 <= start <= first_past, (before, shown)
+        # and not absurdly early: past the known-before calls below the last unknown run
+        known_before = [i + 1 for i, c in enumerate(shown) if c == "before"]
+        if known_before and before > 20 and "unknown" not in shown[before - 5:before]:
+            assert start > before - 5, (before, start, shown)
+
+
+def test_locate_start_gives_up_at_max_nth() -> None:
+    where, _ = classifier(["before"] * 5000)
+    assert locate_start(where, 100) == 65
+
+
+def test_guest_commands() -> None:
+    arm = arm_command("failslab")
+    for setting in ("failslab/ignore-gfp-wait", "fail_page_alloc/ignore-gfp-wait",
+                    "failslab/times", "failslab/verbose"):
+        assert f"/sys/kernel/debug/{setting}" in arm
+    assert "echo 1 > /sys/kernel/debug/failslab/times" in arm
+    assert "echo N > /sys/kernel/debug/failslab/cache-filter" in arm
+    # the page allocator is not even counted while the slab allocator is swept
+    assert "echo 99 > /sys/kernel/debug/fail_page_alloc/min-order" in arm
+    pages = arm_command("fail_page_alloc")
+    assert "echo 0 > /sys/kernel/debug/fail_page_alloc/min-order" in pages
+    assert "echo Y > /sys/kernel/debug/fail_page_alloc/ignore-gfp-highmem" in pages
+    assert "echo Y > /sys/kernel/debug/failslab/cache-filter" in pages
+    with pytest.raises(ConfigError, match="fault attributes"):
+        arm_command("fail_futex")
+    assert inject_command(3, "insmod /tmp/x.ko") == \
+        "echo 3 > /proc/thread-self/fail-nth && exec insmod /tmp/x.ko"
+    with pytest.raises(ConfigError, match="counts from 1"):
+        inject_command(0, "true")
+
+
+def test_parse_injected() -> None:
+    assert parse_injected("failslab 1\nfail_page_alloc 0\n") == "fail_page_alloc"
+    assert parse_injected("failslab 0\nfail_page_alloc 1\n") == "failslab"
+    assert parse_injected("failslab 1\nfail_page_alloc 1\n") is None
+    assert parse_injected("failslab \n") is None       # unreadable: nothing claimed
+
+
+def test_a_kernel_without_fault_injection_is_refused_with_the_fix() -> None:
+    with pytest.raises(ConfigError, match="--config fault-injection") as exc:
+        require_fault_injection({"CONFIG_FAULT_INJECTION": "y"}, "x86_64-6.1")
+    assert "CONFIG_FAILSLAB" in str(exc.value)
+    require_fault_injection({k: "y" for k in ("CONFIG_FAULT_INJECTION", "CONFIG_FAILSLAB",
+                                              "CONFIG_FAIL_PAGE_ALLOC",
+                                              "CONFIG_FAULT_INJECTION_DEBUG_FS")}, "k")
+
+
+def run(nth: int, site: str | None, outcome: str, frame: str = "f+0x1/0x2") -> FaultRun:
+    return FaultRun("init", nth, "failslab", site, frame, outcome)
+
+
+def test_sites_take_the_worst_outcome_of_their_runs() -> None:
+    sweep = FaultSweep("m", "k", "init", complete=True, runs=[
+        run(5, "m.c:10", "handled"), run(6, "m.c:10", "leaked"), run(7, "m.c:12", "handled"),
+        run(8, None, "kernel")])
+    sites = {s.site: s for s in sweep.sites}
+    assert set(sites) == {"m.c:10", "m.c:12"}        # the kernel's own call is not a site
+    assert sites["m.c:10"].outcome == "leaked" and sites["m.c:10"].runs == (5, 6)
+    assert not sweep.ok and [s.site for s in sweep.unhandled] == ["m.c:10"]
+
+
+def test_a_crash_outside_the_module_still_fails_and_an_incomplete_sweep_is_not_ok() -> None:
+    sweep = FaultSweep("m", "k", "init", complete=True,
+                       runs=[run(3, None, "crashed", "do_init_module+0x5/0x9")])
+    assert [s.site for s in sweep.unhandled] == ["(kernel) do_init_module+0x5/0x9"]
+    assert not FaultSweep("m", "k", "init", complete=False, runs=[run(1, "m.c:1", "handled")]).ok
+
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures/dmesg/x86_64-6.1-fault-injection-crash.txt"
+
+
+def test_an_injected_failure_is_an_event_of_its_own_and_no_complaint() -> None:
+    """Recorded on the x86_64 6.1 fault-injection+debug-memory kernel: the injected failure's
+    report (with its stack), then the KASAN report of the unchecked module writing through
+    the NULL it got."""
+    events = find_events(FIXTURE.read_text())
+    kinds = [e.kind for e in events]
+    assert kinds[:3] == ["module_taint", "fault_injection", "kasan"], kinds
+    injected = events[1]
+    assert injected.complete and injected.ended_by == "end marker"
+    assert not injected.is_complaint and not injected.is_crash
+    failure = injected_failure(events)
+    assert failure is not None and failure.attribute == "failslab"
+    assert "ep_unchecked_init+0x23/0x1000 [kml_ep_unchecked]" in failure.text
+    assert "do_init_module" in failure.text and "null-ptr-deref" not in failure.text
