@@ -94,6 +94,16 @@ def test_not_triggers(text: str) -> None:
 
 # Expected reports per scenario: (kind, kinds, subject fragment, complete, ended_by).
 EXPECTED = {
+    # Recorded by `kmodlab faults` on the x86_64 6.1 fault-injection+debug-memory kernel: the
+    # injected kmalloc() failure (its own event, ended by its stack's </TASK>, no complaint),
+    # then the unchecked module writing through NULL.
+    "x86_64-6.1-fault-injection-crash.txt": [
+        ("module_taint", None, "kml_ep_unchecked", True, "single line"),
+        ("fault_injection", ("fault_injection",), "forcing a failure", True, "end marker"),
+        ("kasan", ("kasan",), "null-ptr-deref in ep_unchecked_init", True, "end marker"),
+        ("oops", ("oops", "oops"), "NULL pointer dereference", True, "end marker"),
+        ("panic", ("panic",), "Fatal exception", False, "end of input"),
+    ],
     "x86_64-6.1-null-deref-panic.txt": [
         ("module_taint", None, "ap", True, "single line"),
         ("oops", ("oops", "oops"), "NULL pointer", True, "end marker"),
