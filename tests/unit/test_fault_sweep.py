@@ -145,3 +145,101 @@ def test_an_injected_failure_is_an_event_of_its_own_and_no_complaint() -> None:
     assert failure is not None and failure.attribute == "failslab"
     assert "ep_unchecked_init+0x23/0x1000 [kml_ep_unchecked]" in failure.text
     assert "do_init_module" in failure.text and "null-ptr-deref" not in failure.text
+
+
+# --------------------------------------------------------------------------- one trial, faked
+
+class _Result:
+    def __init__(self, ok: bool = True, stdout: str = "") -> None:
+        self.ok, self.exit_status, self.stdout, self.output = ok, 0 if ok else 1, stdout, stdout
+
+
+class _Record:
+    def __init__(self, events: list) -> None:
+        self.command, self.events = _Result(), events
+
+
+INJECTED = ("[    5.1] FAULT_INJECTION: forcing a failure.\n"
+            "[    5.1] name failslab, interval 1, probability 0, space 0, times 1\n"
+            "[    5.1] Call Trace:\n[    5.1]  <TASK>\n"
+            "[    5.1]  m_init+0x1d/0x60 [m]\n[    5.1]  do_init_module+0x5/0x9\n"
+            "[    5.1]  </TASK>\n")
+
+
+class _Built:
+    module_name, load_args, ko_path = "m", (), Path("/x/m.ko")
+
+    def source_lines(self, text: str) -> list[str]:
+        return ["m_init+0x1d/0x60 [m] at /x/m.c:7"] if "[m]" in text else []
+
+
+def _faked(monkeypatch: pytest.MonkeyPatch, unload):
+    from kmodlab.faults import sweep
+
+    class Guest:
+        def __init__(self, *_: object) -> None:
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *_: object) -> None:
+            pass
+
+        def run(self, command: str, **_: object) -> _Result:
+            return _Result(stdout="failslab 0\nfail_page_alloc 1\n" if "times" in command
+                           and "echo failslab" in command else "")
+
+        def push(self, *_: object, **__: object) -> None:
+            pass
+
+        def console_text(self) -> str:
+            return INJECTED
+
+    class Engine:
+        def __init__(self, guest: object) -> None:
+            pass
+
+        def run(self, name: str, command: str, timeout: float) -> _Record:
+            if name == "unload":
+                return unload()
+            return _Record(find_events(INJECTED))     # init coped: insmod succeeded
+
+    monkeypatch.setattr(sweep, "Guest", Guest)
+    monkeypatch.setattr(sweep, "PhaseEngine", Engine)
+    setup = sweep._Setup(object(), _Built(), object(), 5.0, None, None, False)  # type: ignore[arg-type]
+    return sweep, setup
+
+
+def test_a_crash_while_unloading_after_the_failure_is_the_sites_verdict(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from kmodlab.errors import KernelCrash
+
+    def unload():
+        raise KernelCrash("oops", "BUG: kernel NULL pointer dereference\n m_exit+0x5/0x9 [m]")
+
+    sweep, setup = _faked(monkeypatch, unload)
+    run, where = sweep._trial(setup, "init", 5, observe=True)
+    assert (run.site, run.outcome, where) == ("m.c:7", "crashed", "inside")
+    assert run.detail.startswith("after the failure, while unloading")
+
+
+def test_a_hang_while_unloading_after_the_failure_is_the_sites_verdict(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from kmodlab.errors import CommandTimeout
+
+    def unload():
+        raise CommandTimeout("rmmod did not finish in 5 s")
+
+    sweep, setup = _faked(monkeypatch, unload)
+    run, _ = sweep._trial(setup, "init", 5, observe=True)
+    assert (run.site, run.outcome) == ("m.c:7", "hung")
+
+
+@pytest.mark.parametrize("command", ["cat /x | wc -l", "a; b", "a && b", "a &", ""])
+def test_a_command_that_is_not_one_program_is_refused(command: str) -> None:
+    from kmodlab.faults.sweep import check_command
+
+    with pytest.raises(ConfigError, match="one program"):
+        check_command(command)
+    check_command("dd if=/dev/x of=/dev/null bs=64 count=1")

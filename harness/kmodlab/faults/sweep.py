@@ -338,8 +338,15 @@ def _trial(setup: _Setup, path: str, nth: int, *, observe: bool) -> tuple[FaultR
         # No stack: on a kmemleak kernel most such calls are kmemleak's own bookkeeping
         # (mm/kmemleak.c:gfp_kmemleak_mask() adds __GFP_NOWARN), which falls back to its
         # static pool; the /proc leak check judges them, kmemleak's 5 s scan would not pay.
-        outcome, detail = _judge_after(guest, engine, setup, events, loaded,
-                                       memleak and failure is not None)
+        try:
+            outcome, detail = _judge_after(guest, engine, setup, events, loaded,
+                                           memleak and failure is not None)
+        except KernelCrash as crash:    # e.g. an exit that trusts a pointer init never got
+            outcome, detail = "crashed", ("after the failure, while unloading and checking: "
+                                          + _crash_detail(setup, crash))
+        except CommandTimeout as exc:
+            outcome, detail = "hung", ("after the failure, while unloading and checking: "
+                                       + str(exc).splitlines()[0])
         if failure is None:
             detail = ("the failing call printed no stack (__GFP_NOWARN), so its site is "
                       "unknown" + (f"; {detail}" if detail else ""))
@@ -485,6 +492,28 @@ def sweep_path(setup: _Setup, path: str, max_nth: int,
     return sweep
 
 
+_SHELL_LISTS = {"|", "||", "&&", ";", "&", "(", ")", "\n"}
+
+
+def check_command(command: str) -> None:
+    """The command path's command must be one program: it is exec'd in the task whose
+    allocations fail, and a pipeline or a list would run its parts in children, which fork
+    leaves uninjected (kernel/fork.c clears fail_nth), so the sweep would test nothing."""
+    import shlex
+
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+    try:
+        tokens = list(lexer)
+    except ValueError as exc:
+        raise ConfigError(f"cannot parse the command {command!r}: {exc}") from None
+    lists = sorted({t for t in tokens if t in _SHELL_LISTS} | ({"newline"} if "\n" in command
+                                                               else set()))
+    if not tokens or lists:
+        raise ConfigError(f"--command must be one program with its arguments (it is exec'd in "
+                          f"the task whose allocations fail; children are not injected), not "
+                          f"{command!r}" + (f": it has {' '.join(lists)}" if lists else ""))
+
+
 def sweep_failures(kernel: Kernel, built: BuiltModule, *, paths: Iterable[str] = ("init",),
                    command: str | None = None, options: GuestOptions | None = None,
                    max_nth: int = 2000, timeout: float = 30.0, kmemleak_scan: bool = True,
@@ -500,6 +529,8 @@ def sweep_failures(kernel: Kernel, built: BuiltModule, *, paths: Iterable[str] =
         raise ConfigError(f"fault paths are {', '.join(PATHS)}, not {', '.join(bad) or 'none'}")
     if "command" in paths and not command:
         raise ConfigError("the command path needs a command (--command 'cat /dev/mydev')")
+    if command:
+        check_command(command)
     if max_nth < 1:
         raise ConfigError(f"max_nth must be at least 1, not {max_nth}")
     require_fault_injection(kernel.kconfig, kernel.label)
@@ -522,6 +553,7 @@ __all__ = [
     "FaultRun",
     "FaultSite",
     "FaultSweep",
+    "check_command",
     "locate_start",
     "sweep_failures",
     "sweep_path",
