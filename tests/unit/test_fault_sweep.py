@@ -243,3 +243,18 @@ def test_a_command_that_is_not_one_program_is_refused(command: str) -> None:
     with pytest.raises(ConfigError, match="one program"):
         check_command(command)
     check_command("dd if=/dev/x of=/dev/null bs=64 count=1")
+
+
+def test_bad_requests_fail_before_any_kernel_is_built(monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    import kmodlab.kernels
+    from kmodlab.cli import main
+
+    def no_build(*_: object, **__: object):
+        raise AssertionError("a kernel was provisioned for a request that had to be refused")
+
+    monkeypatch.setattr(kmodlab.kernels, "provision_target", no_build)
+    assert main(["faults", "/tmp", "--command", "cat /x | wc -l"]) == 2
+    assert "one program" in capsys.readouterr().err
+    with pytest.raises(SystemExit):             # argparse: --max-nth must be 1 or more
+        main(["faults", "/tmp", "--max-nth", "0"])

@@ -51,9 +51,10 @@ def _with_fault_injection(config: str | None) -> str:
 def cmd_faults(args: argparse.Namespace) -> int:
     from kmodlab.cli import _build
     from kmodlab.faults.report import render_faults
-    from kmodlab.faults.sweep import sweep_failures
+    from kmodlab.faults.sweep import check_request, sweep_failures
     from kmodlab.kernels import provision_target
 
+    check_request(args.path or ("init",), args.command, args.max_nth)   # before any build
     args.config = _with_fault_injection(getattr(args, "config", None))
     kernel = provision_target(target_of(args))
     built = _build(args, kernel)

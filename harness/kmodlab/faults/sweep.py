@@ -514,6 +514,22 @@ def check_command(command: str) -> None:
                           f"{command!r}" + (f": it has {' '.join(lists)}" if lists else ""))
 
 
+def check_request(paths: Iterable[str], command: str | None, max_nth: int) -> list[str]:
+    """The paths to sweep (``command`` adds its own), or one clear error: before any kernel
+    is built or guest started."""
+    paths = list(dict.fromkeys([*paths, *(["command"] if command else [])]))
+    bad = [p for p in paths if p not in PATHS]
+    if bad or not paths:
+        raise ConfigError(f"fault paths are {', '.join(PATHS)}, not {', '.join(bad) or 'none'}")
+    if "command" in paths and not command:
+        raise ConfigError("the command path needs a command (--command 'cat /dev/mydev')")
+    if command is not None:
+        check_command(command)
+    if max_nth < 1:
+        raise ConfigError(f"max_nth must be at least 1, not {max_nth}")
+    return paths
+
+
 def sweep_failures(kernel: Kernel, built: BuiltModule, *, paths: Iterable[str] = ("init",),
                    command: str | None = None, options: GuestOptions | None = None,
                    max_nth: int = 2000, timeout: float = 30.0, kmemleak_scan: bool = True,
@@ -523,16 +539,7 @@ def sweep_failures(kernel: Kernel, built: BuiltModule, *, paths: Iterable[str] =
     injection (``--config fault-injection``).  ``command`` is one program (exec'd, so only
     its own task is injected) run while the module is loaded; giving it adds the command path.
     ``kmemleak_scan``: on a kernel with kmemleak, scan after every judged run (5 s each)."""
-    paths = list(dict.fromkeys([*paths, *(["command"] if command else [])]))
-    bad = [p for p in paths if p not in PATHS]
-    if bad or not paths:
-        raise ConfigError(f"fault paths are {', '.join(PATHS)}, not {', '.join(bad) or 'none'}")
-    if "command" in paths and not command:
-        raise ConfigError("the command path needs a command (--command 'cat /dev/mydev')")
-    if command:
-        check_command(command)
-    if max_nth < 1:
-        raise ConfigError(f"max_nth must be at least 1, not {max_nth}")
+    paths = check_request(paths, command, max_nth)
     require_fault_injection(kernel.kconfig, kernel.label)
     setup = _Setup(kernel, built, options or GuestOptions(), timeout, command, tolerances,
                    kmemleak_scan and kernel.kconfig.get("CONFIG_DEBUG_KMEMLEAK") == "y")
@@ -554,6 +561,7 @@ __all__ = [
     "FaultSite",
     "FaultSweep",
     "check_command",
+    "check_request",
     "locate_start",
     "sweep_failures",
     "sweep_path",
