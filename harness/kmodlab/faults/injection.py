@@ -38,6 +38,8 @@ REQUIRED = ("CONFIG_FAULT_INJECTION", "CONFIG_FAILSLAB", "CONFIG_FAIL_PAGE_ALLOC
 """What a kernel needs (kconfig/fault-injection.config builds it)."""
 
 FAIL_NTH = "/proc/thread-self/fail-nth"
+MOUNT_DEBUGFS = f"{{ grep -q ' {DEBUGFS} debugfs ' /proc/mounts || mount -t debugfs none {DEBUGFS}; }}"
+"""Mount debugfs unless it is (the guest's /init may already have)."""
 
 _SETTINGS = {
     "failslab": {"probability": "0", "verbose": "2", "ignore-gfp-wait": "N",
@@ -72,7 +74,7 @@ def arm_command(attribute: str) -> str:
     turned off."""
     if attribute not in ATTRIBUTES:
         raise ConfigError(f"fault attributes are {', '.join(ATTRIBUTES)}, not {attribute!r}")
-    parts = [f"{{ grep -q ' {DEBUGFS} debugfs ' /proc/mounts || mount -t debugfs none {DEBUGFS}; }}"]
+    parts = [MOUNT_DEBUGFS]
     for attr, settings in _SETTINGS.items():
         values = {**settings, "times": "1"} | ({} if attr == attribute else _OFF[attr])
         for key, value in values.items():
@@ -86,7 +88,7 @@ def failing_task_command() -> str:
     (kmodlab's claims), where the module sets ``current->make_it_fail`` itself."""
     settings = {"probability": "100", "interval": "1", "times": "-1", "task-filter": "Y",
                 "verbose": "0", "ignore-gfp-wait": "N", "cache-filter": "N"}
-    parts = [f"{{ grep -q ' {DEBUGFS} debugfs ' /proc/mounts || mount -t debugfs none {DEBUGFS}; }}"]
+    parts = [MOUNT_DEBUGFS]
     parts += [f"echo {v} > {DEBUGFS}/failslab/{k}" for k, v in settings.items()]
     return " && ".join(parts)
 
