@@ -86,6 +86,10 @@ class GuestOptions:
     ssh: bool | None = None         # network + dropbear in the guest; default: transport == "ssh"
     extra_cmdline: tuple[str, ...] = ()
     check_config: bool = True
+    idle_skips_time: bool = False
+    """Under TCG, count the guest's time in instructions and jump over idle periods (QEMU
+    ``-icount shift=0,sleep=off``): a guest that sleeps or waits for a timer (kmemleak's
+    5-second minimum age) costs no real time, and runs repeat instruction for instruction."""
 
     def __post_init__(self) -> None:
         if self.transport not in TRANSPORTS:
@@ -383,6 +387,10 @@ class Guest:
         self.state = GuestState.OFF
 
 
+ICOUNT_ARGS = ("-icount", "shift=0,sleep=off")
+"""One nanosecond of guest time per instruction, idle periods skipped (docs/qemu-options)."""
+
+
 def prepare_qemu_config(kernel: Kernel, options: GuestOptions, *,
                         interactive: bool = False) -> tuple[QemuConfig, AccelChoice]:
     """What a guest's QEMU needs before it starts: the kernel's .config checked against
@@ -402,7 +410,11 @@ def prepare_qemu_config(kernel: Kernel, options: GuestOptions, *,
     config = QemuConfig(kernel_image=kernel.boot_image, initrd=build_initramfs(kernel, ssh=True),
                         memory_mb=options.memory_mb, cpus=options.cpus, accel=accel.accel,
                         ssh=options.wants_ssh, interactive=interactive,
-                        extra_cmdline=(*kernel.boot_params, *options.extra_cmdline))
+                        extra_cmdline=(*kernel.boot_params, *options.extra_cmdline),
+                        extra_args=ICOUNT_ARGS if options.idle_skips_time else ())
+    if options.idle_skips_time and accel.accel != "tcg":
+        raise ConfigError(f"a guest whose idle time is skipped needs TCG (QEMU's -icount), not "
+                          f"{accel.accel}: use --accel tcg")
     return config, accel
 
 

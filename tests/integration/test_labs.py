@@ -8,6 +8,7 @@ says what its submissions in ``tests/submissions/`` must get.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -37,10 +38,32 @@ def expectations(lab) -> dict[str, dict]:
 
 
 CASES = [(lab, variant, spec) for lab in LABS for variant, spec in expectations(lab).items()]
+CI_SWEPT_CASES = ("leaky",)
+"""A lab with fault sweeps (error_paths checks) spends minutes per submission: the ci tier
+grades the solution (test_lab_is_shippable) and the submission that must not pass; the full
+tier grades them all."""
+
+
+def skip_costly_in_ci(lab, kernel: Kernel, variant: str | None = None) -> None:
+    """The ci tier runs a lab with its own kernel config (built from source) only on its
+    grading targets, and of a swept lab only CI_SWEPT_CASES (see tests/integration/conftest.py
+    for the tiers)."""
+    if os.environ.get("KMODLAB_TIER", "full") != "ci" or not lab.spec.config:
+        return
+    grading = [(t.arch, t.series) for t in lab.spec.grading_targets]
+    if (kernel.arch, kernel.series) not in grading:
+        pytest.skip(f"ci tier: {lab.id} builds its own kernel ({', '.join(lab.spec.config)}) "
+                    f"and runs on its grading targets only; KMODLAB_TIER=full runs it here")
+    swept = any(c.error_paths is not None for c in lab.spec.checks)
+    if swept and variant is not None and variant not in CI_SWEPT_CASES:
+        pytest.skip(f"ci tier: {lab.id} sweeps every allocation of each submission (minutes "
+                    f"each); the tier grades {', '.join(CI_SWEPT_CASES)} and the solution, "
+                    f"KMODLAB_TIER=full grades {variant}")
 
 
 @pytest.mark.parametrize("lab", LABS, ids=lambda lab: lab.id)
 def test_lab_is_shippable(kernel: Kernel, lab) -> None:
+    skip_costly_in_ci(lab, kernel)
     rows = verify_lab(lab, [target(kernel)])
     problems = [f"{r.target} {r.student}: {p}" for r in rows for p in r.problems]
     assert not problems, "\n".join(problems)
@@ -52,6 +75,7 @@ def test_lab_is_shippable(kernel: Kernel, lab) -> None:
 @pytest.mark.parametrize("lab, variant, spec", CASES,
                          ids=[f"{lab.id}-{variant}" for lab, variant, _ in CASES])
 def test_synthetic_submission(kernel: Kernel, lab, variant: str, spec: dict) -> None:
+    skip_costly_in_ci(lab, kernel, variant)
     folder = lab.path / "tests" / "submissions" / variant
     options = GradeOptions(targets=[target(kernel)], build_cache=cache_dir("lab-builds"))
     result = grade_submission(lab, folder, variant, options)

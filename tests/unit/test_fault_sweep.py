@@ -258,3 +258,48 @@ def test_bad_requests_fail_before_any_kernel_is_built(monkeypatch: pytest.Monkey
     assert "one program" in capsys.readouterr().err
     with pytest.raises(SystemExit):             # argparse: --max-nth must be 1 or more
         main(["faults", "/tmp", "--max-nth", "0"])
+
+
+def _leak(*frames: str, size: int = 16):
+    from kmodlab.kmemleak import Unreferenced
+
+    return Unreferenced("0xffff888001", size, "insmod", 90, frames)
+
+
+def test_a_leak_inside_the_failed_kernel_call_is_the_kernels() -> None:
+    # 6.1/6.12 mm/slub.c:sysfs_slab_add() leaks the kobject's name when
+    # kobject_init_and_add() fails: a module calling kmem_cache_create() cannot free it, and
+    # before this split a correct module was reported "leaked" at that call.
+    from kmodlab.faults.sweep import _Setup, inside_failed_call
+
+    setup = _Setup(object(), _Built(), object(), 5.0, None, None, True)  # type: ignore[arg-type]
+    failed = "m_init+0x8d/0x232 [m] at /x/m.c:7 (in m_init)"
+    kernels = _leak("__kmalloc_node_track_caller+0x5a/0x150", "kvasprintf+0x6f/0xf0",
+                    "kobject_set_name_vargs+0x5a/0x110", "kobject_init_and_add+0x6e/0xc0",
+                    "sysfs_slab_add+0x1a0/0x340", "__kmem_cache_create+0x3a0/0x5c0",
+                    "kmem_cache_create_usercopy+0x1b8/0x330", "m_init+0x8d/0x232 [m]")
+    # the module's own objects: from an allocator at the same call (an earlier turn of a
+    # loop), or from another call
+    same_call = _leak("kmem_cache_alloc+0x1a0/0x3b0", "m_init+0x8d/0x232 [m]", size=96)
+    elsewhere = _leak("__kmalloc+0x4b/0x150", "kvasprintf+0x6f/0xf0",
+                      "m_init+0x41/0x232 [m]", size=32)
+    no_module = _leak("__kmalloc+0x4b/0x150", "load_module+0x100/0x2000")
+    mine, theirs = inside_failed_call([kernels, same_call, elsewhere, no_module], failed, setup)
+    assert theirs == [kernels]
+    assert mine == [same_call, elsewhere, no_module]
+    # a failed call the sweep could not place splits nothing
+    assert inside_failed_call([kernels], "", setup) == ([kernels], [])
+
+
+def test_a_site_is_the_innermost_line_even_when_inlined() -> None:
+    # Before: the outer caller's line with a stray ")" ("m.c:88)") named every site of an
+    # inlined helper, so the sites of one function merged into one.
+    from kmodlab.faults.sweep import _module_frame, _Setup
+
+    class Inlined(_Built):
+        def source_lines(self, text: str) -> list[str]:
+            return ["m_init+0x8d/0x232 [m] at /b/m.c:52 (inlined into m_init at /b/m.c:88)"]
+
+    setup = _Setup(object(), Inlined(), object(), 5.0, None, None, False)  # type: ignore[arg-type]
+    site, frame = _module_frame(setup, "m_init+0x8d/0x232 [m]")
+    assert site == "m.c:52" and frame.startswith("m_init+0x8d")

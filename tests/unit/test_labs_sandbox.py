@@ -22,6 +22,7 @@ from kmodlab.labs.jail import (
     Mount,
     bindable_link_target,
     is_sensitive,
+    kernel_source_tree,
     kernel_tree,
     require_bwrap,
     require_jail,
@@ -487,3 +488,40 @@ def test_a_custom_kernel_tree_linking_to_system_files_is_refused(tmp_path: Path)
     (build / "etc").symlink_to("/etc")
     kernel = dataclasses.replace(_kernel(tmp_path), headers_dir=build)
     assert kernel_tree(kernel).problems == (f"{build.resolve()}/etc -> /etc",)
+
+
+def _built_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: Path) -> Kernel:
+    """A kernel kmodlab built: its kbuild output folder in the cache links to its source."""
+    monkeypatch.setenv("KMODLAB_CACHE", str(tmp_path / "cache"))
+    (source / "include/linux").mkdir(parents=True)
+    (source / "include/linux/slab.h").write_text("")
+    build = tmp_path / "cache/kernels/built-x/build"
+    build.mkdir(parents=True)
+    (build / "source").symlink_to(source)
+    (build / "Makefile").write_text(f"include {source}/Makefile\n")
+    return dataclasses.replace(_kernel(tmp_path), headers_dir=build, root=build.parent)
+
+
+def test_a_built_kernel_brings_its_cached_source_tree_into_the_jail(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Before: the source tree (in the hidden cache folder) was refused, so no lab could grade
+    # on a --config kernel ("symlinks that leave the build jail").
+    source = tmp_path / "cache/kernel-sources/6.1.192-3/linux"
+    kernel = _built_kernel(tmp_path, monkeypatch, source)
+    assert kernel_source_tree(kernel) == str(source.resolve())
+    tree = kernel_tree(kernel)
+    assert tree.problems == ()
+    assert {m.dest for m in tree.mounts} == {str(kernel.headers_dir.resolve()),
+                                             str(source.resolve())}
+    raw = (f"{source}/include/linux/slab.h:5:1: note: declared here\n"
+           f"{tmp_path}/work/build/t.c:3:1: error: boom\n")
+    text = redact_build_output(raw, tmp_path / "work" / "build", kernel)
+    assert "<kernel headers>/include/linux/slab.h:5:1" in text
+    assert str(tmp_path) not in text and ".cache" not in text
+
+
+def test_a_source_link_outside_the_cache_is_not_trusted(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kernel = _built_kernel(tmp_path, monkeypatch, tmp_path / "elsewhere/.hidden/linux")
+    assert kernel_source_tree(kernel) is None
+    assert kernel_tree(kernel).problems       # a hidden folder outside the cache: refused

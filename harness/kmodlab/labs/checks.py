@@ -284,10 +284,38 @@ def _cache_destroyed(check: Check, obs: Observations, env: dict[str, Any], model
     return True, expected, "destroyed", ""
 
 
+def _error_paths(check: Check, obs: Observations, env: dict[str, Any], model: Any) -> Verdict:
+    """Every allocation site of the path, failed in turn, was handled (see
+    kmodlab.labs.error_paths); at least ``min_sites`` of the module's sites were reached."""
+    spec = check.error_paths
+    assert spec is not None
+    expected = (f"every allocation of the {spec.path} path, failed in turn, handled: no crash, "
+                "hang, leak or kernel report")
+    result = obs.error_paths.get(check.name)
+    if result is None:
+        return False, expected, "not swept", obs.stopped_early or "the sweep did not run"
+    if result.missing:
+        return False, expected, "not swept", result.missing
+    lines = [row.describe() for row in result.sites]
+    bad = result.unhandled
+    problems = []
+    if bad:
+        problems.append(f"{len(bad)} of {len(result.sites)} site(s) not handled")
+    if not result.complete:
+        problems.append("the path was not swept to its end: "
+                        + "; ".join(result.notes or ("allocations remain untested",)))
+    if result.module_sites < spec.min_sites:
+        problems.append(f"the sweep reached {result.module_sites} allocation site(s) of your "
+                        f"module, fewer than {spec.min_sites}: does it allocate on this path?")
+    observed = "\n".join(lines) or "no allocation site of the module"
+    summary = f"{result.runs} runs, {result.seconds:.0f} s"
+    return not problems, expected, observed, "; ".join(problems) or summary
+
+
 KINDS: dict[str, Callable[[Check, Observations, dict[str, Any], Any], Verdict]] = {
     "ktap": _ktap, "expect": _expect, "model": _model, "dmesg": _dmesg,
     "dmesg_absent": _dmesg, "no_crash": _no_crash, "no_leaks": _no_leaks,
-    "cache_destroyed": _cache_destroyed,
+    "cache_destroyed": _cache_destroyed, "error_paths": _error_paths,
 }
 
 

@@ -81,6 +81,7 @@ class Observations:
     outputs: dict[str, OutputView] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)
     load: CommandResult | None = None
+    load_args: tuple[str, ...] = ()      # insmod's k=v arguments, as rendered for this student
     unload: CommandResult | None = None
     loaded: bool = False
     crash: str = ""             # kernel report excerpt when the guest crashed
@@ -99,6 +100,8 @@ class Observations:
     footprint: Footprint | None = None
     leaks: LeakReport | None = None
     leak_confirm: ProcSnapshot | None = None   # taken when a leak had to be confirmed
+    error_paths: dict[str, Any] = field(default_factory=dict)
+    """Check name -> its fault sweep (kmodlab.labs.error_paths.ErrorPathResult)."""
     sources: dict[str, list[str]] = field(default_factory=dict)
     """Report excerpt -> the module's frames in it as ``function at file.c:42`` (file names
     only: the student's build folder and the kernel's headers are not theirs to see)."""
@@ -390,6 +393,7 @@ class SubmissionRun:
         spec = step.load
         assert spec is not None
         args = [f"{k}={self._render(v)}" for k, v in spec.args.items()]
+        self.obs.load_args = tuple(args)
         command = " ".join(["insmod", shell_quote(guest_path), *map(shell_quote, args)])
         result = self._phase(guest, "load", command,
                              self._timeout(spec.timeout, self.spec.timeouts.load))

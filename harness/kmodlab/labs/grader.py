@@ -23,7 +23,7 @@ from typing import Any
 from kmodlab.errors import KmodlabError
 from kmodlab.kernels.kernel import Kernel
 from kmodlab.labs.checks import evaluate_checks, not_run
-from kmodlab.labs.engine import HarnessFault, SubmissionRun, guest_options
+from kmodlab.labs.engine import HarnessFault, Observations, SubmissionRun, guest_options
 from kmodlab.labs.errors import LabError, SubmissionRejected
 from kmodlab.labs.lab import Lab
 from kmodlab.labs.params import draw_parameters, parameter_env
@@ -37,6 +37,7 @@ from kmodlab.labs.results import (
 )
 from kmodlab.labs.sandbox import Intake, build_submission, take_submission
 from kmodlab.labs.schema import Check, Target
+from kmodlab.modules.build import BuiltModule
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +82,27 @@ def selected_checks(lab: Lab, public_only: bool) -> list[Check]:
     return [c for c in lab.spec.checks if not (public_only and c.hidden)]
 
 
+def _sweep_error_paths(lab: Lab, checks: list[Check], kernel: Kernel, built: BuiltModule,
+                       obs: Observations) -> None:
+    """The fault sweeps of the ``error_paths`` checks (kmodlab.labs.error_paths), after the
+    lab's own run."""
+    if not any(c.error_paths is not None for c in checks):
+        return
+    from kmodlab.labs.error_paths import SweepHarnessError, sweep_checks, why_no_sweep
+
+    t0 = time.monotonic()
+    try:
+        obs.error_paths = sweep_checks(checks, kernel, built, guest_options(lab),
+                                       why_no_sweep(obs), obs.load_args)
+    except SweepHarnessError as exc:
+        raise HarnessFault(str(exc)) from exc
+    obs.seconds["error_paths"] = time.monotonic() - t0
+
+
 def grade_target(lab: Lab, intake: Intake, target: Target, student_id: str,
                  params: dict[str, Any], options: GradeOptions, work_dir: Path) -> TargetResult:
     checks = selected_checks(lab, options.public_only)
+    target = lab.spec.lab_target(target)
     t0 = time.monotonic()
     try:
         kernel = kernel_for(target, options.kernels)
@@ -102,6 +121,7 @@ def grade_target(lab: Lab, intake: Intake, target: Target, student_id: str,
     assert build.built is not None
     try:
         obs = SubmissionRun(lab, kernel, build.built, env, guest_options(lab)).execute()
+        _sweep_error_paths(lab, checks, kernel, build.built, obs)
     except HarnessFault as exc:
         return TargetResult(str(target), Outcome.HARNESS_ERROR,
                             not_run(checks, "not run: harness error (not charged)"),
@@ -139,7 +159,7 @@ def grade_submission(lab: Lab, folder: Path, student_id: str,
     """Grade ``folder`` as ``student_id`` on every target of ``options`` (see module doc)."""
     options = options or GradeOptions()
     t0 = time.monotonic()
-    targets = options.targets or lab.spec.grading_targets
+    targets = [lab.spec.lab_target(t) for t in options.targets or lab.spec.grading_targets]
     params = draw_parameters(lab.spec, lab.id, student_id)
     checks = selected_checks(lab, options.public_only)
     max_score = sum(c.points for c in checks)

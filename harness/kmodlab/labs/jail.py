@@ -197,13 +197,29 @@ class KernelTree:
 
 
 def kernel_tree(kernel: Kernel) -> KernelTree:
-    return _kernel_tree(str(kernel.headers_dir), str(kernel.root))
+    return _kernel_tree(str(kernel.headers_dir), str(kernel.root), kernel_source_tree(kernel))
+
+
+def kernel_source_tree(kernel: Kernel) -> str | None:
+    """The source tree of a kernel kmodlab built (``--config``): its kbuild output folder
+    links to it (``source``) and its Makefile includes it by absolute path, so kbuild needs
+    it at that path.  Only a tree in kmodlab's own source cache is trusted; None otherwise."""
+    from kmodlab.paths import cache_dir
+
+    link = Path(kernel.headers_dir) / "source"
+    if not link.is_symlink():
+        return None
+    target = os.path.realpath(link)
+    sources = os.path.realpath(cache_dir("kernel-sources"))
+    return target if _under(target, sources) and target != sources and \
+        os.path.isdir(target) else None
 
 
 @functools.lru_cache(maxsize=32)
-def _kernel_tree(headers_dir: str, kernel_root: str) -> KernelTree:
+def _kernel_tree(headers_dir: str, kernel_root: str, source: str | None = None) -> KernelTree:
     """A provisioned kernel's ``root/usr/{src,lib}`` is relocated to ``/kmodlab/kernel/usr``
-    (the headers' symlinks are relative); any other kbuild tree is bound at its own path."""
+    (the headers' symlinks are relative); any other kbuild tree is bound at its own path, with
+    the trusted source tree of a kernel kmodlab built (:func:`kernel_source_tree`)."""
     headers = os.path.realpath(headers_dir)
     usr = os.path.realpath(os.path.join(kernel_root, "root", "usr"))
     if _under(headers, os.path.join(usr, "src")):
@@ -214,6 +230,8 @@ def _kernel_tree(headers_dir: str, kernel_root: str) -> KernelTree:
     else:
         mounts = [Mount(headers, headers)]
         jail_headers = headers
+        if source is not None:
+            mounts.append(Mount(source, source))
     problems = _close_links(mounts, may_add=not _under(headers, os.path.join(usr, "src")))
     return KernelTree(tuple(mounts), jail_headers, tuple(problems))
 

@@ -55,6 +55,7 @@ from kmodlab.labs.jail import (
     JAIL_SUBMISSION,
     JailError,
     Mount,
+    kernel_source_tree,
     kernel_tree,
     require_jail,
     run_in_jail,
@@ -384,6 +385,9 @@ def redact_build_output(raw: str, build_dir: Path, kernel: Kernel,
                     (str(build_dir.resolve()), "submission"), (str(build_dir), "submission"),
                     (str(kernel.headers_dir.resolve()), "<kernel headers>"),
                     (str(kernel.headers_dir), "<kernel headers>")]
+    source = kernel_source_tree(kernel)
+    if source is not None:     # a kernel kmodlab built: its headers are in its source tree
+        replacements.insert(0, (source, "<kernel headers>"))
 
     def redact(line: str) -> str:
         for old, new in replacements:
@@ -522,7 +526,8 @@ def build_submission(lab: Lab, intake: Intake, kernel: Kernel, env: dict[str, ob
     else:
         built = BuiltModule(ko_path=ko, module_name=lab.spec.module, family=None, params={},
                             kernel_release=kernel.release, build_dir=build_dir, log="",
-                            warnings=(), cached=False, seconds=time.monotonic() - t0)
+                            warnings=(), cached=False, seconds=time.monotonic() - t0,
+                            arch=kernel.arch)
         warnings = redact_build_output(raw, build_dir, kernel, note_dropped=False)
         outcome = BuildOutcome(built, warnings, time.monotonic() - t0)
     if cache is not None:
@@ -606,7 +611,8 @@ def _cache_lookup(cache: Path, key: str, lab: Lab, kernel: Kernel) -> BuildOutco
         if not ko.is_file():
             return None
         built = BuiltModule(ko_path=ko, module_name=lab.spec.module, family=None, params={},
-                            kernel_release=kernel.release, build_dir=entry, log="", cached=True)
+                            kernel_release=kernel.release, build_dir=entry, log="", cached=True,
+                            arch=kernel.arch)
     return BuildOutcome(built, meta.get("output", ""), 0.0, cached=True,
                         timed_out=bool(meta.get("timed_out")))
 

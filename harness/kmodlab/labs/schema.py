@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -392,8 +393,24 @@ class ModelCheck(_Model):
         return self._observed
 
 
+class ErrorPathsCheck(_Model):
+    """Every allocation of one path of the module failed in turn (``kmodlab faults``): each
+    must be handled -- no crash, hang, leak or kernel report.  Needs a lab kernel with fault
+    injection (``config: [fault-injection]``)."""
+
+    path: Literal["init", "exit"] = "init"
+    max_nth: int = Field(400, ge=1, le=5000,
+                         description="allocations of the path tried at most (beyond the "
+                                     "loader's); a path that makes more fails the check")
+    min_sites: int = Field(1, ge=0, description="module allocation sites the sweep must reach "
+                                                "(a module that allocates nothing tests nothing)")
+    kmemleak: bool = Field(True, description="scan with kmemleak after every failure (5 s "
+                                             "each) on kernels that have it: one-object leaks")
+    timeout: float = Field(30, gt=0, le=600, description="seconds for each insmod/rmmod")
+
+
 CHECK_KINDS = ("ktap", "expect", "model", "dmesg", "dmesg_absent", "no_crash", "no_leaks",
-               "cache_destroyed")
+               "cache_destroyed", "error_paths")
 
 
 class Check(_Model):
@@ -409,6 +426,7 @@ class Check(_Model):
     no_crash: NoCrashCheck | None = None
     no_leaks: NoLeaksCheck | None = None
     cache_destroyed: TemplateStr | None = None
+    error_paths: ErrorPathsCheck | None = None
     _expect: Expression | None = PrivateAttr(None)
 
     @model_validator(mode="before")
@@ -511,6 +529,9 @@ class LabSpec(_Model):
                                                        for s in DEFAULT_STEPS])
     checks: list[Check] = Field(min_length=1)
     verify: VerifySpec = Field(default_factory=VerifySpec)
+    config: list[str] = Field(default_factory=list,
+                              description="kernel config fragments (kconfig/*.config) every "
+                                          "target of the lab is built with")
     _derived: dict[str, Expression] = PrivateAttr(default_factory=dict)
 
     @field_validator("module")
@@ -555,6 +576,16 @@ class LabSpec(_Model):
             except ValueError as exc:
                 raise ValueError(f"derived {name!r}: {exc}") from None
         return {k: str(v) for k, v in derived.items()}
+
+    @field_validator("config")
+    @classmethod
+    def _config(cls, names: list[str]) -> list[str]:
+        from kmodlab.kernels.fragments import load_fragments
+
+        try:
+            return [f.name for f in load_fragments(names)]
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("parameters")
     @classmethod
@@ -605,7 +636,37 @@ class LabSpec(_Model):
             if target.arch not in self.arches or target.kernel not in self.kernels:
                 raise ValueError(f"grade_on target {target} is not among the lab's arches "
                                  "and kernels")
+        self._check_config()
         return self
+
+    def _check_config(self) -> None:
+        """The fragments apply to every target, and a lab with ``error_paths`` checks has
+        fault injection in its kernels."""
+        from kmodlab.faults.injection import REQUIRED
+        from kmodlab.kernels.fragments import compose
+
+        sweeps = [c.name for c in self.checks if c.error_paths is not None]
+        for arch in self.arches:
+            for series in self.kernels:
+                try:
+                    options = compose(self.config, arch, series).options
+                except ConfigError as exc:
+                    raise ValueError(f"config {', '.join(self.config)} on {arch} {series}: "
+                                     f"{exc}") from None
+                enabled = {r.option for r in options if "y" in r.allowed}
+                missing = [o for o in REQUIRED if o not in enabled]
+                if sweeps and missing:
+                    raise ValueError(f"check {sweeps[0]!r} fails allocations on purpose: the "
+                                     f"lab's kernels need fault injection (config: "
+                                     f"[fault-injection]; missing {', '.join(missing)})")
+
+    def lab_target(self, target: Target) -> Target:
+        """``target`` with the lab's config fragments (a target given on the command line
+        or by a test names only the arch and kernel)."""
+        from kmodlab.kernels.fragments import split_names
+
+        names = split_names([*filter(None, [target.config]), *self.config])
+        return replace(target, config=",".join(names))
 
     # ---------------------------------------------------------------- derived views
     @property
@@ -615,11 +676,11 @@ class LabSpec(_Model):
     @property
     def targets(self) -> list[Target]:
         """Every target of the lab's arches and kernels that the registry has."""
-        return registry.matrix(self.arches, self.kernels)
+        return [self.lab_target(t) for t in registry.matrix(self.arches, self.kernels)]
 
     @property
     def grading_targets(self) -> list[Target]:
-        return list(self.grade_on) or self.targets[:1]
+        return [self.lab_target(t) for t in self.grade_on] or self.targets[:1]
 
     @property
     def max_points(self) -> float:
