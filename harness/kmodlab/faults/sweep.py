@@ -585,32 +585,37 @@ def check_request(paths: Iterable[str], command: str | None, max_nth: int) -> li
     return paths
 
 
-def sweep_options(kernel: Kernel, options: GuestOptions) -> GuestOptions:
-    """Under TCG, sweep guests skip their idle time (GuestOptions.idle_skips_time): each judged
-    run waits kmemleak's 5-second minimum age in guest time, which then costs a fraction of a
-    second, and timer interrupts fall at the same instruction counts from one restore to the
-    next.  KVM has no instruction counter; its guests run as they are."""
+def sweep_options(kernel: Kernel, options: GuestOptions, skip_idle: bool) -> GuestOptions:
+    """``skip_idle`` under TCG: sweep guests skip their idle time
+    (GuestOptions.idle_skips_time).  Each judged run with kmemleak waits its 5-second minimum
+    age in guest time, which then costs a fraction of a second; busy code runs ~30% slower
+    under the instruction counter, so a sweep without kmemleak scans goes without it.  KVM has
+    no instruction counter; its guests run as they are."""
     from kmodlab.qemu.accel import choose_accel
     from kmodlab.registry import arch_profile
 
     accel = choose_accel(arch_profile(kernel.arch), options.accel)
-    return replace(options, idle_skips_time=accel.accel == "tcg")
+    return replace(options, idle_skips_time=skip_idle and accel.accel == "tcg")
 
 
 def sweep_failures(kernel: Kernel, built: BuiltModule, *, paths: Iterable[str] = ("init",),
                    command: str | None = None, options: GuestOptions | None = None,
                    max_nth: int = 2000, timeout: float = 30.0, kmemleak_scan: bool = True,
                    tolerances: Tolerances = DEFAULT_TOLERANCES,
-                   progress: Progress | None = None) -> FaultReport:
+                   progress: Progress | None = None,
+                   skip_idle: bool | None = None) -> FaultReport:
     """Sweep ``paths`` (init, exit, command) of ``built`` on ``kernel``, which must have fault
     injection (``--config fault-injection``).  ``command`` is one program (exec'd, so only
     its own task is injected) run while the module is loaded; giving it adds the command path.
-    ``kmemleak_scan``: on a kernel with kmemleak, scan after every judged run (5 s each)."""
+    ``kmemleak_scan``: on a kernel with kmemleak, scan after every judged run (a 5 s wait in
+    guest time each).  ``skip_idle``: skip the guests' idle time (:func:`sweep_options`);
+    default: when kmemleak scans."""
     paths = check_request(paths, command, max_nth)
     require_fault_injection(kernel.kconfig, kernel.label)
-    setup = _Setup(kernel, built, sweep_options(kernel, options or GuestOptions()), timeout,
-                   command, tolerances,
-                   kmemleak_scan and kernel.kconfig.get("CONFIG_DEBUG_KMEMLEAK") == "y")
+    use_kmemleak = kmemleak_scan and kernel.kconfig.get("CONFIG_DEBUG_KMEMLEAK") == "y"
+    skip = use_kmemleak if skip_idle is None else skip_idle
+    setup = _Setup(kernel, built, sweep_options(kernel, options or GuestOptions(), skip),
+                   timeout, command, tolerances, use_kmemleak)
     _calibrate(setup)
     sweeps = []
     for path in paths:

@@ -74,10 +74,12 @@ def summarize(path: str, report) -> ErrorPathResult:
     """A :class:`~kmodlab.faults.sweep.FaultReport` as the rows a student reads."""
     rows = [SiteRow(redact_paths(s.site), s.outcome, s.runs, redact_paths(s.detail)[:600])
             for sweep in report.sweeps for s in sweep.sites]
+    # "(kernel) frame" (a crash outside the module) and "(unknown: __GFP_NOWARN)" (a call
+    # that printed no stack) are not sites of the module's own
     module_sites = len({s.site for sweep in report.sweeps for s in sweep.sites
-                        if not s.site.startswith("(kernel)")})
-    notes = tuple(redact_paths(n) for sweep in report.sweeps for n in sweep.notes
-                  if not n.startswith("the first "))
+                        if not s.site.startswith("(")})
+    notes = tuple(redact_paths(n).replace("--max-nth", "max_nth") for sweep in report.sweeps
+                  for n in sweep.notes if not n.startswith("the first "))
     return ErrorPathResult(path, rows, module_sites, all(s.complete for s in report.sweeps),
                            report.runs, report.seconds, notes)
 
