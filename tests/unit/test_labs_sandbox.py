@@ -525,3 +525,14 @@ def test_a_source_link_outside_the_cache_is_not_trusted(
     kernel = _built_kernel(tmp_path, monkeypatch, tmp_path / "elsewhere/.hidden/linux")
     assert kernel_source_tree(kernel) is None
     assert kernel_tree(kernel).problems       # a hidden folder outside the cache: refused
+
+
+def test_a_kernel_tree_below_tmp_is_bound_on_the_private_tmp_not_hidden_by_it() -> None:
+    # Before: --tmpfs /tmp came after the binds, so a built kernel in a cache under /tmp
+    # (KMODLAB_CACHE=$(mktemp -d), as CI runs) vanished from the jail and no lab could build.
+    jail = Jail((Mount("/usr/bin", "/usr/bin"), Mount("/tmp/c/kernels/b/build", "/tmp/c/kernels/b/build")))
+    argv = jail.argv(["true"])
+    tmpfs = argv.index("--tmpfs")
+    bind = argv.index("/tmp/c/kernels/b/build")
+    assert argv[tmpfs + 1] == "/tmp" and tmpfs < bind
+    assert argv[argv.index("--remount-ro") + 1] == "/"

@@ -91,6 +91,9 @@ class Jail:
             argv += ["--json-status-fd", str(status_fd)]
         for name, value in self.env:
             argv += ["--setenv", name, value]
+        # The private /tmp first: a tree bound below /tmp (a cache in $KMODLAB_CACHE=/tmp/...)
+        # then lands on it instead of being hidden by it.
+        argv += ["--size", str(self.tmp_bytes), "--tmpfs", "/tmp"]
         # Parents before children: a bind inside another bind must come after it.
         flags = {"ro": "--ro-bind", "rw": "--bind", "dev": "--dev-bind"}
         for m in sorted(self.mounts, key=lambda m: _depth(m.dest)):
@@ -99,8 +102,7 @@ class Jail:
             argv += ["--symlink", target, link]
         for dev in self.devices:
             argv += ["--dev-bind", f"/dev/{dev}", f"/dev/{dev}"]
-        argv += ["--size", str(self.tmp_bytes), "--tmpfs", "/tmp", "--remount-ro", "/",
-                 "--chdir", self.chdir, "--", *command]
+        argv += ["--remount-ro", "/", "--chdir", self.chdir, "--", *command]
         return argv
 
     def with_mounts(self, *mounts: Mount, chdir: str | None = None) -> Jail:
