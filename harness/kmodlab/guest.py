@@ -89,7 +89,8 @@ class GuestOptions:
     idle_skips_time: bool = False
     """Under TCG, count the guest's time in instructions and jump over idle periods (QEMU
     ``-icount shift=0,sleep=off``): a guest that sleeps or waits for a timer (kmemleak's
-    5-second minimum age) costs no real time, and runs repeat instruction for instruction."""
+    5-second minimum age) costs almost no real time, and timers fire at the same instruction
+    counts after every restore (input from the host still arrives when it arrives)."""
 
     def __post_init__(self) -> None:
         if self.transport not in TRANSPORTS:

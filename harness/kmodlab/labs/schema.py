@@ -404,8 +404,9 @@ class ErrorPathsCheck(_Model):
                                      "loader's); a path that makes more fails the check")
     min_sites: int = Field(1, ge=0, description="module allocation sites the sweep must reach "
                                                 "(a module that allocates nothing tests nothing)")
-    kmemleak: bool = Field(True, description="scan with kmemleak after every failure (5 s "
-                                             "each) on kernels that have it: one-object leaks")
+    kmemleak: bool = Field(True, description="scan with kmemleak after every failure (two "
+                                             "scans of all memory, seconds each) on kernels "
+                                             "that have it: one-object leaks")
     timeout: float = Field(30, gt=0, le=600, description="seconds for each insmod/rmmod")
 
 
