@@ -63,3 +63,33 @@ def test_private_apt_uses_only_its_own_state(tmp_path: Path) -> None:
         assert opts[key].startswith(str(tmp_path)), key
     sources = (tmp_path / "apt/sources.list").read_text()
     assert f" {DEBIAN_SUITE} main" in sources and f" {DEBIAN_SUITE}-security main" in sources
+
+
+def test_a_security_suite_the_mirror_serves_mid_sync_does_not_stop_the_userland(
+        tmp_path, monkeypatch, caplog) -> None:
+    """trixie-security's i386 list came at the wrong size (2026-12-05) and every fresh i386
+    guest failed to build its userland; the base suite's lists are what it needs.  A failure of
+    the base suite, or one apt does not pin on a list, is still an error."""
+    import subprocess
+    from pathlib import Path
+
+    import pytest
+
+    from kmodlab.errors import ProvisionError
+    from kmodlab.images import guest_packages as gp
+
+    sync = (Path(__file__).resolve().parents[1] / "fixtures" / "apt"
+            / "update-mirror-sync.txt").read_text()
+    apt = gp.PrivateApt(tmp_path / "apt", "i386")
+    answer = {"text": sync.replace("bookworm-security", f"{gp.DEBIAN_SUITE}-security"), "rc": 100}
+    monkeypatch.setattr(gp.subprocess, "run", lambda argv, **k: subprocess.CompletedProcess(
+        argv, answer["rc"], answer["text"], ""))
+    with caplog.at_level("WARNING"):
+        apt.update()
+    assert f"without {gp.DEBIAN_SUITE}-security" in caplog.text
+    answer["text"] = sync.replace("bookworm-security", gp.DEBIAN_SUITE)
+    with pytest.raises(ProvisionError, match="apt-get update"):
+        apt.update()
+    answer["text"] = "E: something apt does not pin on a list\n"
+    with pytest.raises(ProvisionError):
+        apt.update()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -71,12 +72,15 @@ def test_parse_dlstatus(line, expected):
 def test_sources_list_has_every_suite_for_both_arches():
     text = sources_list(load_series(), ["amd64", "arm64"])
     lines = text.splitlines()
-    assert len(lines) == 4
+    assert len(lines) == len(load_series().suites())
     for line in lines:
         assert line.startswith(
-            "deb [arch=amd64,arm64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://"
+            "deb [arch=amd64,arm64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg"
         )
         assert line.endswith(" main")
+    # unstable's index may be past Valid-Until in the archive reached here; only it is excused
+    stale = [line for line in lines if "check-valid-until=no" in line]
+    assert [line.split()[-2] for line in stale] == ["sid"]
     assert "debian-security bookworm-security main" in text
     assert "debian bookworm-backports main" in text
 
@@ -134,3 +138,80 @@ def test_update_skips_when_fresh(apt, monkeypatch):
 
     monkeypatch.setattr(apt, "_run", boom)
     assert apt.update() is False
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "apt"
+
+
+def test_a_list_the_mirror_serves_mid_sync_is_named():
+    """Real output (2026-12-05): bookworm-security's i386 Packages.xz had the wrong size."""
+    from kmodlab.kernels.apt import IndexFailure, parse_update_failures
+
+    text = (FIXTURES / "update-mirror-sync.txt").read_text()
+    assert parse_update_failures(text) == [IndexFailure(
+        "bookworm-security", "i386", "File has unexpected size (371952 != 372316). Mirror sync "
+        "in progress? [IP: 203.0.113.80 80]")]
+    offline = parse_update_failures((FIXTURES / "update-offline.txt").read_text())
+    assert offline and all(f.arch is None for f in offline)
+    assert {f.suite for f in offline} == set(load_series().suites())
+
+
+def _fake_update(apt, monkeypatch, name: str, rc: int) -> None:
+    import subprocess
+
+    text = (FIXTURES / name).read_text()
+    monkeypatch.setattr(apt, "_run", lambda tool, args, **k: subprocess.CompletedProcess(
+        [tool, *args], rc, text, ""))
+
+
+def test_one_failed_list_is_recorded_and_the_others_are_kept(apt, monkeypatch, caplog):
+    """It used to fail every kernel, on every arch, for one arch's list of one suite; now the
+    update goes through, the gap is recorded for resolution, and retried soon."""
+    from kmodlab.kernels import apt as apt_mod
+
+    apt.ensure_config()
+    _fake_update(apt, monkeypatch, "update-mirror-sync.txt", 100)
+    with caplog.at_level("WARNING"):
+        assert apt.update(force=True) is True
+    assert "bookworm-security i386 package list" in caplog.text
+    assert [str(f) for f in apt.missing_lists(["bookworm", "bookworm-security"])] == [
+        ("bookworm-security i386 package list: File has unexpected size (371952 != 372316). "
+         "Mirror sync in progress? [IP: 203.0.113.80 80]")]
+    assert apt.missing_lists(["bookworm-backports", "sid"]) == []    # other suites are whole
+    assert apt.is_fresh()
+    stamp = json.loads(apt.stamp.read_text())
+    stamp["time"] -= apt_mod.FAILED_RETRY_HOURS * 3600 + 1
+    apt.stamp.write_text(json.dumps(stamp))
+    assert not apt.is_fresh()        # retried well before refresh_hours
+
+
+def test_an_archive_out_of_reach_is_still_an_error(apt, monkeypatch):
+    """apt-get update exits 0 when it cannot connect at all; every suite failed: raise."""
+    from kmodlab.errors import ProvisionError
+
+    apt.ensure_config()
+    _fake_update(apt, monkeypatch, "update-offline.txt", 0)
+    with pytest.raises(ProvisionError, match="Check the network"):
+        apt.update(force=True)
+    assert not apt.stamp.exists()
+
+
+# What apt-get download printed for bullseye-security's i386 5.10.0-46 (measured 2026-12-05).
+APT_404 = """\
+Err:4 http://deb.debian.org/debian-security bullseye-security/main i386 linux-image-5.10.0-46-686-pae i386 5.10.262-1
+  404  Not Found [IP: 203.0.113.80 80]
+Fetched 10.6 MB in 0s (24.8 MB/s)
+E: Failed to fetch http://deb.debian.org/debian-security/pool/updates/main/l/linux/linux-headers-5.10.0-46-686-pae_5.10.262-1_i386.deb  404  Not Found [IP: 203.0.113.80 80]
+E: Failed to fetch http://deb.debian.org/debian-security/pool/updates/main/l/linux-signed-i386/linux-image-5.10.0-46-686-pae_5.10.262-1_i386.deb  404  Not Found [IP: 203.0.113.80 80]
+"""
+
+
+def test_files_missing_from_the_pool_are_named_and_network_errors_are_not():
+    from kmodlab.kernels.apt import missing_from_pool
+
+    assert missing_from_pool(APT_404) == [
+        "linux-headers-5.10.0-46-686-pae_5.10.262-1_i386.deb",
+        "linux-image-5.10.0-46-686-pae_5.10.262-1_i386.deb"]
+    offline = ("E: Failed to fetch http://deb.debian.org/debian/pool/main/l/linux/x_1_amd64.deb  "
+               "Temporary failure resolving 'deb.debian.org'\n")
+    assert missing_from_pool(offline) == []

@@ -22,7 +22,7 @@ from kmodlab.registry.arch import arch_profile
 from kmodlab.registry.series import load_series
 
 T = load_series()
-X86, ARM = arch_profile("x86_64"), arch_profile("arm64")
+X86, ARM, I386 = arch_profile("x86_64"), arch_profile("arm64"), arch_profile("i386")
 
 
 # ------------------------------------------------------------------ specs
@@ -36,6 +36,12 @@ X86, ARM = arch_profile("x86_64"), arch_profile("arm64")
         (ARM, "6.12.57+deb12", "generic", "6.12", "generic", "6.12.57+deb12"),
         (X86, "6.1.0-56-amd64", None, "6.1", "generic", "6.1.0-56"),
         (ARM, "6.12.117+deb12-cloud-arm64", "cloud", "6.12", "cloud", "6.12.117+deb12"),
+        (X86, "latest", None, "7.2", "cloud", None),
+        (X86, "7.2.13+deb14-rt-amd64", None, "7.2", "rt", "7.2.13+deb14"),
+        (ARM, "7.2.13+deb14-arm64-16k", None, "7.2", "16k", "7.2.13+deb14"),
+        (I386, "5.10.0-32", None, "5.10", "generic", "5.10.0-32"),   # no cloud on i386
+        (I386, "6.1.0-57-686-pae", None, "6.1", "generic", "6.1.0-57"),
+        (I386, "6.1.0-57-rt-686-pae", None, "6.1", "rt", "6.1.0-57"),
     ],
 )
 def test_parse_spec(profile, spec, flavour, series, flav, abi):
@@ -50,10 +56,10 @@ def test_parse_spec_release_property():
 @pytest.mark.parametrize(
     "profile, spec, flavour, message",
     [
-        (X86, "6.2", None, r"series \(6\.1, 6\.12\)"),
+        (X86, "6.2", None, r"series \(5\.10, 6\.1, 6\.12, 7\.2\)"),
         (X86, "6.1.0-56-cloud-arm64", None, "built for arm64"),
         (X86, "6.1.0-56-amd64", "cloud", "'generic' flavour"),
-        (X86, "6.1", "rt", "known: cloud, generic"),
+        (X86, "6.1", "64k", "known: cloud, generic, rt, 16k"),
     ],
 )
 def test_parse_spec_errors(profile, spec, flavour, message):
@@ -90,13 +96,15 @@ def test_image_search_regex_is_ere_and_selects_only_our_images():
         "linux-image-6.1.0-56-cloud-amd64",
         "linux-image-6.1.0-56-cloud-amd64-unsigned",
         "linux-image-6.1.0-56-amd64",
+        "linux-image-6.1.0-56-rt-amd64",
         "linux-image-6.1.0-9-cloud-amd64",
     ]
 
 
 def test_abis_by_flavour():
     found = abis_by_flavour(T, T.series["6.1"], X86, NAMES)
-    assert found == {"cloud": {"6.1.0-56", "6.1.0-9"}, "generic": {"6.1.0-56"}}
+    assert found == {"cloud": {"6.1.0-56", "6.1.0-9"}, "generic": {"6.1.0-56"},
+                     "rt": {"6.1.0-56"}}
     found = abis_by_flavour(T, T.series["6.12"], X86, NAMES)
     assert found == {"cloud": {"6.12.117+deb12"}}
 
@@ -107,6 +115,19 @@ def test_madison_queries_qualify_arches():
     assert "linux-headers-6.1.0-56-common:all" in q       # arch-all package
     assert "linux-kbuild-6.1:amd64" in q                  # host tools, not the kernel's arch
     assert not any(n.startswith("linux-kbuild") and n.endswith(":arm64") for n in q)
+
+
+def test_rt_kernels_before_7_need_the_rt_common_headers():
+    """linux-headers-6.1.0-57-rt-amd64's Makefile includes linux-headers-6.1.0-57-common-rt;
+    asking for -common gave a headers tree that failed its check after a full download (6.1 and
+    6.12 rt).  7.2's rt headers use the one common tree."""
+    q = madison_queries(T.series["6.1"], T.flavours["rt"], X86, "amd64", "6.1.0-57")
+    assert "linux-headers-6.1.0-57-common-rt:all" in q
+    assert "linux-headers-6.1.0-57-common:all" not in q
+    assert "linux-headers-6.1.0-57-common:all" in madison_queries(
+        T.series["6.1"], T.flavours["cloud"], X86, "amd64", "6.1.0-57")
+    q = madison_queries(T.series["7.2"], T.flavours["rt"], X86, "amd64", "7.2.13+deb14")
+    assert "linux-headers-7.2.13+deb14-common:all" in q
 
 
 # ------------------------------------------------------------------ choosing
@@ -202,9 +223,13 @@ class FakeApt:
 
     host_arch = "amd64"
 
-    def __init__(self, records: list[AptRecord]):
+    def __init__(self, records: list[AptRecord], missing=()):
         self.records = records
         self.updated = 0
+        self.missing = list(missing)
+
+    def missing_lists(self, suites):
+        return [f for f in self.missing if any(f.covers(s) for s in suites)]
 
     def update(self, *, force=False, progress=None):
         self.updated += 1
@@ -222,6 +247,24 @@ class FakeApt:
             if (f"{r.base_name}:{arch}" in wanted or f"{r.base_name}:all" in wanted):
                 out.append(r)
         return out
+
+
+def test_a_kernel_resolved_without_a_list_the_archive_did_not_serve_says_so(caplog):
+    """bookworm-security's i386 list failed (mirror mid-sync), and apt dropped the suite: a 6.1
+    kernel is still resolved from the lists that arrived, but the result carries the gap (so it
+    is pinned briefly) and it is said; a series whose suites all arrived is unaffected."""
+    from kmodlab.kernels.apt import IndexFailure
+
+    apt = FakeApt(full_set("6.1.0-56", "6.1.192-2"),
+                  missing=[IndexFailure("bullseye-security", "i386", "File has unexpected size")])
+    with caplog.at_level("WARNING"):
+        r = resolve("x86_64", "6.1", apt=apt)
+    assert r.partial == () and caplog.text == ""
+    apt.missing = [IndexFailure("bookworm-security", "i386", "File has unexpected size")]
+    with caplog.at_level("WARNING"):
+        r = resolve("x86_64", "6.1", apt=apt)
+    assert r.partial == ("bookworm-security i386 package list: File has unexpected size",)
+    assert "newer kernel may exist" in caplog.text and "pinned for 15 minutes only" in caplog.text
 
 
 def test_resolve_end_to_end_with_fake_apt():

@@ -17,6 +17,7 @@ The initramfs is self-contained (its own libc), so the suite is independent of t
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 import subprocess
@@ -28,6 +29,8 @@ from kmodlab.errors import MissingToolError, ProvisionError
 from kmodlab.images.elf import resolve_in_root
 from kmodlab.paths import atomic_dir, cache_dir, file_lock
 from kmodlab.registry.arch import GuestUserland, arch_profile, known_arches
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -202,7 +205,25 @@ class PrivateApt:
         return opts
 
     def update(self) -> None:
-        _run(["apt-get", "-q", *self.options(), "update"], "apt-get", "apt")
+        """``apt-get update``.  A mirror mid-sync can serve one suite's list at the wrong size,
+        and apt then drops that suite (kmodlab.kernels.apt.IndexFailure): when it is not
+        DEBIAN_SUITE itself (trixie-security's i386 list, 2026-12-05), the userland is built
+        from the suites that arrived, and the gap is said; anything else is an error."""
+        from kmodlab.kernels.apt import parse_update_failures
+
+        argv = ["apt-get", "-q", *self.options(), "update"]
+        if shutil.which(argv[0]) is None:
+            raise MissingToolError("apt-get", "apt")
+        proc = subprocess.run(argv, check=False, capture_output=True, text=True)
+        failures = parse_update_failures(proc.stdout + proc.stderr)
+        if proc.returncode == 0 and not failures:
+            return
+        if not failures or any(f.suite == DEBIAN_SUITE for f in failures):
+            raise ProvisionError(f"apt-get update ... failed (exit {proc.returncode}):\n"
+                                 f"{proc.stderr.strip()[-2000:]}\n{NETWORK_HINT}")
+        log.warning("the guest userland for %s is built without %s (the archive did not serve "
+                    "it: %s)", self.arch, ", ".join(sorted({f.suite for f in failures})),
+                    "; ".join(map(str, failures)))
 
     def show(self, names: Iterable[str]) -> dict[str, dict[str, str]]:
         """Candidate stanza of each package (Package, Version, Depends...)."""

@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -26,6 +27,11 @@ from pathlib import Path
 
 from kmodlab.errors import MissingToolError, ProvisionError
 from kmodlab.registry.series import SeriesTable
+
+log = logging.getLogger(__name__)
+
+FAILED_RETRY_HOURS = 0.25
+"""How long lists with a failed index count as fresh before the update is tried again."""
 
 Progress = Callable[[str, float | None], None]
 """progress(message, fraction 0..1 or None when unknown)."""
@@ -115,10 +121,55 @@ def parse_dlstatus(line: str) -> tuple[float, str] | None:
 def sources_list(table: SeriesTable, arches: Sequence[str]) -> str:
     """One-line-style sources for every suite any series needs, restricted to ``arches``."""
     a = table.archive
-    opts = f"[arch={','.join(arches)} signed-by={a.keyring}]"
+
+    def opts(suite: str) -> str:
+        stale = " check-valid-until=no" if suite in a.ignore_valid_until else ""
+        return f"[arch={','.join(arches)} signed-by={a.keyring}{stale}]"
+
     return "".join(
-        f"deb {opts} {a.mirror(suite)} {suite} {a.component}\n" for suite in table.suites()
+        f"deb {opts(suite)} {a.mirror(suite)} {suite} {a.component}\n" for suite in table.suites()
     )
+
+
+@dataclass(frozen=True)
+class IndexFailure:
+    """One package list ``apt-get update`` could not fetch (``arch`` None: the suite's Release
+    file).  apt updates a suite as one transaction: when one of its lists fails, it drops the
+    suite's new lists for every arch (bookworm-security's i386 list failing left no amd64 list
+    of that suite either, measured 2026-12-05), so a failure covers the whole suite."""
+
+    suite: str
+    arch: str | None
+    reason: str
+
+    def covers(self, suite: str) -> bool:
+        return self.suite == suite
+
+    def __str__(self) -> str:
+        what = f"{self.suite} {self.arch} package list" if self.arch else f"{self.suite} Release"
+        return f"{what}: {self.reason}"
+
+
+_ERR = re.compile(r"^Err:\d+\s+\S+\s+(?P<what>.+?)\s*$")
+
+
+def parse_update_failures(output: str) -> list[IndexFailure]:
+    """The lists an ``apt-get update`` run failed to fetch, from its ``Err:`` lines:
+    ``Err:20 http://… bookworm-security/main i386 Packages`` and the indented reason after it
+    (``File has unexpected size … Mirror sync in progress?``)."""
+    lines = output.splitlines()
+    failures = []
+    for i, line in enumerate(lines):
+        m = _ERR.match(line)
+        if not m:
+            continue
+        words = m["what"].split()
+        suite = words[0].split("/", 1)[0]
+        arch = words[1] if len(words) >= 3 and words[-1] == "Packages" else None
+        follows = lines[i + 1] if i + 1 < len(lines) else ""
+        reason = follows.strip() if follows[:1].isspace() and follows.strip() else "no reason given"
+        failures.append(IndexFailure(suite, arch, reason))
+    return list(dict.fromkeys(failures))
 
 
 # --------------------------------------------------------------------------- the private apt
@@ -222,14 +273,35 @@ class PrivateApt:
         return max(0.0, (time.time() - float(stamp["time"])) / 3600.0)
 
     def is_fresh(self) -> bool:
+        """Lists younger than ``refresh_hours``; lists with a failed index only for
+        ``FAILED_RETRY_HOURS`` (a mirror mid-sync usually settles within minutes)."""
         age = self.lists_age_hours()
-        return age is not None and age < self.table.archive.refresh_hours
+        limit = FAILED_RETRY_HOURS if self.failed_indexes() else self.table.archive.refresh_hours
+        return age is not None and age < limit
+
+    def failed_indexes(self) -> list[IndexFailure]:
+        """The lists the last update could not fetch (recorded in its stamp)."""
+        try:
+            stamp = json.loads(self.stamp.read_text())
+        except (OSError, ValueError):
+            return []
+        return [IndexFailure(*f) for f in stamp.get("failed", [])]
+
+    def missing_lists(self, suites: Iterable[str]) -> list[IndexFailure]:
+        """The failures of the last update that left one of ``suites`` without lists."""
+        wanted = list(suites)
+        return [f for f in self.failed_indexes() if any(f.covers(s) for s in wanted)]
 
     def update(self, *, force: bool = False, progress: Progress | None = None) -> bool:
         """``apt-get update`` if forced or the lists are older than ``refresh_hours``.
 
-        Returns True if it ran.  A failed fetch is an error, not a warning: resolving against a
-        stale or partial list would pick the wrong kernel.
+        Returns True if it ran.  When only some lists fail (a mirror mid-sync serves one
+        ``Packages`` file of the wrong size), the other suites are kept and the failures
+        recorded: ``missing_lists`` names them to the kernels that need one (resolution says so
+        and pins what it chose for FAILED_RETRY_HOURS only), and the update is tried again after
+        ``FAILED_RETRY_HOURS``.  When nothing could be fetched, or apt failed for a reason it
+        does not pin on a list, this raises: resolving against stale or partial lists would pick
+        the wrong kernel.
         """
         with self.locked():
             if not force and self.is_fresh():
@@ -237,17 +309,35 @@ class PrivateApt:
             self.ensure_config()
             if progress:
                 progress("updating package lists (amd64+arm64, private to kmodlab)", None)
-            proc = self._run("apt-get", ["-q", "update"], check=False)
+            proc = self._run("apt-get", ["-q", "-o", "Acquire::Retries=2", "update"], check=False)
             output = proc.stdout + proc.stderr
+            failures = parse_update_failures(output)
             failed = re.search(r"^(W|E): (Failed|Some index)", output, re.MULTILINE)
-            if proc.returncode != 0 or failed:
+            if (proc.returncode != 0 or failed) and not self._only_some_lists_failed(
+                    failures, output):
                 raise ProvisionError(
                     _apt_failure(["apt-get", "update"], proc.returncode, output)
                     + "\nCheck the network (the Debian archive must be reachable), then retry."
                 )
-            stamp = {"time": time.time(), "sources": self._sources_digest()}
+            for f in failures:
+                log.warning("the archive did not serve the %s; apt leaves %s without lists "
+                            "until an update gets all of them (tried again after %d minutes)",
+                            f, f.suite, FAILED_RETRY_HOURS * 60)
+            stamp = {"time": time.time(), "sources": self._sources_digest(),
+                     "failed": [[f.suite, f.arch, f.reason] for f in failures]}
             self.stamp.write_text(json.dumps(stamp))
             return True
+
+    def _only_some_lists_failed(self, failures: list[IndexFailure], output: str) -> bool:
+        """apt failed only on lists it named, and at least one suite's lists all arrived."""
+        if not failures:
+            return False
+        for line in output.splitlines():    # every E:/W: line is about a named list
+            if line.startswith(("E: ", "W: ")) and not (
+                    "Some index files failed" in line
+                    or any(f"/{f.suite}/" in line or f" {f.suite} " in line for f in failures)):
+                return False
+        return any(not any(f.suite == suite for f in failures) for suite in self.table.suites())
 
     # ---- queries
 
@@ -288,6 +378,9 @@ class PrivateApt:
             out.seek(0)
             output = out.read()
         if rc != 0:
+            missing = missing_from_pool(output)
+            if missing:
+                raise NotInPool(missing, _apt_failure(argv, rc, output))
             raise ProvisionError(_apt_failure(argv, rc, output))
         got = sorted(set(dest.glob("*.deb")) - before)
         if len(got) != len(specs):
@@ -310,6 +403,24 @@ def extract_deb(deb: Path, root: Path) -> None:
 def _write_if_changed(path: Path, text: str) -> None:
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
+
+
+class NotInPool(ProvisionError):
+    """The signed index lists these package files, but the archive answers 404 for them (seen
+    for bullseye-security's newest 5.10 images on arm64 and i386): an older release may still
+    download."""
+
+    def __init__(self, files: list[str], message: str):
+        super().__init__(message)
+        self.files = files
+
+
+_NOT_FOUND = re.compile(r"^E: Failed to fetch \S+/(?P<file>[^/\s]+\.deb)\s+404\b", re.MULTILINE)
+
+
+def missing_from_pool(output: str) -> list[str]:
+    """The .deb files apt-get reported as 404 Not Found (network errors are not listed)."""
+    return [m["file"] for m in _NOT_FOUND.finditer(output)]
 
 
 def _apt_failure(argv: Sequence[str], rc: int, output: str) -> str:

@@ -38,17 +38,30 @@ import logging
 import shutil
 import struct
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kmodlab.errors import ConfigError, KmodlabError, ProvisionError
-from kmodlab.kernels.apt import AptRecord, PrivateApt, Progress, extract_deb
+from kmodlab.kernels.apt import (
+    FAILED_RETRY_HOURS,
+    AptRecord,
+    NotInPool,
+    PrivateApt,
+    Progress,
+    extract_deb,
+)
 from kmodlab.kernels.debversion import version_key
 from kmodlab.kernels.headers import check_headers_tree, fix_tree, run_depmod
 from kmodlab.kernels.kernel import MANIFEST, Kernel
 from kmodlab.kernels.progress import progress_reporter
-from kmodlab.kernels.resolution import Resolved, default_apt, parse_spec, resolve
+from kmodlab.kernels.resolution import (
+    Resolved,
+    default_apt,
+    parse_spec,
+    resolve,
+    resolve_newest_first,
+)
 from kmodlab.kernels.vmlinux import extract_vmlinux
 from kmodlab.manifest import ABSENT, check_entry, read_manifest, verify, write_manifest
 from kmodlab.paths import atomic_dir, cache_dir, entry_lock
@@ -182,9 +195,12 @@ def _pin_path(arch: str, series: str, flavour: str) -> Path:
 
 
 def _read_pin(arch: str, series: str, flavour: str, max_age_hours: float) -> str | None:
-    """The release a series resolved to, if that was less than ``max_age_hours`` ago."""
+    """The release a series resolved to, if that was less than ``max_age_hours`` ago (less
+    than FAILED_RETRY_HOURS for one resolved from partial lists)."""
     try:
         pin = json.loads(_pin_path(arch, series, flavour).read_text())
+        if pin.get("partial"):
+            max_age_hours = min(max_age_hours, FAILED_RETRY_HOURS)
         fresh = time.time() - float(pin["time"]) < max_age_hours * 3600
         return str(pin["release"]) if fresh else None
     except (OSError, ValueError, KeyError, TypeError):
@@ -192,10 +208,14 @@ def _read_pin(arch: str, series: str, flavour: str, max_age_hours: float) -> str
 
 
 def _write_pin(resolved: Resolved) -> None:
+    """Record what the series resolved to.  A resolution from partial lists is recorded too,
+    for FAILED_RETRY_HOURS only: unpinned, every command asked apt again (two apt-cache runs,
+    ~15 s of CPU with every suite's lists), which made a grading run crawl while a mirror
+    was mid-sync."""
     path = _pin_path(resolved.arch, resolved.series, resolved.flavour)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"release": resolved.release, "version": resolved.version,
-                               "time": time.time()}))
+                               "time": time.time(), "partial": list(resolved.partial)}))
     tmp.rename(path)
 
 
@@ -245,20 +265,66 @@ def provision(arch: str, spec: str | None = None, flavour: str | None = None,
     with progress_reporter(progress, title) as report:
         apt = default_apt()
         try:
-            resolved = resolve(profile.name, spec, flavour_name, refresh=refresh, apt=apt,
-                               progress=report)
+            candidates = resolve_newest_first(profile.name, spec, flavour_name, refresh=refresh,
+                                              apt=apt, progress=report)
         except ProvisionError as exc:      # apt could not refresh: offline, mirror down...
             fallback = _newest_cached(profile.name, series, flavour_name, request.release)
             if fallback is None:
                 raise
             log.warning("%s\nusing the cached %s instead", exc, fallback.release)
             return fallback
-        if request.abi is None:
-            _write_pin(resolved)
+        if request.abi is None and (cached := _newer_cached_than_partial(candidates)):
+            return cached
+        return _first_downloadable(candidates, apt, report, pin=request.abi is None)
+
+
+def _newer_cached_than_partial(candidates: list[Resolved]) -> Kernel | None:
+    """A cached release of the series newer than what partial lists offer, pinned briefly.
+
+    A suite whose lists failed (a mirror mid-sync) hides its kernels, so partial lists can
+    offer an older release than one resolved from whole lists earlier and still cached
+    (bookworm-security's 6.1.0-57 hidden, bookworm's 6.1.0-50 offered).  Going back to the
+    older one would change the kernel under a user's results for no reason, and download it.
+    """
+    if not candidates or not candidates[0].partial:
+        return None
+    offered = candidates[0]
+    cached = _newest_cached(offered.arch, offered.series, offered.flavour, None)
+    if cached is None or version_key(cached.package_version) <= version_key(offered.version):
+        return None
+    log.warning("the lists are partial (%s), so they offer %s (%s); the cache holds the newer "
+                "%s (%s): using it", "; ".join(offered.partial), offered.release, offered.version,
+                cached.release, cached.package_version)
+    _write_pin(replace(offered, release=cached.release, version=cached.package_version))
+    return cached
+
+
+def _first_downloadable(candidates: list[Resolved], apt: PrivateApt, report: Progress, *,
+                        pin: bool) -> Kernel:
+    """The newest candidate whose packages really download.  The archive as reached here lists
+    some releases in its signed index but answers 404 for their files (bullseye-security's
+    5.10.0-46 on arm64 and i386); such a release is skipped, and the fallback said, never
+    silent."""
+    skipped: list[str] = []
+    for resolved in candidates:
         kernel = load_kernel(kernels_dir() / resolved.release)
-        if kernel and kernel.package_version == resolved.version:
-            return kernel
-        return build_entry(resolved, apt, report)
+        if not (kernel and kernel.package_version == resolved.version):
+            try:
+                kernel = build_entry(resolved, apt, report)
+            except NotInPool as exc:
+                skipped.append(f"{resolved.release} ({resolved.version}, {resolved.suite}): "
+                               f"{', '.join(exc.files)}")
+                continue
+        if skipped:
+            log.warning("the archive lists newer kernels than it serves: %s answered 404 "
+                        "(listed in the signed index, missing from the pool); using %s (%s) "
+                        "from %s, the newest that downloads", "; ".join(skipped),
+                        kernel.release, kernel.package_version, resolved.suite)
+        if pin:           # from partial lists only briefly (_read_pin): then it looks again
+            _write_pin(resolved)
+        return kernel
+    raise ProvisionError("no candidate kernel could be downloaded; the archive's pool lacks "
+                         "the files its index lists for every one: " + "; ".join(skipped))
 
 
 def _with_config(arch: str, spec: str | None, flavour: str | None,
@@ -316,8 +382,9 @@ def build_entry(resolved: Resolved, apt: PrivateApt, progress: Progress) -> Kern
 def _populate(tmp: Path, final: Path, resolved: Resolved, profile: ArchProfile,
               apt: PrivateApt, progress: Progress) -> Kernel:
     release = resolved.release
+    series = load_series().get_series(resolved.series)
     root, debs = tmp / "root", tmp / "debs"
-    image = root / "boot" / f"vmlinuz-{release}"
+    image = root / series.file("vmlinuz", release)
 
     def fetch(records: list[AptRecord]) -> None:
         files = apt.download([r.download_spec for r in records], debs, progress=progress)
@@ -325,6 +392,7 @@ def _populate(tmp: Path, final: Path, resolved: Resolved, profile: ArchProfile,
             progress(f"extracting packages: {deb.name}", i / len(files))
             extract_deb(deb, root)
             deb.unlink()
+        merge_usr_modules(root, release)
 
     fetch([resolved.images[0], *resolved.support])
     for alternative in resolved.images[1:]:
@@ -334,7 +402,8 @@ def _populate(tmp: Path, final: Path, resolved: Resolved, profile: ArchProfile,
         fetch([alternative])
     if not image.is_file():
         raise ProvisionError(
-            f"none of {', '.join(r.name for r in resolved.images)} contains /boot/vmlinuz-{release}"
+            f"none of {', '.join(r.name for r in resolved.images)} contains "
+            f"/{series.file('vmlinuz', release)}"
         )
     shutil.rmtree(debs, ignore_errors=True)
 
@@ -359,10 +428,29 @@ def _populate(tmp: Path, final: Path, resolved: Resolved, profile: ArchProfile,
         arch=resolved.arch, series=resolved.series, flavour=resolved.flavour, release=release,
         package_version=resolved.version, root=final, image=moved(image),
         vmlinux=moved(vmlinux) if vmlinux else None,
-        config=moved(root / "boot" / f"config-{release}"),
-        system_map=moved(root / "boot" / f"System.map-{release}"),
+        config=moved(root / series.file("config", release)),
+        system_map=moved(root / series.file("system_map", release)),
         modules_dir=moved(modules), headers_dir=moved(headers),
     )
+
+
+def merge_usr_modules(root: Path, release: str) -> None:
+    """Move ``usr/lib/modules/<release>`` to ``lib/modules/<release>``: Debian's packages of
+    7.2 install there (merged /usr), earlier ones in ``/lib``; depmod, the initramfs and the
+    headers' ``build`` link all read one place."""
+    usr = root / "usr" / "lib" / "modules" / release
+    if not usr.is_dir() or usr.is_symlink():
+        return
+    dest = root / "lib" / "modules" / release
+    dest.mkdir(parents=True, exist_ok=True)
+    for entry in usr.iterdir():
+        target = dest / entry.name
+        if target.is_dir() and entry.is_dir() and not entry.is_symlink():
+            shutil.copytree(entry, target, symlinks=True, dirs_exist_ok=True)
+            shutil.rmtree(entry)
+        else:
+            entry.rename(target)
+    usr.rmdir()
 
 
 # --------------------------------------------------------------------------- custom kernels
@@ -541,20 +629,25 @@ def list_kernels(*, online: bool = True, refresh: bool = False) -> list[KernelCh
     cached = cached_kernels()
     apt = default_apt() if online else None
     rows = []
-    for arch in known_arches():
-        for series in table.series:
-            for flavour in table.flavours:
-                latest, note = None, "" if online else "not looked up (offline)"
-                if apt is not None:
-                    try:
-                        latest = resolve(arch, series, flavour, refresh=refresh, apt=apt).release
-                    except KmodlabError as exc:
-                        note = str(exc).splitlines()[0]
-                    refresh = False           # one update is enough
-                here = tuple(sorted(k.release for k in cached
-                                    if (k.arch, k.series, k.flavour) == (arch, series, flavour)))
-                rows.append(KernelChoice(arch, series, flavour, flavour == table.default_flavour,
-                                         latest, here, note))
+    from kmodlab.registry import matrix  # the registry package imports kernels lazily too
+
+    combos = sorted({(t.arch, t.series, t.flavour_name) for f in table.flavours
+                     for t in matrix(flavour=f)},
+                    key=lambda c: (known_arches().index(c[0]), list(table.series).index(c[1]),
+                                   list(table.flavours).index(c[2])))
+    for arch, series, flavour in combos:
+        default = table.default_flavour_for(arch_profile(arch)).name
+        latest, note = None, "" if online else "not looked up (offline)"
+        if apt is not None:
+            try:
+                latest = resolve(arch, series, flavour, refresh=refresh, apt=apt).release
+            except KmodlabError as exc:
+                note = str(exc).splitlines()[0]
+            refresh = False           # one update is enough
+        here = tuple(sorted(k.release for k in cached
+                            if (k.arch, k.series, k.flavour) == (arch, series, flavour)))
+        rows.append(KernelChoice(arch, series, flavour, flavour == default,
+                                 latest, here, note))
     for k in cached:
         if k.series == "custom":
             rows.append(KernelChoice(k.arch, "custom", "custom", False, None, (k.release,),

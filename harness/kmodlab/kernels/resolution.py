@@ -11,12 +11,19 @@ The decision (``parse_spec``, ``complete_candidates``, ``choose``) is pure and u
 from __future__ import annotations
 
 import functools
+import logging
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from kmodlab.errors import ConfigError
-from kmodlab.kernels.apt import AptRecord, PrivateApt, Progress, host_debian_arch
+from kmodlab.kernels.apt import (
+    FAILED_RETRY_HOURS,
+    AptRecord,
+    PrivateApt,
+    Progress,
+    host_debian_arch,
+)
 from kmodlab.kernels.debversion import version_key
 from kmodlab.paths import cache_dir
 from kmodlab.registry.arch import ArchProfile, arch_profile, known_arches
@@ -29,6 +36,8 @@ from kmodlab.registry.series import (
     package_name,
     release_name,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,7 @@ class Resolved:
     suite: str                         # where the image comes from
     images: tuple[AptRecord, ...]      # alternatives: first that ships /boot/vmlinuz wins
     support: tuple[AptRecord, ...] = field(default=())   # headers + kbuild: all needed
+    partial: tuple[str, ...] = ()      # lists that failed in the update it was resolved from
 
     def to_dict(self) -> dict[str, object]:
         def rec(r: AptRecord) -> dict[str, str]:
@@ -75,17 +85,20 @@ class Resolved:
 
 def parse_spec(table: SeriesTable, profile: ArchProfile, spec: str,
                flavour: str | None = None) -> Request:
-    """Read a series name, an ABI or a full release; ConfigError names what exists."""
-    spec = spec.strip()
+    """Read a series name (or ``latest``), an ABI or a full release; ConfigError names what
+    exists.  No flavour: the arch's default."""
+    spec = table.series_name(spec.strip())
+    asked = flavour
+    flavour = flavour or table.default_flavour_for(profile).name
     if spec in table.series:
         return Request(profile, table.series[spec], table.get_flavour(flavour))
     split = table.split_release(spec, profile)
     if split:
         abi, release_flavour = split
-        if flavour and flavour != release_flavour.name:
+        if asked and asked != release_flavour.name:
             raise ConfigError(
                 f"release {spec!r} is the {release_flavour.name!r} flavour, but flavour "
-                f"{flavour!r} was asked for; drop one of them"
+                f"{asked!r} was asked for; drop one of them"
             )
         series = table.series_of_abi(abi)
         assert series is not None      # split_release only accepts ABIs of known series
@@ -164,7 +177,7 @@ def madison_queries(series: Series, flavour: Flavour, profile: ArchProfile, host
     """
     release = release_name(abi, flavour, profile)
     names = []
-    for template in (*series.image, *series.headers):
+    for template in (*series.image, *series.parts, *series.headers_for(flavour.name)):
         name = package_name(template, abi, release)
         names += [f"{name}:{profile.debian_arch}", f"{name}:all"]
     names += [f"{package_name(t, abi, release)}:{host_arch}" for t in series.kbuild]
@@ -194,7 +207,9 @@ def complete_candidates(series: Series, flavour: Flavour, profile: ArchProfile,
     for abi in abis:
         release = release_name(abi, flavour, profile)
         image_names = [package_name(t, abi, release) for t in series.image]
-        support_names = [package_name(t, abi, release) for t in (*series.headers, *series.kbuild)]
+        support_names = [package_name(t, abi, release)
+                         for t in (*series.parts, *series.headers_for(flavour.name),
+                                   *series.kbuild)]
         versions = {r.version for n in image_names for r in by_name.get(n, [])}
         if not versions:
             problems[abi] = f"no {' or '.join(image_names)} in {', '.join(series.suites)}"
@@ -271,11 +286,33 @@ def resolve(arch: str, spec: str | None = None, flavour: str | None = None, *,
     Refreshes the private package lists when they are older than ``refresh_hours`` (or when
     ``refresh``), so this needs the network at most once a day.
     """
+    return resolve_newest_first(arch, spec, flavour, refresh=refresh, apt=apt,
+                                progress=progress)[0]
+
+
+def resolve_newest_first(arch: str, spec: str | None = None, flavour: str | None = None, *,
+                         refresh: bool = False, apt: PrivateApt | None = None,
+                         progress: Progress | None = None) -> list[Resolved]:
+    """Every complete kernel a spec may mean, newest first: the exact one for an ABI or a
+    release, every ABI of the series for a series (the next is the fallback when the archive's
+    pool lacks the files its index lists)."""
     table = load_series()
     profile = arch_profile(arch)
     request = parse_spec(table, profile, spec or table.default_series, flavour)
     apt = apt or default_apt()
     apt.update(force=refresh, progress=progress)
+    missing = tuple(str(f) for f in apt.missing_lists(request.series.suites))
+    if missing:
+        log.warning("%s %s (%s) is resolved without lists the archive did not serve (%s): a "
+                    "newer kernel may exist; what is chosen is pinned for %d minutes only",
+                    profile.name, request.series.name, request.flavour.name, "; ".join(missing),
+                    FAILED_RETRY_HOURS * 60)
+    return [replace(r, partial=missing) for r in _resolve_with(
+        apt, table, profile, request)]
+
+
+def _resolve_with(apt: PrivateApt, table: SeriesTable, profile: ArchProfile,
+                  request: Request) -> list[Resolved]:
     names = apt.search_names(image_search_regex(table, request.series, profile))
     found = abis_by_flavour(table, request.series, profile, names)
     abis = found.get(request.flavour.name, set())
@@ -288,6 +325,8 @@ def resolve(arch: str, spec: str | None = None, flavour: str | None = None, *,
     candidates, problems = complete_candidates(
         request.series, request.flavour, profile, abis, records
     )
+    if not request.abi and candidates:
+        return candidates
     if request.abi and not candidates:
         # Say what *is* available, not just that this one is not.
         others = found.get(request.flavour.name, set()) - {request.abi}
@@ -298,4 +337,4 @@ def resolve(arch: str, spec: str | None = None, flavour: str | None = None, *,
         candidates, _ = complete_candidates(
             request.series, request.flavour, profile, others, records
         )
-    return choose(request, candidates, problems, found)
+    return [choose(request, candidates, problems, found)]

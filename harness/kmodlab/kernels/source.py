@@ -19,7 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kmodlab.errors import ProvisionError
-from kmodlab.kernels.apt import AptRecord, PrivateApt, Progress, extract_deb, require_tool
+from kmodlab.kernels.apt import (
+    FAILED_RETRY_HOURS,
+    AptRecord,
+    NotInPool,
+    PrivateApt,
+    Progress,
+    extract_deb,
+    require_tool,
+)
 from kmodlab.kernels.debversion import version_key
 from kmodlab.manifest import check_entry, write_manifest
 from kmodlab.paths import atomic_dir, cache_dir, entry_lock
@@ -56,15 +64,25 @@ def source_package(series: str) -> str:
     return f"linux-source-{series}"
 
 
-def newest_source(apt: PrivateApt, series: str) -> AptRecord:
-    """The newest ``linux-source-<series>`` the archive lists; a ProvisionError names the
-    series Debian does have when it has none."""
-    records = apt.madison([source_package(series)])
+def sources_newest_first(apt: PrivateApt, series: str) -> list[AptRecord]:
+    """Every ``linux-source-<series>`` in the series' own suites, newest first.  Another
+    release's backport of the same source (bullseye-security's ``6.1.180-1~deb11u1``) is not
+    the series' source; a ProvisionError names the series Debian does have when it has none."""
+    from kmodlab.registry.series import load_series
+
+    suites = set(load_series().get_series(series).suites)
+    records = [r for r in apt.madison([source_package(series)]) if r.suite in suites]
     if not records:
         have = sorted(apt.search_names(r"^linux-source-[0-9.]+$"))
-        raise ProvisionError(f"Debian's archive has no {source_package(series)}; it has "
+        raise ProvisionError(f"Debian's archive has no {source_package(series)} in "
+                             f"{', '.join(sorted(suites))}; it has "
                              f"{', '.join(have) or 'no linux-source package'}")
-    return max(records, key=lambda r: version_key(r.version))
+    return sorted(records, key=lambda r: version_key(r.version), reverse=True)
+
+
+def newest_source(apt: PrivateApt, series: str) -> AptRecord:
+    """The newest ``linux-source-<series>`` in the series' suites."""
+    return sources_newest_first(apt, series)[0]
 
 
 def sources_dir() -> Path:
@@ -138,11 +156,32 @@ def _pinned(series: str) -> KernelSource | None:
 
     try:
         pin = json.loads(_pin(series).read_text())
-        if time.time() - float(pin["time"]) >= load_series().archive.refresh_hours * 3600:
+        hours = FAILED_RETRY_HOURS if pin.get("partial") else load_series().archive.refresh_hours
+        if time.time() - float(pin["time"]) >= hours * 3600:
             return None
         return load_source(series, str(pin["version"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def _first_downloadable_source(apt: PrivateApt, records: list[AptRecord], series: str,
+                               progress: Progress | None) -> KernelSource:
+    """The newest source whose package really downloads: the archive as reached here can list
+    a version in its signed index and answer 404 for the file.  A skipped one is said."""
+    skipped: list[str] = []
+    for record in records:
+        try:
+            source = fetch_source(apt, record, series, progress)
+        except NotInPool as exc:
+            skipped.append(f"{record.version} ({record.suite}): {', '.join(exc.files)}")
+            continue
+        if skipped:
+            log.warning("the archive lists newer sources than it serves: %s answered 404; "
+                        "using %s %s (%s)", "; ".join(skipped), record.name, record.version,
+                        record.suite)
+        return source
+    raise ProvisionError(f"no {source_package(series)} could be downloaded; the archive's pool "
+                         "lacks the files its index lists for every one: " + "; ".join(skipped))
 
 
 def provision_source(series: str, apt: PrivateApt | None = None,
@@ -150,18 +189,26 @@ def provision_source(series: str, apt: PrivateApt | None = None,
     """The newest ``linux-source-<series>``, unpacked (from the cache when it is there); the
     newest version is looked up at most every ``refresh_hours`` (or now, with ``refresh``)."""
     from kmodlab.kernels.resolution import default_apt
+    from kmodlab.registry.series import load_series
 
     if not refresh and (pinned := _pinned(series)) is not None:
         return pinned
     apt = apt or default_apt()
     if refresh or not apt.is_fresh():
         apt.update(force=refresh, progress=progress)
-    source = fetch_source(apt, newest_source(apt, series), series, progress)
+    source = _first_downloadable_source(apt, sources_newest_first(apt, series), series,
+                                        progress)
+    suites = load_series().get_series(series).suites
+    if gaps := apt.missing_lists(suites):
+        log.warning("linux-source-%s %s was chosen without lists the archive did not serve (%s):"
+                    " a newer one may exist; looked up again in %d minutes", series,
+                    source.version, "; ".join(map(str, gaps)), FAILED_RETRY_HOURS * 60)
     tmp = _pin(series).with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"version": source.version, "time": time.time()}))
+    tmp.write_text(json.dumps({"version": source.version, "time": time.time(),
+                               "partial": [str(g) for g in gaps]}))
     tmp.replace(_pin(series))
     return source
 
 
-__all__ = ["KernelSource", "fetch_source", "load_source", "newest_source",
-           "provision_source", "source_package"]
+__all__ = ["KernelSource", "fetch_source", "load_source", "newest_source", "provision_source",
+           "source_package", "sources_newest_first"]
