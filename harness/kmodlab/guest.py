@@ -412,7 +412,8 @@ def prepare_qemu_config(kernel: Kernel, options: GuestOptions, *,
                         memory_mb=options.memory_mb, cpus=options.cpus, accel=accel.accel,
                         ssh=options.wants_ssh, interactive=interactive,
                         extra_cmdline=(*kernel.boot_params, *options.extra_cmdline),
-                        extra_args=ICOUNT_ARGS if options.idle_skips_time else ())
+                        extra_args=ICOUNT_ARGS if options.idle_skips_time else (),
+                        cpu=arch_profile(kernel.arch).tcg_cpu(kernel.page_size))
     if options.idle_skips_time and accel.accel != "tcg":
         raise ConfigError(f"a guest whose idle time is skipped needs TCG (QEMU's -icount), not "
                           f"{accel.accel}: use --accel tcg")

@@ -26,6 +26,7 @@
 
 #include <linux/printk.h>
 #include <linux/types.h>
+#include <linux/version.h>
 
 #ifndef KML_FAMILY
 #error "define KML_FAMILY before including kmodlab_ktap.h"
@@ -83,13 +84,48 @@ static inline void kml_ktap_skip(struct kml_ktap *t, const char *name,
  * offset of @ptr inside its object; it prints nothing for page-allocator or
  * vmalloc memory, hence " not-slab".  One printk record: pr_cont continues
  * the line this macro opens without a newline.  Needs <linux/slab.h>.
+ * The bool-returning kmem_dump_obj() is in every Debian kernel from 6.1;
+ * 5.10 has none, so there the line is not printed and the cache is not
+ * reported (the reader sees no "object" diagnostic, never a wrong one).
  */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 1, 0)
 #define kml_diag_slab(test, ptr)					\
 	do {								\
 		pr_info("# %s: object", (test));			\
 		if (!kmem_dump_obj(ptr))				\
 			pr_cont(" not-slab\n");				\
 	} while (0)
+#else
+#define kml_diag_slab(test, ptr) do { (void)(test); (void)(ptr); } while (0)
+#endif
+
+/*
+ * The page-allocator unit an address lives in, with the kernel's own API:
+ * its folio (include/linux/mm.h virt_to_folio(), since 5.16) or, before
+ * folios, the head page of its compound page (virt_to_head_page()).
+ * kml_unit_of() names the slab an object is in (compare two, never
+ * dereference), kml_unit_is_slab() says whether it is a slab page at all
+ * (not a large kmalloc's pages), kml_unit_order() is its allocation order.
+ * Macros, so only a file that uses them needs <linux/mm.h>.
+ */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(5, 16, 0)
+#define kml_unit_of(addr)	((const void *)virt_to_folio(addr))
+#define kml_unit_is_slab(addr)	folio_test_slab(virt_to_folio(addr))
+#define kml_unit_order(addr)	folio_order(virt_to_folio(addr))
+#else
+#define kml_unit_of(addr)	((const void *)virt_to_head_page(addr))
+#define kml_unit_is_slab(addr)	PageSlab(virt_to_head_page(addr))
+#define kml_unit_order(addr)	compound_order(virt_to_head_page(addr))
+#endif
+
+/*
+ * kmalloc_size_roundup() (mm/slab_common.c) arrived in 6.1: the size class a
+ * kmalloc of @size gets.  Before it, KML_HAVE_SIZE_ROUNDUP is undefined and
+ * modules print no roundup value (there is no kernel function to ask).
+ */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 1, 0)
+#define KML_HAVE_SIZE_ROUNDUP 1
+#endif
 
 /*
  * Largest power of two dividing @addr, capped at PAGE_SIZE: the alignment an

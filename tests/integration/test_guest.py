@@ -92,3 +92,16 @@ def test_snapshot_restore_gives_a_fresh_guest(kernel: Kernel) -> None:
         assert second.timings.booted_from == "snapshot"
         assert second.run("cat /tmp/state").exit_status != 0
         assert second.run("uname -r").stdout.strip() == kernel.release
+
+
+def test_exec_runs_a_shell_line_and_a_command_of_several_words(
+        kernel: Kernel, capfd: pytest.CaptureFixture[str]) -> None:
+    """``kmodlab exec -- sh -c 'echo a; echo b'``: the guest's sh gets ``echo a; echo b`` as one
+    argument (it used to run ``sh -c echo a`` and then ``b``)."""
+    from kmodlab.cli import main
+
+    target = ["--arch", kernel.arch, "--kernel", kernel.series]
+    assert main(["exec", *target, "--", "sh", "-c", "echo a; echo b"]) == 0
+    assert capfd.readouterr().out.split() == ["a", "b"]
+    assert main(["exec", *target, "--", "echo one two | wc -w"]) == 0
+    assert capfd.readouterr().out.split() == ["2"]

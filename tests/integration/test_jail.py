@@ -285,7 +285,8 @@ def test_shell_commands_reaching_make_run_in_the_jail(kernel: Kernel, canary: Ca
     assert "KML-CANARY[cat: " in built.log and "No such file or directory" in built.log
     assert "KML-PASSWD[cat: /etc/passwd: No such file or directory]" in built.log
     root = built.log.split("KML-ROOT[", 1)[1].split("]", 1)[0].split()
-    assert sorted(root) == ["bin", "dev", "etc", "kmodlab", "lib", "lib64", "tmp", "usr"]
+    # /proc holds only the constant stand-in for /proc/self/maps (7.x objtool needs it)
+    assert sorted(root) == ["bin", "dev", "etc", "kmodlab", "lib", "lib64", "proc", "tmp", "usr"]
     assert "Network is unreachable" in built.log.split("KML-NET[", 1)[1].split("]", 1)[0]
     assert_no_leak(built, canary.secrets)
     # Whichever way the race with the watcher went, the module (and its cache entry) is not
@@ -323,15 +324,16 @@ def test_megabytes_of_compiler_output_stay_bounded(kernel: Kernel, tmp_path: Pat
 @pytest.mark.fault("host_leak")
 def test_the_jail_holds_no_host_files_and_dies_at_the_timeout(kernel: Kernel, canary: Canary,
                                                                tmp_path: Path) -> None:
-    from kmodlab.labs.jail import JAIL_SUBMISSION, Mount, require_jail, run_in_jail
+    from kmodlab.labs.jail import FAKE_MAPS, JAIL_SUBMISSION, Mount, require_jail, run_in_jail
 
     build_dir = tmp_path / "b"
     build_dir.mkdir()
     jail = require_jail(kernel).with_mounts(Mount(str(build_dir), JAIL_SUBMISSION, "rw"),
                                             chdir=JAIL_SUBMISSION)
     script = "\n".join([
-        ("for d in / /etc /etc/alternatives /tmp /dev /kmodlab /kmodlab/kernel/usr; do "
-         'echo "[$d] $(ls -A $d | tr "\\n" " ")"; done'),
+        ("for d in / /etc /etc/alternatives /tmp /dev /kmodlab /kmodlab/kernel/usr /proc "
+         '/proc/self; do echo "[$d] $(ls -A $d | tr "\\n" " ")"; done'),
+        'echo "MAPS[$(cat /proc/self/maps)]"',
         "env | sort",
         f"cat {canary.path} /etc/passwd /proc/self/status 2>&1",
         "for p in / /usr /usr/bin /kmodlab/kernel/usr/src /etc; do touch $p/kml 2>&1; done",
@@ -349,7 +351,10 @@ def test_the_jail_holds_no_host_files_and_dies_at_the_timeout(kernel: Kernel, ca
     assert canary.token.decode() not in out and "root:x:0:0" not in out
     listing = {ln.split("]", 1)[0][1:]: ln.split("]", 1)[1].split()
                for ln in out.splitlines() if ln.startswith("[/")}
-    assert listing["/"] == ["bin", "dev", "etc", "kmodlab", "lib", "lib64", "tmp", "usr"]
+    assert listing["/"] == ["bin", "dev", "etc", "kmodlab", "lib", "lib64", "proc", "tmp", "usr"]
+    # no procfs: only the fixed stand-in objtool needs, never the host's process or CPU data
+    assert listing["/proc"] == ["self"] and listing["/proc/self"] == ["maps"]
+    assert f"MAPS[{FAKE_MAPS.strip()}]" in out
     assert listing["/etc"] == ["alternatives"] and listing["/etc/alternatives"] == ["awk"]
     assert listing["/tmp"] == [] and listing["/kmodlab"] == ["kernel", "submission"]
     assert listing["/dev"] == ["full", "null", "random", "urandom", "zero"]

@@ -199,3 +199,80 @@ def test_a_pinned_source_is_found_without_apt(tmp_path: Path,
     pin.write_text(json.dumps({"version": "6.1.192-3", "time": time.time() - 7 * 86400}))
     with pytest.raises(AssertionError, match="apt.is_fresh was used"):
         source.provision_source("6.1", apt=_NoApt())  # type: ignore[arg-type]
+
+
+def test_a_source_chosen_from_partial_lists_is_pinned_briefly(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bookworm-security's list failed in the last update: the newest linux-source-6.1 the other
+    lists name may be an older one, so its pin lasts FAILED_RETRY_HOURS, not refresh_hours."""
+    import json
+    import time
+
+    from kmodlab.kernels import source
+    from kmodlab.kernels.apt import FAILED_RETRY_HOURS, IndexFailure
+
+    monkeypatch.setenv("KMODLAB_CACHE", str(tmp_path / "cache"))
+
+    class PartialApt:
+        host_arch = "amd64"
+
+        def is_fresh(self) -> bool:
+            return True
+
+        def missing_lists(self, suites):
+            gap = IndexFailure("bookworm-security", "i386", "File has unexpected size")
+            return [gap] if "bookworm-security" in suites else []
+
+    got = source.KernelSource("6.1", "linux-source-6.1", "6.1.176-1", tmp_path / "linux")
+    monkeypatch.setattr(source, "sources_newest_first", lambda apt, series: ["record"])
+    monkeypatch.setattr(source, "fetch_source", lambda apt, rec, series, progress: got)
+    assert source.provision_source("6.1", apt=PartialApt()) is got  # type: ignore[arg-type]
+    pin_path = source.sources_dir() / "series-6.1.json"
+    pin = json.loads(pin_path.read_text())
+    assert pin["version"] == "6.1.176-1" and "bookworm-security" in pin["partial"][0]
+    monkeypatch.setattr(source, "load_source", lambda series, version: got)
+    assert source._pinned("6.1") is got
+    pin["time"] = time.time() - FAILED_RETRY_HOURS * 3600 - 1
+    pin_path.write_text(json.dumps(pin))
+    assert source._pinned("6.1") is None          # looked up again, well before a day
+
+
+def test_the_source_is_the_series_own_and_one_the_pool_lacks_is_skipped(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """With bookworm-security's lists gone (a mirror mid-sync), the newest linux-source-6.1 the
+    archive listed was bullseye-security's backport 6.1.180-1~deb11u1, which also answered 404:
+    the source is now chosen from 6.1's own suites, and a listed file the pool lacks is skipped,
+    said, for the next newest."""
+    from kmodlab.kernels import source
+    from kmodlab.kernels.apt import AptRecord, NotInPool
+
+    monkeypatch.setenv("KMODLAB_CACHE", str(tmp_path / "cache"))
+    records = [AptRecord("linux-source-6.1", "6.1.180-1~deb11u1", "bullseye-security", "amd64"),
+               AptRecord("linux-source-6.1", "6.1.176-1", "bookworm", "amd64"),
+               AptRecord("linux-source-6.1", "6.1.178-1", "bookworm-updates", "amd64")]
+
+    class Apt:
+        host_arch = "amd64"
+
+        def madison(self, names):
+            return records
+
+        def is_fresh(self) -> bool:
+            return True
+
+        def missing_lists(self, suites):
+            return []
+
+    assert [r.version for r in source.sources_newest_first(Apt(), "6.1")] == [  # type: ignore[arg-type]
+        "6.1.178-1", "6.1.176-1"]
+    got = source.KernelSource("6.1", "linux-source-6.1", "6.1.176-1", tmp_path / "linux")
+
+    def fetch(apt, record, series, progress):
+        if record.version == "6.1.178-1":
+            raise NotInPool(["linux-source-6.1_6.1.178-1_all.deb"], "404")
+        return got
+
+    monkeypatch.setattr(source, "fetch_source", fetch)
+    with caplog.at_level("WARNING"):
+        assert source.provision_source("6.1", apt=Apt()) is got  # type: ignore[arg-type]
+    assert "6.1.178-1 (bookworm-updates): linux-source-6.1_6.1.178-1_all.deb" in caplog.text

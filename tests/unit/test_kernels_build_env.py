@@ -59,6 +59,11 @@ def test_module_btf_off_without_a_btf_base(tmp_path):
          "gcc-12-aarch64-linux-gnu"),
         ("arm64", "gcc (GCC) 13.2.0", "aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"),
         ("x86_64", "clang version 16.0.6", "clang", "clang"),
+        # 7.2's headers name the compiler with its triplet and override CROSS_COMPILE to match
+        ("x86_64", "x86_64-linux-gnu-gcc-16 (Debian 16.2.0-4) 16.2.0",
+         "x86_64-linux-gnu-gcc-16", "gcc-16"),
+        ("arm64", "aarch64-linux-gnu-gcc-16 (Debian 16.2.0-4) 16.2.0",
+         "aarch64-linux-gnu-gcc-16", "gcc-16"),
     ],
 )
 def test_compiler_tool_and_package(tmp_path, arch, cc_text, tool, package):

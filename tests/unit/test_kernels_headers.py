@@ -111,3 +111,21 @@ def test_depmod_writes_modules_dep(tmp_path):
     assert (modules / "modules.dep").is_file()
     with pytest.raises(ProvisionError, match="lib/modules/9.9"):
         run_depmod(root, "9.9")
+
+
+def test_absolute_kbuild_output_becomes_the_makefiles_own_folder(tmp_path):
+    """7.2's arch headers Makefile sets KBUILD_OUTPUT=/usr/src/linux-headers-<release>; left
+    absolute, kbuild said 'specified kernel directory ... does not exist' from the cache."""
+    arch_dir = make_tree(tmp_path)
+    makefile = arch_dir / "Makefile"
+    makefile.write_text(f"KBUILD_OUTPUT=/usr/src/linux-headers-{REL}\n"
+                        f"include /usr/src/linux-headers-{ABI}-common/Makefile\n")
+    (arch_dir.parent / f"linux-headers-{ABI}-common" / "Makefile").write_text(
+        "show:\n\t@echo out=$(KBUILD_OUTPUT)\n")
+    rewrite_makefile_includes(makefile, tmp_path)
+    assert "/usr/src" not in makefile.read_text()
+    moved = tmp_path / "elsewhere"
+    shutil.move(str(tmp_path / "usr"), str(moved))
+    out = subprocess.run(["make", "-s", "-C", str(moved / "src" / arch_dir.name), "show"],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == f"out={moved / 'src' / arch_dir.name}"

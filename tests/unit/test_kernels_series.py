@@ -29,7 +29,8 @@ def test_series_suites(table):
     assert set(table.series["6.12"].suites) == {"bookworm-security", "bookworm-backports"}
     # one sources.list carries every suite, each once
     assert sorted(table.suites()) == sorted(
-        {"bookworm", "bookworm-updates", "bookworm-security", "bookworm-backports"}
+        {"bullseye", "bullseye-security", "bookworm", "bookworm-updates", "bookworm-security",
+         "bookworm-backports", "sid"}
     )
     assert table.archive.mirror("bookworm-security").endswith("debian-security")
 
@@ -69,9 +70,10 @@ def test_split_release(table, release, arch, abi, flavour):
     "release, arch",
     [
         ("6.1.0-56-cloud-amd64", "arm64"),      # wrong arch
-        ("6.12.117+deb12-arm64-16k", "arm64"),  # flavour kmodlab does not offer
-        ("6.1.0-56-rt-amd64", "x86_64"),
-        ("5.10.0-30-amd64", "x86_64"),          # no such series
+        ("6.12.117+deb12-arm64-64k", "arm64"),  # flavour kmodlab does not offer
+        ("6.1.0-56-686-pae", "x86_64"),         # i386's
+        ("4.19.0-27-amd64", "x86_64"),          # no such series
+        ("7.2.13+deb13-amd64", "x86_64"),       # 7.2 is sid's (+deb14) only
     ],
 )
 def test_split_release_rejects(table, release, arch):
@@ -79,11 +81,21 @@ def test_split_release_rejects(table, release, arch):
 
 
 def test_unknown_series_and_flavour_name_what_exists(table):
-    with pytest.raises(ConfigError, match=r"6\.1, 6\.12"):
-        table.get_series("5.10")
-    with pytest.raises(ConfigError, match="cloud, generic"):
-        table.get_flavour("rt")
+    with pytest.raises(ConfigError, match=r"5\.10, 6\.1, 6\.12, 7\.2"):
+        table.get_series("4.19")
+    with pytest.raises(ConfigError, match="cloud, generic, rt, 16k"):
+        table.get_flavour("64k")
     assert table.get_flavour(None).name == "cloud"
+    assert table.get_series("latest").name == "7.2"
+
+
+def test_each_arch_has_a_default_flavour_debian_builds(table):
+    assert table.default_flavour_for(arch_profile("i386")).name == "generic"
+    assert table.default_flavour_for(arch_profile("arm64")).name == "cloud"
+    for arch in ("x86_64", "arm64", "i386"):
+        profile = arch_profile(arch)
+        flavour = table.default_flavour_for(profile)
+        assert not flavour.arches or arch in flavour.arches
 
 
 def test_ere_escape_is_literal_for_grep():

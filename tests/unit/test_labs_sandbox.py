@@ -297,6 +297,30 @@ def test_toolchain_mounts_on_a_merged_usr_host(tmp_path: Path) -> None:
     assert "/usr/aarch64-linux-gnu" not in {m.dest for m in toolchain([], root=str(root))[0]}
 
 
+def test_a_release_roots_cross_compiler_brings_its_libexec(tmp_path: Path) -> None:
+    """sid's gcc-16-aarch64-linux-gnu keeps cc1 in /usr/libexec/gcc-cross: without it the
+    jailed cross compiler said "cannot execute 'cc1'"."""
+    root = _fake_root(tmp_path)
+    (root / "usr/libexec/gcc-cross/aarch64-linux-gnu/16").mkdir(parents=True)
+    dests = {m.dest for m in toolchain(["aarch64-linux-gnu"], root=str(root))[0]}
+    assert "/usr/libexec/gcc-cross" in dests
+
+
+def test_the_jail_has_a_fixed_proc_self_maps_and_no_procfs(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """7.x objtool (tools/objtool/signal.c:read_stack_limit()) needs a "[stack]" line in
+    /proc/self/maps; the jail gives it a constant file, never the host's procfs."""
+    from kmodlab.labs.jail import FAKE_MAPS, PROC_SELF_MAPS, Jail, fake_proc_maps
+
+    monkeypatch.setenv("KMODLAB_CACHE", str(tmp_path))
+    mount = fake_proc_maps()
+    assert mount.dest == PROC_SELF_MAPS and mount.mode == "ro"
+    assert Path(mount.source).read_text() == FAKE_MAPS and "[stack]" in FAKE_MAPS
+    argv = Jail((mount,)).argv(["true"])
+    assert "--proc" not in argv
+    assert argv[argv.index(mount.source) - 1] == "--ro-bind"
+
+
 def test_toolchain_mounts_on_a_split_usr_host(tmp_path: Path) -> None:
     root = _fake_root(tmp_path, merged=False)
     mounts, links = toolchain([], root=str(root))

@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from kmodlab.errors import MissingToolError
+from kmodlab.errors import MissingToolError, ProvisionError
 from kmodlab.kernels.kernel import Kernel
 from kmodlab.registry.arch import ArchProfile, arch_profile
 
@@ -56,12 +56,18 @@ def _compiler(cc_text: str, profile: ArchProfile) -> HostTool:
     word = cc_text.strip().strip('"').split(" ", 1)[0] or "gcc"
     if word.startswith("clang") or "clang version" in cc_text:
         return HostTool("clang", "clang", "the kernel was built with clang")
-    m = re.fullmatch(r"gcc(?:-(\d+))?", word)
+    # 7.2's headers name the compiler with its triplet (x86_64-linux-gnu-gcc-16) and override
+    # CROSS_COMPILE to match (.kernelvariables); the triplet is the headers', not the profile's.
+    m = re.fullmatch(r"(?:(?P<triplet>[a-z0-9_]+-linux-gnu[a-z0-9_]*)-)?gcc(?:-(?P<v>\d+))?",
+                     word)
+    if m and m["triplet"]:
+        package = f"gcc-{m['v']}" if m["v"] else "gcc"
+        return HostTool(word, package, "kbuild's CC for this kernel")
     if not m:
         word = "gcc"
     triplet = profile.cross_compile.rstrip("-")
-    if m and m[1]:
-        package = f"gcc-{m[1]}" + (f"-{triplet}" if triplet else "")
+    if m and m["v"]:
+        package = f"gcc-{m['v']}" + (f"-{triplet}" if triplet else "")
     else:
         package = profile.cross_compiler_package or "gcc"
     return HostTool(profile.cross_compile + word, package, "kbuild's CC for this kernel")
@@ -105,7 +111,22 @@ def missing_libraries(binary: Path) -> list[str]:
 
 
 def check_build_tools(kernel: Kernel) -> None:
-    """Raise MissingToolError for the first host tool or library the kernel's kbuild lacks."""
+    """Raise MissingToolError for the first host tool or library the kernel's kbuild lacks.
+
+    For a kernel whose modules build in a Debian root, that root is made (or healed) here and
+    the jail's probe checks its toolchain; the host needs bubblewrap for it."""
+    from kmodlab.kernels.build_root import root_for
+
+    root = root_for(kernel)
+    if root is not None:
+        if not shutil.which("bwrap"):
+            raise MissingToolError("bwrap", "bubblewrap")
+        for t in required_tools(kernel):
+            if not root.has(t.tool):
+                raise ProvisionError(f"{t.tool} ({t.why}) is not in the {root.suite} build root "
+                                     f"{root.path}; its packages in series.yaml build_envs "
+                                     f"lack {t.package}")
+        return
     for t in required_tools(kernel):
         if not shutil.which(t.tool):
             raise MissingToolError(t.tool, t.package)

@@ -58,10 +58,26 @@ def relativize_symlinks(root: Path) -> list[Fixup]:
     return fixes
 
 
+# 7.2's arch headers Makefile starts with ``KBUILD_OUTPUT=/usr/src/linux-headers-<release>``.
+_ABS_OUTPUT = re.compile(r"^(?P<kw>KBUILD_OUTPUT\s*:?=\s*)(?P<path>/\S+)[ \t]*$", re.MULTILINE)
+# Evaluated where it stands (:=), so it is this Makefile's folder, not the last one read.
+_HERE_DIR = "$(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))"
+
+
 def rewrite_makefile_includes(makefile: Path, root: Path) -> list[Fixup]:
-    """``include /usr/src/X/Makefile`` -> ``include $(dir …this Makefile…)../X/Makefile``."""
+    """``include /usr/src/X/Makefile`` -> ``include $(dir …this Makefile…)../X/Makefile``, and
+    ``KBUILD_OUTPUT=/usr/src/<this folder>`` -> this Makefile's folder, wherever it is."""
     text = makefile.read_text()
     fixes = []
+
+    def output(m: re.Match[str]) -> str:
+        inside = root / m["path"].lstrip("/")
+        if not inside.exists() or inside.resolve() != makefile.parent.resolve():
+            return m[0]
+        fixes.append(Fixup(makefile, m["path"], _HERE_DIR))
+        return f"KBUILD_OUTPUT := {_HERE_DIR}"
+
+    text = _ABS_OUTPUT.sub(output, text)
 
     def repl(m: re.Match[str]) -> str:
         inside = root / m["path"].lstrip("/")
@@ -72,7 +88,7 @@ def rewrite_makefile_includes(makefile: Path, root: Path) -> list[Fixup]:
         return m["kw"] + new
 
     new_text = _ABS_INCLUDE.sub(repl, text)
-    if new_text != text:
+    if fixes:
         makefile.write_text(new_text)
     return fixes
 
@@ -101,6 +117,8 @@ def check_headers_tree(headers_dir: Path) -> None:
     text = (headers_dir / "Makefile").read_text() if (headers_dir / "Makefile").exists() else ""
     for m in _ABS_INCLUDE.finditer(text):
         missing.append(f"Makefile still includes absolute {m['path']}")
+    for m in _ABS_OUTPUT.finditer(text):
+        missing.append(f"Makefile still sets KBUILD_OUTPUT to the absolute {m['path']}")
     for m in re.finditer(r"^\s*-?include\s+\$\(dir \$\(lastword \$\(MAKEFILE_LIST\)\)\)(\S+)",
                          text, re.MULTILINE):
         if not (headers_dir / m[1]).exists():

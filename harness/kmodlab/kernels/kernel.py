@@ -44,6 +44,16 @@ class Kernel:
         return int(m.group(1)), int(m.group(2))
 
     @property
+    def page_size(self) -> int:
+        """PAGE_SIZE from the .config: CONFIG_PAGE_SHIFT (6.9+, every arch) or 6.1's
+        CONFIG_ARM64_PAGE_SHIFT; 4096 when neither is set (x86)."""
+        for name in ("CONFIG_PAGE_SHIFT", "CONFIG_ARM64_PAGE_SHIFT"):
+            value = self.kconfig.get(name)
+            if value and value.strip('"').isdigit():
+                return 1 << int(value.strip('"'))
+        return 4096
+
+    @property
     def boot_image(self) -> Path:
         """What QEMU's -kernel gets: the PVH vmlinux when there is one, else the image."""
         return self.vmlinux if self.vmlinux is not None else self.image
@@ -73,8 +83,16 @@ class Kernel:
     @property
     def label(self) -> str:
         """Short id used in test ids and file names, e.g. ``arm64-6.12``
-        (``x86_64-6.1+debug-memory`` for a kernel with config fragments)."""
+        (``x86_64-7.2-rt`` for a flavour other than the arch's default, as
+        :attr:`kmodlab.registry.Target.label` writes it; ``x86_64-6.1+debug-memory`` for a kernel
+        with config fragments)."""
         base = f"{self.arch}-{self.series}"
+        if self.flavour and not self.config_names and self.flavour != "custom":
+            from kmodlab import registry  # the registry imports kernels lazily too
+
+            if self.arch in registry.arch_names() and self.flavour != registry.default_flavour(
+                    self.arch):
+                base += f"-{self.flavour}"
         return f"{base}+{'+'.join(self.config_names)}" if self.config_names else base
 
 

@@ -11,7 +11,8 @@ builds it from an empty tmpfs root:
   ``/kmodlab/kernel/usr/{src,lib}`` (every symlink in it checked to resolve inside the jail);
 * **writable**: only the submission's build folder, at ``/kmodlab/submission``, and a private,
   size-limited ``/tmp``; the root itself is remounted read-only;
-* ``/dev`` has null, zero, full, random and urandom; there is no ``/proc``; ``/etc`` holds only
+* ``/dev`` has null, zero, full, random and urandom; there is no ``/proc`` (only a fixed
+  stand-in for ``/proc/self/maps``, which objtool needs); ``/etc`` holds only
   the ``alternatives`` links the toolchain needs (``awk``): no passwd, no host configuration;
 * every namespace is unshared (no network), the command runs in a new session, dies with its
   parent, has no capabilities and a cleared environment (``PATH`` and the C locale).
@@ -32,7 +33,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kmodlab.errors import BuildError
@@ -142,7 +143,8 @@ def toolchain(cross_triplets: Iterable[str] = (), root: str = "/") -> tuple[list
                                                                               list[tuple[str, str]]]:
     """Read-only mounts and symlinks for make, gcc, binutils and the tools kbuild runs.
 
-    ``root`` is the host root (a fake tree in tests).  Merged-/usr hosts get ``/bin`` ->
+    ``root`` is the host root (a fake tree in tests), or the root of another Debian release
+    (:mod:`kmodlab.kernels.build_root`) whose toolchain the kernel needs.  Merged-/usr hosts get ``/bin`` ->
     ``usr/bin`` symlinks like the host's; others get the real folders bound."""
     def host(p: str) -> str:
         return os.path.join(root, p.lstrip("/"))
@@ -157,7 +159,8 @@ def toolchain(cross_triplets: Iterable[str] = (), root: str = "/") -> tuple[list
     bind("/usr/bin")
     for lib in sorted(Path(host("/usr/lib")).glob("*-linux-gnu*")):
         bind(f"/usr/lib/{lib.name}")                    # shared libraries (multiarch)
-    for p in ("/usr/lib/gcc", "/usr/lib/gcc-cross", "/usr/libexec/gcc", "/usr/lib64"):
+    for p in ("/usr/lib/gcc", "/usr/lib/gcc-cross", "/usr/libexec/gcc", "/usr/libexec/gcc-cross",
+              "/usr/lib64"):
         bind(p)
     for triplet in cross_triplets:
         bind(f"/usr/{triplet}")                         # a cross gcc's as/ld live here
@@ -313,13 +316,41 @@ def require_bwrap() -> str:
     return found
 
 
+def toolchain_root(kernel: Kernel) -> str:
+    """Where the toolchain for ``kernel`` comes from: ``/`` (the host), or the root of another
+    Debian release its series builds in (:mod:`kmodlab.kernels.build_root`)."""
+    from kmodlab.kernels.build_root import root_for
+
+    root = root_for(kernel)
+    return str(root.path) if root is not None else "/"
+
+
+# objtool (7.x, tools/objtool/signal.c:read_stack_limit()) refuses to start unless
+# /proc/self/maps has a "[stack]" line; it only uses it to word its own crash message.  The jail
+# has no /proc (a procfs would show the host's CPU, memory and kernel), so it gets this file.
+PROC_SELF_MAPS = "/proc/self/maps"
+FAKE_MAPS = "00000000-00000000 rw-p 00000000 00:00 0                          [stack]\n"
+
+
+def fake_proc_maps() -> Mount:
+    """A read-only stand-in for /proc/self/maps (see :data:`FAKE_MAPS`)."""
+    from kmodlab.paths import cache_dir
+
+    path = cache_dir("jail") / "proc-self-maps"
+    if not path.is_file() or path.read_text() != FAKE_MAPS:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(FAKE_MAPS)
+        tmp.replace(path)
+    return Mount(str(path), PROC_SELF_MAPS)
+
+
 def base_jail(kernel: Kernel) -> Jail:
     from kmodlab.registry.arch import arch_profile
 
     triplet = arch_profile(kernel.arch).cross_compile.rstrip("-")
-    mounts, links = toolchain([triplet] if triplet else [])
+    mounts, links = toolchain([triplet] if triplet else [], root=toolchain_root(kernel))
     tree = kernel_tree(kernel)
-    return Jail(tuple(mounts) + tree.mounts, tuple(links))
+    return Jail(tuple(mounts) + tree.mounts + (fake_proc_maps(),), tuple(links))
 
 
 def _probe_script(kernel: Kernel, assembler: str | None) -> str:
@@ -377,6 +408,30 @@ def _checked_jail(kernel: Kernel, assembler: str | None) -> Jail:
         raise JailError(f"the toolchain does not work inside the build jail for "
                         f"{kernel.label}: {said}")
     return jail
+
+
+def root_build_argv(kernel: Kernel, directory: Path, make_argv: Sequence[str],
+                    pwd: Path | None = None) -> list[str]:
+    """bwrap argv running kbuild for kmodlab's own modules (or a user's tree) when the kernel's
+    toolchain is a Debian root (:func:`toolchain_root`): the submissions' jail with the build
+    folder bound read-write at its own path, and ``pwd`` (the user's folder a copy was made
+    of) read-only at its own, so paths in the log and ``$(PWD)`` read as on the host."""
+    jail = require_jail(kernel)
+    folder = str(Path(directory).resolve())
+    mounts = [Mount(folder, folder, "rw")]
+    env = jail.env
+    if pwd is not None:
+        mine = str(Path(pwd).resolve())
+        if mine != folder:
+            mounts.append(Mount(mine, mine, "ro"))
+        env = (*env, ("PWD", str(pwd)))
+    jail = replace(jail.with_mounts(*mounts, chdir=folder), env=env)
+    headers = kernel_tree(kernel).headers
+    host_headers = {str(kernel.headers_dir), str(Path(kernel.headers_dir).resolve())}
+    mapped = [headers if arg in host_headers else arg for arg in make_argv]
+    if headers not in mapped:
+        raise BuildError(f"cannot map the kbuild command into the jail: {' '.join(make_argv)}")
+    return jail.argv(mapped, bwrap=require_bwrap())
 
 
 # ------------------------------------------------------------------------------ running

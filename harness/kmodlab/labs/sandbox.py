@@ -63,7 +63,7 @@ from kmodlab.labs.jail import (
 from kmodlab.labs.lab import Lab
 from kmodlab.labs.limited import run_limited
 from kmodlab.labs.params import render_template
-from kmodlab.modules.build import BuiltModule, compiler_tool, compiler_version, make_argv
+from kmodlab.modules.build import BuiltModule, compiler_identity, compiler_tool, make_argv
 
 __all__ = ["BuildOutcome", "Intake", "JailError", "build_submission", "collect_module",
            "jail_make_argv", "kbuild_text", "prune_build_cache", "redact_build_output",
@@ -303,7 +303,20 @@ check "$tmp"
 
 
 def real_assembler(kernel: Kernel) -> str:
-    return _real_assembler(compiler_tool(kernel), kernel.arch)
+    """The assembler the compiler runs, as a path inside the jail (the host's, or the one in
+    the Debian root the kernel's modules build in)."""
+    from kmodlab.kernels.build_root import root_for
+    from kmodlab.registry.arch import arch_profile
+
+    root = root_for(kernel)
+    if root is None:
+        return _real_assembler(compiler_tool(kernel), kernel.arch)
+    name = arch_profile(kernel.arch).cross_compile + "as"
+    for folder in ("/usr/bin", "/bin"):
+        host = root.path / folder.lstrip("/") / name
+        if host.exists():
+            return "/" + os.path.relpath(os.path.realpath(host), root.path)
+    raise BuildError(f"no {name} in the {root.suite} build root {root.path}")
 
 
 @functools.lru_cache(maxsize=16)
@@ -472,7 +485,7 @@ def prepare_build_dir(lab: Lab, intake: Intake, kernel: Kernel, env: dict[str, o
 def build_key(lab: Lab, intake: Intake, kernel: Kernel, rendered: dict[str, str]) -> str:
     h = hashlib.sha256()
     for part in (BUILD_RECIPE, lab.digest, intake.digest, kernel.release, kernel.arch,
-                 compiler_version(compiler_tool(kernel)), json.dumps(rendered, sort_keys=True)):
+                 compiler_identity(kernel), json.dumps(rendered, sort_keys=True)):
         h.update(part.encode() + b"\0")
     return h.hexdigest()
 

@@ -512,10 +512,10 @@ class LabSpec(_Model):
     provided: list[str] = Field(default_factory=list,
                                 description="headers the grader adds (provided/ or modules/common)")
     templates: list[TemplateFile] = Field(default_factory=list)
-    arches: list[ArchName] = Field(default_factory=lambda: list(registry.arch_names()),
-                                   min_length=1)
-    kernels: list[SeriesName] = Field(default_factory=lambda: list(registry.series_names()),
-                                      min_length=1)
+    arches: list[ArchName] = Field(default_factory=lambda: list(registry.core_arches()),
+                                   min_length=1, description="default: the registry's core arches")
+    kernels: list[SeriesName] = Field(default_factory=lambda: list(registry.core_series()),
+                                      min_length=1, description="default: the core series")
     grade_on: list[LabTarget] = Field(default_factory=list,
                                    description="targets grading runs on (default: first arch "
                                                "and first kernel)")

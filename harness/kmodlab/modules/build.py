@@ -117,6 +117,19 @@ def compiler_version(tool: str) -> str:
     return (out.stdout.splitlines() or [tool])[0]
 
 
+def compiler_identity(kernel: Kernel) -> str:
+    """The compiler and its exact version, for build cache keys: the host's ``--version`` line,
+    or the package version in the Debian root the kernel's modules build in."""
+    from kmodlab.kernels.build_root import root_for
+
+    root = root_for(kernel)
+    if root is not None:
+        from kmodlab.registry.series import load_series
+
+        return root.version_text(load_series().get_series(kernel.series).compiler)
+    return compiler_version(compiler_tool(kernel))
+
+
 def _check_tools(kernel: Kernel) -> None:
     try:
         from kmodlab.kernels import check_build_tools
@@ -136,9 +149,19 @@ def _kbuild_env(pwd: Path | None = None) -> dict[str, str]:
 def run_kbuild(kernel: Kernel, directory: Path, *, pwd: Path | None = None) -> tuple[int, str]:
     """Run kbuild in ``directory``; returns (exit code, combined output).  ``pwd``: what the
     module's Makefile sees as ``$(PWD)`` (the user's folder when building a copy of it)."""
+    from kmodlab.kernels.build_root import root_for
+
     argv = make_argv(kernel, directory)
+    run, env = argv, _kbuild_env(pwd)
+    if root_for(kernel) is not None:
+        # The kernel's compiler lives in a root of its Debian release: kbuild runs in the jail
+        # whose toolchain is that root's (kmodlab.labs.jail.root_build_argv).
+        from kmodlab.labs.jail import root_build_argv
+
+        run = root_build_argv(kernel, directory, argv, pwd)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "LANG": "C"}
     try:
-        proc = subprocess.run(argv, cwd=directory, env=_kbuild_env(pwd), capture_output=True,
+        proc = subprocess.run(run, cwd=directory, env=env, capture_output=True,
                               text=True, timeout=BUILD_TIMEOUT, check=False)
     except subprocess.TimeoutExpired as exc:
         raise BuildError(f"kbuild did not finish in {BUILD_TIMEOUT} s: {' '.join(argv)}") from exc
@@ -327,7 +350,7 @@ def build(family: str, params: FamilyParams | dict | None = None, kernel: Kernel
     tool = compiler_tool(kernel)
     key = _digest(BUILD_RECIPE, template_digest(family), rendered.family,
                   rendered.params.model_dump_json(), kernel.release, kernel.arch,
-                  compiler_version(tool))
+                  compiler_identity(kernel))
     final = cache_dir("builds") / _entry_name(rendered.module_name, kernel, key)
     if not force and (data := _load_manifest(final)) is not None:
         return _built(final, data, rendered.params, True, t0)
@@ -361,7 +384,7 @@ def _compile(rendered: RenderedModule, kernel: Kernel, tmp: Path, final: Path, k
         "params": rendered.params.model_dump(),
         "kernel_release": kernel.release,
         "arch": kernel.arch,
-        "compiler": compiler_version(tool),
+        "compiler": compiler_identity(kernel),
         "key": key,
         "ko": ko.name,
         "warnings": list(find_warnings(log)),
@@ -416,7 +439,7 @@ def build_source_dir(path: str | Path, kernel: Kernel | None,
     load_args = tuple(f"{k}={v}" for k, v in mparams.items())
     tool = compiler_tool(kernel)
     key = _digest(BUILD_RECIPE, "source-dir", str(src), tree.tree_digest(src), kernel.release,
-                  kernel.arch, compiler_version(tool), module_name or "")
+                  kernel.arch, compiler_identity(kernel), module_name or "")
     final = cache_dir("builds") / _entry_name(re.sub(r"[^A-Za-z0-9_.-]", "_", src.name), kernel, key)
     if not force and (data := _fresh(final)) is not None:
         return _built(final, data, mparams, True, t0, load_args)
@@ -448,6 +471,14 @@ def _fresh(final: Path, *, locked: bool = False) -> dict[str, Any] | None:
     return data
 
 
+def _builds_in_root(kernel: Kernel) -> bool:
+    """In-place (overlay) builds run the host's toolchain; a kernel whose toolchain is a Debian
+    root builds a copy in the jail instead."""
+    from kmodlab.kernels.build_root import root_for
+
+    return root_for(kernel) is not None
+
+
 def _compiler_dirs() -> list[Path]:
     """The compiler's own headers (stddef.h, stdarg.h): covered by its version in the key."""
     return [Path("/usr/lib/gcc"), Path("/usr/lib/gcc-cross"), Path("/usr/lib/llvm")]
@@ -456,7 +487,7 @@ def _compiler_dirs() -> list[Path]:
 def _build_tree(src: Path, kernel: Kernel, final: Path, key: str, tool: str,
                 module_name: str | None) -> None:
     with atomic_dir(final) as tmp:
-        if tree.overlay_usable(src):
+        if tree.overlay_usable(src) and not _builds_in_root(kernel):
             rc, log = run_kbuild_in_place(kernel, src, tmp)
             method = "overlay"
         else:
@@ -477,7 +508,7 @@ def _build_tree(src: Path, kernel: Kernel, final: Path, key: str, tool: str,
             "source_dir": str(src),
             "kernel_release": kernel.release,
             "arch": kernel.arch,
-            "compiler": compiler_version(tool),
+            "compiler": compiler_identity(kernel),
             "key": key,
             "ko": str(ko),
             "kos": [str(k) for k in kos],

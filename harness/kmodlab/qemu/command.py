@@ -25,9 +25,11 @@ class QemuConfig:
     interactive: bool = False
     extra_cmdline: tuple[str, ...] = ()
     extra_args: tuple[str, ...] = ()
+    cpu: str = ""                  # the TCG CPU model; empty: the arch profile's
 
     def shaping_fields(self) -> dict[str, object]:
         return {"kernel_image": str(self.kernel_image), "initrd": str(self.initrd),
+                "cpu": self.cpu,
                 "memory_mb": self.memory_mb, "cpus": self.cpus, "accel": self.accel,
                 "ssh": self.ssh, "extra_cmdline": list(self.extra_cmdline),
                 "extra_args": list(self.extra_args)}
@@ -60,7 +62,7 @@ def build_argv(profile: ArchProfile, config: QemuConfig, paths: RunPaths,
             "-nodefaults", "-no-user-config", "-no-reboot", "-display", "none",
             "-machine", profile.machine,
             "-accel", config.accel,
-            "-cpu", profile.kvm_cpu if config.accel == "kvm" else profile.cpu,
+            "-cpu", profile.kvm_cpu if config.accel == "kvm" else (config.cpu or profile.cpu),
             "-smp", str(config.cpus), "-m", str(config.memory_mb),
             "-kernel", str(config.kernel_image), "-initrd", str(config.initrd),
             "-append", kernel_cmdline(profile, config)]

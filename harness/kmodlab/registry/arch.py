@@ -68,6 +68,24 @@ class ArchProfile:
     kbuild_image_target: str = ""
     kbuild_image_path: str = ""
     guest: GuestUserland | None = None
+    # The arch's name in Debian's kernel flavours (686-pae on i386); empty: debian_arch.
+    kernel_arch: str = ""
+    # The flavour used when none is asked for, if not the series table's default.
+    default_flavour: str = ""
+    # What a build root of another Debian release needs to build for this arch from the
+    # host's ({compiler}: the series' compiler, e.g. gcc-16-aarch64-linux-gnu).
+    cross_packages: tuple[str, ...] = field(default_factory=tuple)
+    # TCG CPU models for kernels whose page size ``cpu`` cannot run (PAGE_SIZE -> model).
+    page_size_cpus: dict[int, str] = field(default_factory=dict)
+
+    def tcg_cpu(self, page_size: int) -> str:
+        """The CPU model QEMU emulates for a kernel with ``page_size`` pages."""
+        return self.page_size_cpus.get(page_size, self.cpu)
+
+    @property
+    def flavour_arch(self) -> str:
+        """``amd64``, ``arm64``, ``686-pae``: what Debian's kernel release names end in."""
+        return self.kernel_arch or self.debian_arch
 
     @property
     def userland(self) -> GuestUserland:
@@ -102,12 +120,14 @@ def arch_profile(name: str) -> ArchProfile:
 
     data = yaml.safe_load(path.read_text())
     for key in ("extra_args", "cmdline", "kvm_host_machines", "kvm_probe_args", "page_sizes",
-                "pvh_blocked_by"):
+                "pvh_blocked_by", "cross_packages"):
         if key in data:
             data[key] = tuple(data.get(key) or ())
     try:
         if "guest" in data:
             data["guest"] = GuestUserland(**data["guest"])
+        data["page_size_cpus"] = {int(k): str(v) for k, v in
+                                  (data.get("page_size_cpus") or {}).items()}
         return ArchProfile(**data)
     except TypeError as exc:  # a misspelled or missing key in the data file
         raise ConfigError(f"{path}: {exc}") from exc

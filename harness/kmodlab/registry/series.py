@@ -8,13 +8,24 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kmodlab.errors import ConfigError
 from kmodlab.registry.arch import ArchProfile
 
 SERIES_FILE = Path(__file__).resolve().parent / "series.yaml"
+
+# Where Debian's kernel packages put the image, its config and System.map (until 7.2: /boot).
+# Paths are relative to the extracted root after /usr/lib/modules is moved to /lib/modules.
+DEFAULT_FILES: tuple[tuple[str, str], ...] = (
+    ("vmlinuz", "boot/vmlinuz-{release}"),
+    ("config", "boot/config-{release}"),
+    ("system_map", "boot/System.map-{release}"),
+)
+
+# What ``--kernel`` accepts for the newest series of the table.
+LATEST = "latest"
 
 _ERE_SPECIAL = set(".[]()*+?{}|^$\\")
 
@@ -30,12 +41,29 @@ def ere_escape(text: str) -> str:
 @dataclass(frozen=True)
 class Flavour:
     name: str
-    suffix: str          # template, e.g. "cloud-{debian_arch}"
+    suffix: str          # template, e.g. "cloud-{kernel_arch}"
     description: str
     arches: tuple[str, ...] = ()   # where Debian builds it (empty: every arch)
+    series: tuple[str, ...] = ()   # the series that have it (empty: every series)
+    page_size: int = 0             # PAGE_SIZE when not the arch's own (0: the arch's)
+    preempt_rt: bool = False       # CONFIG_PREEMPT_RT
 
     def release_suffix(self, profile: ArchProfile) -> str:
-        return self.suffix.format(debian_arch=profile.debian_arch)
+        return self.suffix.format(debian_arch=profile.debian_arch,
+                                  kernel_arch=profile.flavour_arch)
+
+    def page_size_on(self, profile: ArchProfile) -> int:
+        """PAGE_SIZE of this flavour's kernels on ``profile``'s arch."""
+        return self.page_size or profile.page_sizes[0]
+
+
+@dataclass(frozen=True)
+class BuildEnv:
+    """A root of another Debian release in which kbuild runs (kmodlab.kernels.build_root)."""
+
+    name: str
+    suite: str
+    packages: tuple[str, ...]     # templates: {compiler} is the series' compiler
 
 
 @dataclass(frozen=True)
@@ -50,6 +78,19 @@ class Series:
     arches: tuple[str, ...] = ()  # arches Debian builds it for (empty: every arch)
     compiler: str = "gcc"        # what the headers' kbuild calls
     build_env: str = "host"      # where kbuild runs: "host" or a Debian suite's root
+    parts: tuple[str, ...] = ()  # more packages of the kernel itself, all needed, kernel's arch
+    files: tuple[tuple[str, str], ...] = DEFAULT_FILES   # where the image puts each file
+    flavour_headers: tuple[tuple[str, tuple[str, ...]], ...] = ()  # a flavour's own headers
+
+    def headers_for(self, flavour: str) -> tuple[str, ...]:
+        """The header packages of ``flavour``'s kernels: the series' ``headers``, unless the
+        flavour has its own (rt's headers-common tree before 7.x is ``-common-rt``)."""
+        return dict(self.flavour_headers).get(flavour, self.headers)
+
+    def file(self, what: str, release: str) -> str:
+        """Path (relative to the extracted root) of the kernel's ``vmlinuz``, ``config`` or
+        ``system_map``."""
+        return dict(self.files)[what].format(release=release)
 
     @property
     def version(self) -> tuple[int, int]:
@@ -68,6 +109,7 @@ class Archive:
     mirrors: dict[str, str]
     suites: dict[str, str]       # suite -> mirror key
     refresh_hours: float
+    ignore_valid_until: tuple[str, ...] = ()   # suites whose Release may be past Valid-Until
 
     def mirror(self, suite: str) -> str:
         try:
@@ -86,10 +128,31 @@ class SeriesTable:
     archive: Archive
     default_arch: str = "x86_64"
     default_series: str = "6.1"
+    build_envs: dict[str, BuildEnv] = field(default_factory=dict)
+    core_arches: tuple[str, ...] = ()
+    core_series: tuple[str, ...] = ()
+
+    def newest_series(self) -> Series:
+        """The series ``--kernel latest`` names: the highest version in the table."""
+        return max(self.series.values(), key=lambda s: s.version)
+
+    def default_flavour_for(self, profile: ArchProfile) -> Flavour:
+        """The arch's own default flavour if its profile names one, else the table's."""
+        return self.get_flavour(profile.default_flavour or self.default_flavour)
+
+    def get_build_env(self, name: str) -> BuildEnv | None:
+        """None for ``host``; the named root otherwise."""
+        if name == "host":
+            return None
+        try:
+            return self.build_envs[name]
+        except KeyError:
+            raise ConfigError(f"{SERIES_FILE}: build_env {name!r} is not under build_envs: "
+                              f"(known: host, {', '.join(self.build_envs)})") from None
 
     def get_series(self, name: str) -> Series:
         try:
-            return self.series[name]
+            return self.series[self.series_name(name)]
         except KeyError:
             raise ConfigError(
                 f"unknown kernel series {name!r}; known: {', '.join(self.series)}"
@@ -104,6 +167,10 @@ class SeriesTable:
             raise ConfigError(
                 f"unknown kernel flavour {name!r}; known: {', '.join(self.flavours)}"
             ) from None
+
+    def series_name(self, name: str) -> str:
+        """``latest`` -> the newest series' name; any other name unchanged."""
+        return self.newest_series().name if name == LATEST else name
 
     def suites(self) -> list[str]:
         """Every suite any series needs, in first-seen order (the private sources.list)."""
@@ -146,8 +213,12 @@ def load_series(path: Path = SERIES_FILE) -> SeriesTable:
     try:
         data = yaml.safe_load(path.read_text())
         flavours = {
-            name: Flavour(name=name, suffix=f["suffix"], description=f.get("description", ""),
-                          arches=tuple(f.get("arches") or ()))
+            str(name): Flavour(name=str(name), suffix=f["suffix"],
+                               description=f.get("description", ""),
+                               arches=tuple(f.get("arches") or ()),
+                               series=tuple(str(s) for s in f.get("series") or ()),
+                               page_size=int(f.get("page_size", 0)),
+                               preempt_rt=bool(f.get("preempt_rt", False)))
             for name, f in data["flavours"].items()
         }
         series = {
@@ -162,6 +233,10 @@ def load_series(path: Path = SERIES_FILE) -> SeriesTable:
                 arches=tuple(s.get("arches") or ()),
                 compiler=s.get("compiler", "gcc"),
                 build_env=s.get("build_env", "host"),
+                parts=tuple(s.get("parts") or ()),
+                files=tuple({**dict(DEFAULT_FILES), **(s.get("files") or {})}.items()),
+                flavour_headers=tuple((str(f), tuple(h)) for f, h in
+                                      (s.get("flavour_headers") or {}).items()),
             )
             for name, s in data["series"].items()
         }
@@ -172,11 +247,18 @@ def load_series(path: Path = SERIES_FILE) -> SeriesTable:
             mirrors=dict(a["mirrors"]),
             suites=dict(a["suites"]),
             refresh_hours=float(a["refresh_hours"]),
+            ignore_valid_until=tuple(a.get("ignore_valid_until") or ()),
         )
+        build_envs = {
+            str(name): BuildEnv(name=str(name), suite=e["suite"], packages=tuple(e["packages"]))
+            for name, e in (data.get("build_envs") or {}).items()
+        }
         table = SeriesTable(
             default_flavour=data["default_flavour"], flavours=flavours, series=series,
             archive=archive, default_arch=data["default_arch"],
-            default_series=str(data["default_series"]),
+            default_series=str(data["default_series"]), build_envs=build_envs,
+            core_arches=tuple((data.get("core") or {}).get("arches") or ()),
+            core_series=tuple(str(s) for s in (data.get("core") or {}).get("series") or ()),
         )
     except (KeyError, TypeError, AttributeError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: malformed series table ({exc!r})") from exc
@@ -185,4 +267,15 @@ def load_series(path: Path = SERIES_FILE) -> SeriesTable:
     for s in series.values():
         for suite in s.suites:
             archive.mirror(suite)
+        table.get_build_env(s.build_env)
+    for env in build_envs.values():
+        archive.mirror(env.suite)
+    for f in flavours.values():
+        unknown = [s for s in f.series if s not in series]
+        if unknown:
+            raise ConfigError(f"{path}: flavour {f.name} names unknown series {unknown}")
+    for name in table.core_series:
+        table.get_series(name)
+    if LATEST in series:
+        raise ConfigError(f"{path}: {LATEST!r} is not a series name (it means the newest)")
     return table

@@ -38,9 +38,9 @@ class Target:
     @property
     def flavour_name(self) -> str:
         """The flavour spelled out (the registry's default when ``flavour`` is empty)."""
-        from kmodlab.registry.series import load_series
+        from kmodlab.registry import default_flavour
 
-        return self.flavour or load_series().default_flavour
+        return self.flavour or default_flavour(self.arch)
 
     @property
     def label(self) -> str:
