@@ -6,6 +6,7 @@ import argparse
 import importlib
 import json
 import logging
+import shlex
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -132,8 +133,17 @@ def cmd_kernels_configs(args: argparse.Namespace) -> int:
     return 0
 
 
+def guest_command_line(words: Sequence[str]) -> str:
+    """The shell line the guest runs for ``kmodlab exec -- WORDS``: one word is a shell line as
+    given (``'cat /proc/slabinfo | head'``); several are one command's arguments, quoted, so
+    ``sh -c 'a; b'`` reaches the guest as two words, not as ``sh -c a`` followed by ``b``."""
+    if len(words) == 1:
+        return words[0]
+    return shlex.join(words)
+
+
 def cmd_exec(args: argparse.Namespace) -> int:
-    command = " ".join(args.command)
+    command = guest_command_line(args.command)
     if not command:
         raise KmodlabError("nothing to run: give a command after --, e.g. kmodlab exec -- uname -a")
     with _guest(args) as guest:
@@ -282,7 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     _guest_args(p)
     p.add_argument("--timeout", type=positive_seconds, default=60.0,
                    help="seconds the command may take (default: %(default)s)")
-    p.add_argument("command", nargs=argparse.REMAINDER)
+    p.add_argument("command", nargs=argparse.REMAINDER,
+                   help="after --: one shell line ('a | b'), or a command and its arguments "
+                        "(each passed as one word)")
     p.set_defaults(func=cmd_exec)
 
     for name, helptext in (("build", "build a module family (or a module directory) for a kernel"),

@@ -28,10 +28,9 @@ def add_target_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", default=names.default_arch(),
                    help=f"one of {arches} (default: %(default)s)")
     p.add_argument("--kernel", default=names.default_series(),
-                   help=f"a series ({series}) or an exact release such as 6.1.0-56 "
-                        "(default: %(default)s)")
-    p.add_argument("--flavour", default=names.default_flavour(),
-                   help=f"one of {flavours} (default: %(default)s)")
+                   help=f"a series ({series}), latest (the newest) or an exact release such "
+                        "as 6.1.0-56 (default: %(default)s)")
+    p.add_argument("--flavour", help=f"one of {flavours} ({_flavour_default()})")
     p.add_argument("--config", metavar="NAMES", default="",
                    help="kernel config fragments from kconfig/, comma-separated (e.g. "
                         "debug-memory,fault-injection): a kernel built from Debian's source with "
@@ -45,8 +44,12 @@ def add_matrix_options(p: argparse.ArgumentParser, what: str = "every") -> None:
                    help=f"repeatable; default: {what} arch ({arches})")
     p.add_argument("--kernel", action="append", metavar="KERNEL",
                    help=f"repeatable; default: {what} series ({series})")
-    p.add_argument("--flavour", default=names.default_flavour(),
-                   help=f"one of {flavours} (default: %(default)s)")
+    p.add_argument("--flavour", help=f"one of {flavours} ({_flavour_default()})")
+
+
+def _flavour_default() -> str:
+    return (f"default: {names.default_flavour()}, or the arch's own where Debian builds no "
+            f"{names.default_flavour()} kernel")
 
 
 def positive_seconds(text: str) -> float:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -132,3 +133,14 @@ def test_main_puts_the_signal_handlers_back(capsys: pytest.CaptureFixture[str]) 
     assert main(["exec", "--arch", "sparc", "--", "true"]) == 2      # an error path too
     capsys.readouterr()
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+
+
+def test_exec_keeps_each_word_of_a_command_one_word_in_the_guest() -> None:
+    """``kmodlab exec -- sh -c 'a; b'`` used to reach the guest as ``sh -c a; b``: the shell ran
+    ``sh -c a`` and then ``b``.  Several words are quoted; one word stays a shell line."""
+    from kmodlab.cli import guest_command_line
+
+    line = guest_command_line(["sh", "-c", "echo a; echo b"])
+    assert shlex.split(line) == ["sh", "-c", "echo a; echo b"]
+    assert guest_command_line(["cat /proc/slabinfo | head -3"]) == "cat /proc/slabinfo | head -3"
+    assert guest_command_line(["echo", "it's"]) == "echo 'it'\"'\"'s'"

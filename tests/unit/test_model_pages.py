@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from kmodlab.errors import ConfigError
 from kmodlab.model import Model, ModelError
 from kmodlab.model.pages import free_pages, pcp_refill_blocks, simulate_alloc
 
@@ -108,3 +109,34 @@ def test_preferred_zone_and_buddyinfo() -> None:
     assert "DMA32" in p.reason
     with pytest.raises(ModelError):
         M.buddy_alloc(IDLE[:10], 5)
+
+
+# ----------------------------------------------------------------------------- i386 HIGHMEM
+
+def test_i386_has_highmem_above_lowmem_and_kmalloc_never_lands_there() -> None:
+    """Measured on 6.1.0-57-686-pae: 512 MiB shows DMA and Normal; 1536 MiB adds HighMem from
+    0x36ffe000 ("879MB LOWMEM available")."""
+    from kmodlab.model import Model
+
+    m = Model("i386", "6.1")
+    assert m.highmem_zones(512 << 20).value == ("DMA", "Normal")
+    assert m.highmem_zones(1536 << 20).value == ("DMA", "Normal", "HighMem")
+    zones = ("DMA", "Normal", "HighMem")
+    assert m.preferred_zone(zones, "GFP_KERNEL") == "Normal"
+    assert m.preferred_zone(zones, "GFP_HIGHUSER") == "HighMem"
+    assert m.preferred_zone(zones, "GFP_DMA32") == "Normal"        # no ZONE_DMA32 on i386
+    assert m.preferred_zone(zones, "GFP_DMA") == "DMA"
+    with pytest.raises(ModelError, match="no ZONE_HIGHMEM"):
+        Model("x86_64", "6.1").highmem_zones(1536 << 20)
+    # 64-bit: __GFP_HIGHMEM changes nothing
+    assert Model("x86_64", "6.1").preferred_zone(("DMA", "DMA32"), "GFP_HIGHUSER") == "DMA32"
+
+
+def test_i386_structures_are_32_bit() -> None:
+    from kmodlab.model import Model
+
+    p = Model("i386", "6.1").params
+    assert (p.pointer_size, p.vm_struct_size, p.mempool_t_size, p.track_size) == (4, 36, 40, 20)
+    assert p.devres_header_size == 24 and p.thread_size == 8192
+    with pytest.raises(ConfigError, match="the model covers i386 on series 6.1, not 6.12"):
+        Model("i386", "6.12")

@@ -186,3 +186,41 @@ def test_partial_list_limits() -> None:
     # DIV_ROUND_UP(240, 39) = 7 slabs
     assert info.min_partial == 5 and info.cpu_partial_slabs == 7
     assert m.kmem_cache(8192).value.min_partial == 6
+
+
+# ----------------------------------------------------------------------------- 7.2: sheaves
+
+def test_7_2_sheaf_capacity_fills_a_kmalloc_bucket() -> None:
+    """mm/slub.c:calculate_sheaf_capacity() (7.2): 60/26/12/4 by s->size, grown to fill the
+    kmalloc bucket of struct slab_sheaf; debug caches and NOLEAKTRACE ones have none."""
+    m = Model("x86_64", "7.2")
+    assert [m.sheaf_capacity(s) for s in (104, 256, 1024, 4096)] == [60, 28, 12, 4]
+    assert m.sheaf_capacity(104, "SLAB_RED_ZONE") == 0
+    assert m.sheaf_capacity(104, "SLAB_NOLEAKTRACE") == 0
+    assert Model("x86_64", "6.12").sheaf_capacity(104) == 0       # no sheaves before 7.0
+    assert Model("x86_64", "7.2").params.cpu_partial is False
+
+
+def test_7_2_objects_come_a_sheaf_at_a_time_and_leave_from_its_top() -> None:
+    """Measured on 7.2.13 x86_64 (kmodlab check kmem_cache/ctor: size 100 with a ctor, 50
+    objects): 2 slabs, at most 26 of ours in one (60 taken: 36 + 24; the last 50 handed out)."""
+    m = Model("x86_64", "7.2")
+    size = m.kmem_cache(100, ctor=True).value.size
+    assert m.objects_per_slab(size).value == 36 and m.sheaf_capacity(size) == 60
+    assert m.slabs_for_objects(50, size).value == 2
+    assert m.live_objects_per_slab(50, size).value == (26, 24)
+    counts = m.slabinfo_after_alloc(50, size).value
+    assert (counts.active_objs, counts.num_objs, counts.num_slabs) == (60, 72, 2)
+    # without sheaves (6.12, or a debug cache on 7.2) the CPU slab's free slots count as active
+    assert m.live_objects_per_slab(50, size, "SLAB_RED_ZONE") is None
+    old = Model("x86_64", "6.12")
+    assert old.live_objects_per_slab(50, size) is None
+    assert old.slabinfo_after_alloc(50, size).value.active_objs == 72
+
+
+def test_7_2_structures_grew() -> None:
+    """7.2.13: struct vm_struct 80 B (still kmalloc-96), devres header 56 B on x86."""
+    assert Model("x86_64", "7.2").params.vm_struct_size == 80
+    assert Model("x86_64", "7.2").devres_header_size().value == 56
+    assert Model("x86_64", "6.12").devres_header_size().value == 40
+    assert Model("arm64", "7.2").devres_header_size().value == 128

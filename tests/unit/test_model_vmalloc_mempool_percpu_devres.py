@@ -65,6 +65,23 @@ def test_mempool_create(arch: str, version: tuple[int, int], pool_cache: str) ->
     assert plan.kmalloc_objects[plan.element_backing] >= 16
 
 
+def test_a_preempt_rt_mempool_t_holds_two_rt_mutex_spinlocks() -> None:
+    """Debian's rt flavour: spinlock_t is an rt_mutex_base (32 B), so mempool_t is 120 B and
+    comes from kmalloc-128 (measured on x86_64 and arm64 6.1, 6.12, 7.2; the model used to
+    refuse every rt kernel).  An rt kernel with no measured value (i386) is still refused."""
+    from kmodlab.model.errors import ModelError
+
+    rt = Model("x86_64", (7, 2), flavour="rt").mempool_create(16, "kmalloc", element_size=100)
+    assert rt.value.pool_cache == "kmalloc-128" and rt.exact
+    assert Model("x86_64", (7, 2)).mempool_create(16, "kmalloc", element_size=100
+                                                  ).value.pool_cache == "kmalloc-96"
+    assert Model("arm64", (6, 1), flavour="rt").mempool_create(16, "kmalloc", element_size=100
+                                                         ).value.pool_cache == (
+        "kmalloc-128")
+    with pytest.raises(ModelError, match="CONFIG_PREEMPT_RT=y changes MEMPOOL_T_SIZE"):
+        Model("i386", (6, 1), flavour="rt")
+
+
 def test_mempool_kinds_and_use() -> None:
     m = Model("x86_64", (6, 12))
     assert m.mempool_create(4, "page", order=2).value.element_backing == "order-2 pages"
@@ -122,3 +139,18 @@ def test_percpu_sum_over_possible_cpus() -> None:
     assert m.percpu_sum([3, 4]).value == 7
     with pytest.raises(ModelError):
         m.percpu_sum([1, 2, 3])
+
+
+def test_page_sizes_the_model_was_not_held_against_are_refused() -> None:
+    """16 KiB pages are covered where Debian builds them (arm64 6.12, 7.2); 16 KiB on 6.1 (a
+    kernel built with kconfig/pagesize-16k.config) and 64 KiB anywhere are refused by name."""
+    from kmodlab.model.errors import ModelError
+    from kmodlab.model.params import debian_kconfig
+
+    assert Model("arm64", (7, 2), flavour="16k").params.page_size == 16384
+    for series, shift in (("6.1", "14"), ("6.12", "16")):
+        kconfig = {**debian_kconfig("arm64", series), "CONFIG_ARM64_PAGE_SHIFT": shift,
+                   "CONFIG_PAGE_SHIFT": shift}
+        version = tuple(int(n) for n in series.split("."))
+        with pytest.raises(ModelError, match=f"PAGE_SIZE {1 << int(shift)}"):
+            Model("arm64", version, kconfig)

@@ -228,8 +228,8 @@ def test_target(kmodlab_target):
 
 @pytest.mark.parametrize(("args", "ini", "named"), [
     (["--kmodlab-arch", "riscv64"], "", ("riscv64", *registry.arch_names())),
-    (["--kmodlab-kernel", "5.10"], "", ("5.10", *registry.series_names())),
-    (["--kmodlab-flavour", "rt"], "", ("rt", *registry.flavour_names())),
+    (["--kmodlab-kernel", "4.14"], "", ("4.14", *registry.series_names())),
+    (["--kmodlab-flavour", "64k"], "", ("64k", *registry.flavour_names())),
     ([], "kmodlab_arch = sparc\n", ("sparc", *registry.arch_names())),
     ([], "kmodlab_kernel =\n    6.1\n    4.19\n", ("4.19", *registry.series_names())),
     (["--kmodlab-shard", "5/4"], "", ("5/4", "I/N")),

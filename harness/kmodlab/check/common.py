@@ -81,6 +81,14 @@ def released_delta(obs: Observation, cache: str) -> int | None:
     return obs.released.slabinfo[cache].active_objs - before
 
 
+def objsize(obs: Observation, cache: str) -> int | None:
+    """The cache's s->size as /proc/slabinfo shows it (objsize)."""
+    for snap in (obs.held, obs.baseline):
+        if snap is not None and cache in snap.slabinfo:
+            return snap.slabinfo[cache].objsize
+    return None
+
+
 def objperslab(obs: Observation, cache: str) -> int | None:
     for snap in (obs.held, obs.baseline):
         if snap is not None and cache in snap.slabinfo:

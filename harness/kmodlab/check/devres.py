@@ -18,6 +18,7 @@ from kmodlab.check.common import (
     active_delta,
     lifecycle_rows,
     objperslab,
+    objsize,
     populated_zones,
     released_delta,
 )
@@ -84,7 +85,7 @@ def compare(obs: Observation, model: Model) -> Iterator[CheckRow]:
         rows.exact("devm_get_free_pages", "zone", model.preferred_zone(zones), v.get("zone"),
                    "include/linux/gfp.h:gfp_zone(GFP_KERNEL)")
     _release(rows, model, obs, p)
-    _slabinfo(rows, obs, per_cache, model.ncpus, model.shared_slab_count_noise())
+    _slabinfo(rows, obs, per_cache, model, model.shared_slab_count_noise())
     lifecycle_rows(rows, obs)
     return iter(rows.rows)
 
@@ -105,19 +106,27 @@ def _release(rows: Rows, model: Model, obs: Observation, p: DevresParams) -> Non
                "drivers/base/dd.c:device_unbind_cleanup() -> devres_release_all()")
 
 
-def _slabinfo(rows: Rows, obs: Observation, per_cache: Counter[str], ncpus: int,
+def _slabinfo(rows: Rows, obs: Observation, per_cache: Counter[str], model: Model,
               noise: str = "") -> None:
     """``noise``: why the shared caches' counts cannot be bounded on this kernel (the rows are
     then shown, not judged)."""
     for cache, n in sorted(per_cache.items()):
         slab = objperslab(obs, cache) or 1
-        slack = ncpus * slab
+        size = objsize(obs, cache)
+        # 7.0+: a CPU's main and spare sheaves hold objects that count as active
+        # (mm/slub.c:calculate_sheaf_capacity()); before, its CPU slab's free ones did.
+        sheaves = 2 * model.sheaf_capacity(size) if size else 0
+        per_cpu = max(slab, sheaves)
+        slack = model.ncpus * per_cpu
         rows.bounded(f"slabinfo {cache}", "Δactive_objs while bound (shrunk)", n, n - slack,
                      n + slack, active_delta(obs, cache), R_CPU_SLAB,
                      "a shared cache: the module's own sysfs objects land here too",
                      informational=True)
         rows.bounded(f"slabinfo {cache}", "Δactive_objs after unbind+unload (shrunk)", 0,
                      -slack, slack, released_delta(obs, cache), R_CPU_SLAB,
-                     noise or f"back to the baseline within one slab ({slab} objects) per "
-                     "CPU: a CPU slab's free objects count as active once someone allocates "
-                     "from it", informational=bool(noise))
+                     noise or (f"back to the baseline within two sheaves ({per_cpu} objects) "
+                               "per CPU: objects a CPU's sheaves hold count as active"
+                               if sheaves > slab else
+                               f"back to the baseline within one slab ({slab} objects) per "
+                               "CPU: a CPU slab's free objects count as active once someone "
+                               "allocates from it"), informational=bool(noise))

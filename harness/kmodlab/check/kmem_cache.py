@@ -115,13 +115,23 @@ def _own_cache(rows: Rows, model: Model, obs: Observation, test: str, cache, v: 
     """The cache is a line of its own: our objects are all there is, so counts are exact."""
     n = p.count
     objs = cache.objects_per_slab
-    slabs = model.slabs_for_objects(n, cache.size)
+    flags = "|".join(p.flags)
+    slabs = model.slabs_for_objects(n, cache.size, flags)
     if n >= 2:
         rows.exact(test, "stride (s->size)", cache.size, v.get("stride"), R_STRIDE)
-    if n >= objs:
+    spread = model.live_objects_per_slab(n, cache.size, flags)
+    if spread is not None:       # sheaves: the objects handed out are a sheaf's top ones
+        rows.exact(test, "max objects seen in one slab", max(spread.value),
+                   v.get("max_objs_per_slab"), spread.rule,
+                   f"{n} objects over slabs as {'+'.join(map(str, spread.value))}")
+    elif n >= objs and not model.sheaf_capacity(cache.size, flags):
         rows.exact(test, "max objects seen in one slab", objs, v.get("max_objs_per_slab"),
                    "mm/slub.c:order_objects(): a full slab")
-    rows.check(test, "slabs holding the objects", slabs, v.get("slabs"))
+    if spread is not None:
+        rows.exact(test, "slabs holding the objects", sum(1 for c in spread.value if c),
+                   v.get("slabs"), spread.rule)
+    else:
+        rows.check(test, "slabs holding the objects", slabs, v.get("slabs"))
     if p.ctor:
         ctor = values(obs.load, "kmem_cache_ctor")
         rows.exact(test, "ctor calls", slabs.value * objs, ctor.get("ctor_calls"), R_CTOR,
@@ -132,7 +142,7 @@ def _own_cache(rows: Rows, model: Model, obs: Observation, test: str, cache, v: 
     rows.exact(test, "slabinfo objperslab", objs, line and line.objperslab, rule)
     rows.exact(test, "slabinfo pagesperslab", cache.geometry.pages, line and line.pagesperslab,
                rule)
-    counts = model.slabinfo_after_alloc(n, cache.size, shrunk=True)
+    counts = model.slabinfo_after_alloc(n, cache.size, shrunk=True, flags=flags)
     rows.exact(test, "slabinfo active_objs (shrunk)", counts.value.active_objs,
                line and line.active_objs, counts.rule, "after kmem_cache_shrink()")
     lo, hi = counts.bound or (counts.value.num_slabs, counts.value.num_slabs)

@@ -26,7 +26,8 @@ def compare(obs: Observation, model: Model) -> Iterator[CheckRow]:
     p = obs.params
     assert isinstance(p, PercpuParams)
     load = obs.load
-    counter = model.alloc_percpu(8)          # alloc_percpu(unsigned long)
+    # alloc_percpu(unsigned long): a long is pointer-sized on Linux (LP64, and ILP32 on i386)
+    counter = model.alloc_percpu(model.params.pointer_size)
     v = values(load, "alloc_percpu_counter")
     rows.exact("alloc_percpu_counter", "size", counter.value.size, v.get("size"), counter.rule)
     rows.exact("alloc_percpu_counter", "align", counter.value.align, v.get("align"),

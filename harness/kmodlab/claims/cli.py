@@ -15,6 +15,7 @@ from typing import Any
 
 from kmodlab import registry
 from kmodlab.cliargs import add_matrix_options, add_target_options, positive_int, target_of
+from kmodlab.errors import ConfigError
 
 
 # ----------------------------------------------------------------------------- arguments
@@ -123,9 +124,22 @@ def selected_targets(arches: Sequence[str] | None, kernels: Sequence[str] | None
                      flavour: str | None = None):
     """Model targets of the registry's matrix (or the given subsets), arch-major."""
     from kmodlab.claims.target import model_target
+    from kmodlab.model.errors import ModelError
 
-    return [model_target(t.arch, t.kernel, ncpus=cpus, flavour=t.flavour_name)
-            for t in registry.matrix(arches, kernels, flavour)]
+    out, left_out = [], []
+    for t in registry.matrix(arches, kernels, flavour):
+        try:
+            out.append(model_target(t.arch, t.kernel, ncpus=cpus, flavour=t.flavour_name))
+        except (ConfigError, ModelError) as exc:
+            if arches and kernels:
+                raise            # asked for by name: refused, with the model's reason
+            left_out.append(f"{t.label}: {exc}")
+    for why in left_out:
+        _stderr(f"left out (the model does not cover it): {why}")
+    if not out:
+        raise ConfigError("the model covers none of the kernels asked for:\n  "
+                          + "\n  ".join(left_out))
+    return out
 
 
 def _stderr(message: str) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from kmodlab.kernels.kernel import Kernel
 from kmodlab.model import Model
 from kmodlab.model.params import series_of
-from kmodlab.model.tables import ARCHES, SERIES
+from kmodlab.model.tables import covered
 
 CONFIG_KERNEL = "kernel .config"
 CONFIG_DEFAULTS = "Debian defaults"
@@ -74,7 +74,7 @@ def model_target(arch: str, spec: str, ncpus: int = 1, flavour: str = "cloud",
     if kernel is not None:
         model = Model.for_kernel(kernel, ncpus=ncpus)
     else:
-        model = Model.from_params(arch, series, ncpus=ncpus)
+        model = Model.from_params(arch, series, ncpus=ncpus, flavour=flavour)
     return ModelTarget(model.arch, series, model, kernel)
 
 
@@ -82,4 +82,4 @@ def all_targets(ncpus: int = 1, flavour: str = "cloud", use_cache: bool = True
                 ) -> list[ModelTarget]:
     """Every arch x series the model covers, in table order (x86_64 6.1 first)."""
     return [model_target(arch, series, ncpus, flavour, use_cache)
-            for arch in ARCHES for series in SERIES]
+            for arch, series in covered()]

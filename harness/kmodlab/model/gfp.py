@@ -24,6 +24,9 @@ COMPOSITE: dict[str, frozenset[str]] = {
     "GFP_KERNEL": _RECLAIM | {"__GFP_IO", "__GFP_FS"},
     "GFP_KERNEL_ACCOUNT": _RECLAIM | {"__GFP_IO", "__GFP_FS", "__GFP_ACCOUNT"},
     "GFP_ATOMIC": frozenset({"__GFP_HIGH", "__GFP_KSWAPD_RECLAIM"}),
+    # Debian's 6.12 and 7.2 headers add __GFP_NOWARN here (gfp_types.h, a change 6.12.y took
+    # from mainline); whether a failure warns is not something the model answers, so the
+    # older definition serves every series.
     "GFP_NOWAIT": frozenset({"__GFP_KSWAPD_RECLAIM"}),
     "GFP_NOIO": _RECLAIM,
     "GFP_NOFS": _RECLAIM | {"__GFP_IO"},
@@ -86,10 +89,14 @@ def migratetype(flags: frozenset[str]) -> str:
     return "UNMOVABLE"
 
 
-def highest_zone(flags: frozenset[str]) -> str:
-    """include/linux/gfp.h:gfp_zone(): DMA, DMA32, or Normal (no HIGHMEM on 64-bit)."""
+def highest_zone(flags: frozenset[str], *, highmem: bool = False, dma32: bool = True) -> str:
+    """include/linux/gfp.h:gfp_zone() (GFP_ZONE_TABLE): DMA, DMA32 or Normal, and HighMem for
+    __GFP_HIGHMEM where CONFIG_HIGHMEM exists (i386); without CONFIG_ZONE_DMA32 __GFP_DMA32
+    means Normal (OPT_ZONE_DMA32).  GFP_KERNEL is never HighMem."""
     if "__GFP_DMA" in flags:
         return "DMA"
     if "__GFP_DMA32" in flags:
-        return "DMA32"
+        return "DMA32" if dma32 else "Normal"
+    if "__GFP_HIGHMEM" in flags and highmem:
+        return "HighMem"
     return "Normal"

@@ -105,10 +105,11 @@ class Model:
     def __init__(self, arch: str, version: tuple[int, int] | str,
                  kconfig: Mapping[str, str] | None = None, ncpus: int = 1,
                  cache_line_size: int = 64, *, slab_nomerge: bool | None = None,
-                 swiotlb: bool = True, kfence_sample_interval: int | None = None) -> None:
+                 swiotlb: bool = True, kfence_sample_interval: int | None = None,
+                 flavour: str | None = None) -> None:
         self.params: KernelParams = resolve(
             arch, version, kconfig, ncpus, cache_line_size, slab_nomerge=slab_nomerge,
-            swiotlb=swiotlb, kfence_sample_interval=kfence_sample_interval)
+            swiotlb=swiotlb, kfence_sample_interval=kfence_sample_interval, flavour=flavour)
         self.kconfig_given = kconfig is not None
 
     @classmethod
@@ -120,7 +121,8 @@ class Model:
     def from_params(cls, arch: str, version: tuple[int, int] | str,
                     kconfig: Mapping[str, str] | None = None, ncpus: int = 1,
                     **kwargs: object) -> Model:
-        """The model from plain parameters; without ``kconfig`` Debian's config is assumed."""
+        """The model from plain parameters; without ``kconfig`` Debian's config (of the
+        ``flavour`` keyword, if given) is assumed."""
         return cls(arch, version, kconfig, ncpus, **kwargs)  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
@@ -386,31 +388,72 @@ class Model:
             None if why else slab.create_unique_id(layout.size, f))
         return exact(info, f"{R_ALIGN} + {R_SIZES} + {R_ORDER} + {R_UNIQUE}")
 
-    def slabs_for_objects(self, n: int, size: int) -> Prediction[int]:
+    def sheaf_capacity(self, size: int, flags: str | SlabFlag | None = None) -> int:
+        """Objects one per-CPU sheaf holds for a cache with s->size ``size`` (0: none)."""
+        return slab.sheaf_capacity(size, self._flags(flags), self.params)
+
+    def slabs_for_objects(self, n: int, size: int, flags: str | SlabFlag | None = None
+                          ) -> Prediction[int]:
         """Slabs holding n live objects allocated from an empty cache: ceil(n / objs) if all
-        came from one CPU; each other CPU that allocated may hold one more partial slab."""
+        came from one CPU; each other CPU that allocated may hold one more partial slab.
+        With sheaves (7.0+) a CPU takes a whole sheaf of objects from the slabs at a time, so
+        the slabs hold ceil(n / capacity) sheaves' worth."""
         if n < 0:
             raise ModelError("n must be >= 0")
         objs = self.objects_per_slab(size).value
-        lo = -(-n // objs)
-        hi = lo + (min(self.params.ncpus, n) - 1 if n else 0)
-        rule = "mm/slub.c:___slab_alloc() + new_slab(): a slab is allocated when the CPU slab " \
-               "and partial lists are empty"
+        cap = self.sheaf_capacity(size, flags)
+        taken = -(-n // cap) * cap if cap else n
+        lo = -(-taken // objs)
+        # each other CPU that allocated may hold one more sheaf (or, without sheaves, one more
+        # CPU slab) of objects
+        others = min(self.params.ncpus, n) - 1 if n else 0
+        hi = -(-(taken + others * (cap or objs)) // objs)
+        if cap:
+            rule = ("mm/slub.c:refill_sheaf(): an empty per-CPU sheaf is filled with "
+                    f"{cap} objects from the slabs at once (calculate_sheaf_capacity())")
+        else:
+            rule = "mm/slub.c:___slab_alloc() + new_slab(): a slab is allocated when the " \
+                   "CPU slab and partial lists are empty"
         if hi == lo:
             return exact(lo, rule)
         return bounded(lo, lo, hi, rule, "allocations from several CPUs each start their own "
-                       "CPU slab")
+                       "CPU slab" if not cap else "each allocating CPU fills its own sheaf")
 
-    def slabinfo_after_alloc(self, n: int, size: int, shrunk: bool = False
+    def live_objects_per_slab(self, n: int, size: int, flags: str | SlabFlag | None = None
+                              ) -> Prediction[tuple[int, ...]] | None:
+        """How many of n objects allocated on one CPU from an empty cache with sheaves lie in
+        each slab, in slab order; None without sheaves or with more than one CPU.
+
+        A sheaf is refilled with ``capacity`` objects taken slab after slab and hands them out
+        from its top (mm/slub.c:alloc_from_pcs(): ``objects[--size]``), so the live objects
+        are every earlier sheaf's and the last r taken for the current one."""
+        cap = self.sheaf_capacity(size, flags)
+        if not cap or self.params.ncpus != 1 or n <= 0:
+            return None
+        objs = self.objects_per_slab(size).value
+        k = -(-n // cap)
+        r = n - (k - 1) * cap
+        live = [*range((k - 1) * cap), *range(k * cap - r, k * cap)]
+        counts = [0] * -(-(k * cap) // objs)
+        for i in live:
+            counts[i // objs] += 1
+        return exact(tuple(counts), "mm/slub.c:refill_sheaf() takes objects slab after slab; "
+                     "alloc_from_pcs() hands out the sheaf's top object first")
+
+    def slabinfo_after_alloc(self, n: int, size: int, shrunk: bool = False,
+                             flags: str | SlabFlag | None = None
                              ) -> Prediction[SlabinfoCounts]:
         """/proc/slabinfo columns of a fresh cache holding n objects.  Unshrunk, free slots of
         CPU and per-cpu partial slabs count as active (mm/slub.c:get_slabinfo()), so
         active_objs == num_objs; after writing 1 to /sys/kernel/slab/<c>/shrink only the n
-        live objects are active (verified 39/39 -> 5/39)."""
-        slabs = self.slabs_for_objects(n, size)
+        live objects are active (verified 39/39 -> 5/39).  With sheaves there is no CPU slab:
+        the objects a sheaf holds count as active, the free slots of the slabs do not."""
+        slabs = self.slabs_for_objects(n, size, flags)
         objs = self.objects_per_slab(size).value
         num = slabs.value * objs
-        counts = SlabinfoCounts(n if shrunk else num, num, slabs.value)
+        cap = self.sheaf_capacity(size, flags)
+        unshrunk = -(-n // cap) * cap if cap else num
+        counts = SlabinfoCounts(n if shrunk else unshrunk, num, slabs.value)
         rule = "mm/slub.c:get_slabinfo() + count_partial()"
         if slabs.exact:
             return exact(counts, rule)
@@ -564,12 +607,27 @@ class Model:
         """The zone an allocation is served from: the highest populated zone allowed by the
         gfp flags (gfp_zone() and the zonelist fallback order)."""
         available = set(zones)
-        highest = gfp.highest_zone(gfp.parse_gfp(gfp_flags))
+        highest = gfp.highest_zone(gfp.parse_gfp(gfp_flags), highmem=self.params.highmem,
+                                   dma32=self.params.zone_dma32)
         order = self.params.zone_fallback
         for zone in order[order.index(highest):]:
             if zone in available:
                 return zone
         raise ModelError(f"no zone at or below {highest} in {sorted(available)}")
+
+    def highmem_zones(self, ram_bytes: int) -> Prediction[tuple[str, ...]]:
+        """The zones a HIGHMEM kernel (i386) shows with ``ram_bytes`` of RAM: DMA (below
+        16 MiB, arch/x86/include/asm/dma.h:MAX_DMA_PFN), Normal up to the lowmem limit and
+        HighMem above it (arch/x86/mm/init_32.c:find_low_pfn_range())."""
+        p = self.params
+        if not p.highmem:
+            raise ModelError(f"{p.arch} {p.series} has no ZONE_HIGHMEM (CONFIG_HIGHMEM is off)")
+        from kmodlab.model import tables
+
+        limit = tables.lookup("LOWMEM_LIMIT", p.arch, p.series)
+        zones = ("DMA", "Normal", "HighMem") if ram_bytes > limit else ("DMA", "Normal")
+        return exact(zones, "arch/x86/mm/init_32.c:find_low_pfn_range(): lowmem ends at "
+                     f"{limit:#x} ({tables.source('LOWMEM_LIMIT').split(';')[0]})")
 
     def buddyinfo_after_alloc(self, buddyinfo: Mapping[tuple[int, str], Sequence[int]],
                               order: int, count: int = 1, gfp_flags: str = "GFP_KERNEL",

@@ -70,6 +70,8 @@ class KernelParams:
     min_partial: int
     max_partial: int
     cpu_partial: bool
+    sheaves: bool                  # per-CPU sheaves instead of CPU slabs (7.0+)
+    sheaf_capacity: tuple[tuple[int, int], ...]   # (s->size below, objects)
     slab_no_merge_exists: bool
     usersize_blocks_merge: bool
     freeptr_offset_arg: bool
@@ -82,6 +84,8 @@ class KernelParams:
     pcp_batch: int
     pcp_order0_scale: int
     zone_fallback: tuple[str, ...]
+    highmem: bool                  # CONFIG_HIGHMEM: ZONE_HIGHMEM exists (32-bit)
+    zone_dma32: bool               # CONFIG_ZONE_DMA32 (not on i386: __GFP_DMA32 means Normal)
     vm_struct_size: int
     thread_size: int
     mempool_t_size: int
@@ -128,22 +132,46 @@ class KernelParams:
         return 4 * (self.ncpus.bit_length() + 1)
 
 
+def debian_kconfig(arch: str, series: str, flavour: str | None = None) -> dict[str, str]:
+    """The options the model reads, as Debian ships them for ``flavour`` (cloud and generic
+    alike when None)."""
+    kc = dict(tables.DEBIAN_KCONFIG[(arch, series)])
+    kc.update(tables.FLAVOUR_KCONFIG.get(flavour or "", {}))
+    return {k: v for k, v in kc.items() if v}
+
+
 def resolve(arch: str, version: tuple[int, int] | str, kconfig: Mapping[str, str] | None,
             ncpus: int = 1, cache_line_size: int = 64, *, slab_nomerge: bool | None = None,
             swiotlb: bool = True, kfence_sample_interval: int | None = None,
-            slub_debug_boot: bool = False) -> KernelParams:
-    """Combine the table with a kernel config (Debian's when ``kconfig`` is None)."""
+            slub_debug_boot: bool = False, flavour: str | None = None) -> KernelParams:
+    """Combine the table with a kernel config (Debian's for ``flavour`` when ``kconfig`` is
+    None)."""
     if arch not in tables.ARCHES:
         raise ConfigError(f"the model covers {', '.join(tables.ARCHES)}, not {arch!r}")
     series = series_of(version)
+    if (arch, series) not in tables.DEBIAN_KCONFIG:
+        covered = [s for a, s in tables.DEBIAN_KCONFIG if a == arch]
+        raise ConfigError(f"the model covers {arch} on series {', '.join(covered)}, not "
+                          f"{series}; add it to kmodlab/model/tables.py")
     if ncpus < 1:
         raise ConfigError(f"ncpus must be at least 1, not {ncpus}")
     if cache_line_size < 8 or cache_line_size & (cache_line_size - 1):
         raise ConfigError(f"cache_line_size must be a power of two >= 8, not {cache_line_size}")
-    kc = dict(tables.DEBIAN_KCONFIG[(arch, series)] if kconfig is None else kconfig)
+    kc = debian_kconfig(arch, series, flavour) if kconfig is None else dict(kconfig)
+
+    overrides = {name: (option, entry) for option, table in tables.KCONFIG_OVERRIDES.items()
+                 if _on(kc, option) for name, entry in table.items()}
 
     def t(name: str):
-        return tables.lookup(name, arch, series)
+        if name not in overrides:
+            return tables.lookup(name, arch, series)
+        option, entry = overrides[name]
+        try:
+            return entry.lookup(arch, series)
+        except KeyError:
+            raise ModelError(f"{option}=y changes {name} ({entry.source.split(':')[0]}), and the "
+                             f"model has no value held against {arch} {series} with "
+                             "it; it refuses rather than guess") from None
 
     if _on(kc, "CONFIG_SLAB") or _on(kc, "CONFIG_SLOB"):
         raise ModelError("the model covers SLUB kernels only (this config selects SLAB/SLOB)")
@@ -158,7 +186,20 @@ def resolve(arch: str, version: tuple[int, int] | str, kconfig: Mapping[str, str
         raise ModelError("CONFIG_KASAN=y without CONFIG_KASAN_GENERIC: the model covers generic "
                          "KASAN's slab layout only (kmodlab's debug-memory kernels use it)")
 
-    page_shift = _int(kc, "CONFIG_ARM64_PAGE_SHIFT") or t("PAGE_SHIFT")
+    for option, why in tables.UNCOVERED_KCONFIG.items():
+        if _on(kc, option):
+            raise ModelError(f"{option}=y: {why}; the model refuses rather than guess")
+    # CONFIG_PAGE_SHIFT (every arch, 6.9+: arch/Kconfig PAGE_SHIFT) or 6.1's arm64-only
+    # CONFIG_ARM64_PAGE_SHIFT; a 16K arm64 .config that only had the former was read as 4K.
+    page_shift = (_int(kc, "CONFIG_PAGE_SHIFT") or _int(kc, "CONFIG_ARM64_PAGE_SHIFT")
+                  or t("PAGE_SHIFT"))
+    if series not in tables.COVERED_PAGE_SHIFTS.get(page_shift, ()):
+        held = [f"{1 << shift} on {', '.join(ss)}"
+                for shift, ss in tables.COVERED_PAGE_SHIFTS.items()]
+        raise ModelError(f"PAGE_SIZE {1 << page_shift} (PAGE_SHIFT {page_shift}) on {series}: "
+                         f"the model was held against page sizes {'; '.join(held)} only (slab "
+                         "orders, KMALLOC_MAX_CACHE_SIZE and the vmalloc guard all scale with "
+                         "it); it refuses rather than answer for a kernel it was not held against")
     forced = _int(kc, "CONFIG_ARCH_FORCE_MAX_ORDER")
     max_order = forced if forced is not None else t("MAX_ORDER_DEFAULT")
     if t("MAX_ORDER_EXCLUSIVE"):
@@ -202,7 +243,10 @@ def resolve(arch: str, version: tuple[int, int] | str, kconfig: Mapping[str, str
         hardened_usercopy=_on(kc, "CONFIG_HARDENED_USERCOPY"),
         calculate_order=t("CALCULATE_ORDER"), slub_max_order=t("SLUB_MAX_ORDER"),
         max_objs_per_page=t("MAX_OBJS_PER_PAGE"), min_partial=t("MIN_PARTIAL"),
-        max_partial=t("MAX_PARTIAL"), cpu_partial=_on(kc, "CONFIG_SLUB_CPU_PARTIAL"),
+        max_partial=t("MAX_PARTIAL"),
+        cpu_partial=_on(kc, "CONFIG_SLUB_CPU_PARTIAL") and not t("SLUB_SHEAVES"),
+        sheaves=t("SLUB_SHEAVES") and not _on(kc, "CONFIG_SLUB_TINY"),
+        sheaf_capacity=t("SHEAF_CAPACITY"),
         slab_no_merge_exists=t("SLAB_NO_MERGE_EXISTS"),
         usersize_blocks_merge=(t("USERSIZE_BLOCKS_MERGE") == "always"
                                or _on(kc, "CONFIG_HARDENED_USERCOPY")),
@@ -217,6 +261,7 @@ def resolve(arch: str, version: tuple[int, int] | str, kconfig: Mapping[str, str
         pcp_order0_scale=(_int(kc, "CONFIG_PCP_BATCH_SCALE_MAX") or 5)
         if t("PCP_REFILL_SCALES_ORDER0") else 0,
         zone_fallback=t("ZONE_FALLBACK"), vm_struct_size=t("VM_STRUCT_SIZE"),
+        highmem=_on(kc, "CONFIG_HIGHMEM"), zone_dma32=_on(kc, "CONFIG_ZONE_DMA32"),
         thread_size=t("THREAD_SIZE") << (t("KASAN_STACK_SHIFT") if kasan else 0),
         mempool_t_size=t("MEMPOOL_T_SIZE"),
         devres_header_size=(node_size + data_align - 1) // data_align * data_align,

@@ -308,6 +308,19 @@ def cpu_partial_objects(size: int, p: KernelParams) -> int:
     return 120
 
 
+# mm/slab.h:SLAB_DEBUG_FLAGS (7.2); mm/slub.c:calculate_sheaf_capacity() also leaves out
+# SLAB_NOLEAKTRACE caches and the boot caches (SLAB_NO_SHEAVES).
+NO_SHEAVES = DEBUG_FLAGS | SlabFlag.TRACE | SlabFlag.NOLEAKTRACE
+
+
+def sheaf_capacity(size: int, flags: SlabFlag, p: KernelParams) -> int:
+    """Objects in one per-CPU sheaf of a cache with s->size ``size`` (0: no sheaves, the
+    kernel has none or the cache has debug flags).  7.2 mm/slub.c:calculate_sheaf_capacity()."""
+    if not p.sheaves or flags & NO_SHEAVES or p.slub_debug_boot:
+        return 0          # slub_debug= on the command line gives every cache debug flags
+    return next(cap for below, cap in p.sheaf_capacity if size < below)
+
+
 def cpu_partial_slabs(size: int, objects_per_slab: int, p: KernelParams) -> int:
     """mm/slub.c:slub_set_cpu_partial(): DIV_ROUND_UP(2 * nr_objects, objects per slab)."""
     nr = cpu_partial_objects(size, p)

@@ -2,8 +2,8 @@
 
 This is the one table the model reads; code elsewhere never tests ``arch ==`` or ``version ==``.
 An entry's ``values`` are looked up most-specific first: ``(arch, series)``, then ``arch``, then
-``series``, then ``"*"``.  Sources: the Debian trees linux-source-6.1 (6.1.192) and
-linux-source-6.12 (6.12.117), re-read upstream where cited; docs/kernel-notes.md explains each
+``series``, then ``"*"``.  Sources: the Debian trees linux-source-6.1 (6.1.192),
+linux-source-6.12 (6.12.117) and linux-source-7.2 (7.2.13), re-read upstream where cited; docs/kernel-notes.md explains each
 fact with its kernel source.  Facts checked on booted kernels say so ("verified").
 
 ``SINCE`` holds the upstream release in which a behaviour appeared, for questions about any
@@ -19,8 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-ARCHES = ("x86_64", "arm64")
-SERIES = ("6.1", "6.12")
+ARCHES = ("x86_64", "arm64", "i386")
+SERIES = ("6.1", "6.12", "7.2")
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,13 @@ SINCE: dict[str, Since] = {
         (6, 6),
         "mm/Kconfig:RANDOM_KMALLOC_CACHES, include/linux/slab.h:kmalloc_type(): commit "
         "3c6152940584 \"Randomized slab caches for kmalloc()\" (6.6)"),
+    "SLUB_SHEAVES": Since(
+        (7, 0),
+        "mm/slub.c: per-CPU array caches (\"sheaves\", struct slub_percpu_sheaves) replace the "
+        "CPU slab and the per-CPU partial lists (SLUB_CPU_PARTIAL is gone from mm/Kconfig); "
+        "calculate_sheaf_capacity() gives every cache without debug flags a sheaf; opt-in "
+        "sheaves came in 6.18, all caches in 7.0 (7.0) (read in linux-source-7.2, mm/slub.c "
+        "calculate_sheaf_capacity(), __pcs_replace_empty_main())"),
     "CALCULATE_ORDER_FRACTIONS": Since(
         (6, 7),
         "mm/slub.c:calculate_order()/calc_slab_order(): Vlastimil Babka's series \"mm/slub: "
@@ -109,7 +116,7 @@ TABLE: dict[str, Entry] = {
         "mm/page_alloc.c:pcp_allowed_order(): 6.1 pageblock_order, 6.12 HPAGE_PMD_ORDER; "
         "= 9 on x86_64 and arm64-4K with TRANSPARENT_HUGEPAGE"),
     "PAGEBLOCK_ORDER_FROM_THP": Entry(
-        {"6.1": False, "6.12": True},
+        {"6.1": False, "6.12": True, "7.2": True},
         "include/linux/pageblock-flags.h: pageblock_order = min(HUGETLB_PAGE_ORDER, max order) "
         "with HUGETLB_PAGE (PMD order, PAGE_SHIFT - 3 on 64-bit); without it 6.12 uses "
         "HPAGE_PMD_ORDER under TRANSPARENT_HUGEPAGE, 6.1 the largest order"),
@@ -120,26 +127,36 @@ TABLE: dict[str, Entry] = {
         "guests (verified in /proc/zoneinfo), 1 for x86's 16 MiB DMA zone.  Only a default: "
         "Model.zone_pcp_batch() computes a zone's batch from its managed pages"),
     "PCP_REFILL_SCALES_ORDER0": Entry(
-        {"6.1": False, "6.12": True},
+        {"6.1": False, "6.12": True, "7.2": True},
         "6.1 mm/page_alloc.c:__rmqueue_pcplist(): max(batch >> order, 2) blocks; 6.12 "
         "nr_pcp_alloc(): order-0 batch << alloc_factor (up to CONFIG_PCP_BATCH_SCALE_MAX)"),
     "ZONE_FALLBACK": Entry(
-        {"*": ("Normal", "DMA32", "DMA")},
+        {"*": ("Normal", "DMA32", "DMA"), "i386": ("HighMem", "Normal", "DMA")},
         "mm/page_alloc.c zonelists: a GFP_KERNEL request starts at the highest zone "
         "(gfp_zone()) and falls back downwards; x86 1 GiB has DMA+DMA32, arm64 1 GiB only DMA "
-        "(verified)"),
+        "(verified); i386 (include/linux/mmzone.h, CONFIG_HIGHMEM, no ZONE_DMA32): DMA "
+        "(16 MiB), Normal (lowmem), HighMem above it (verified on 6.1.0-57-686-pae)"),
+    "LOWMEM_LIMIT": Entry(
+        {("i386", "6.1"): 0x36FFE000},
+        "arch/x86/mm/init_32.c:find_low_pfn_range(): lowmem ends at MAXMEM "
+        "(arch/x86/include/asm/pgtable_32_areas.h: VMALLOC_END - PAGE_OFFSET - "
+        "__VMALLOC_RESERVE, which depends on the fixmap and so on NR_CPUS); verified on "
+        "6.1.0-57-686-pae with 1536 MiB: \"879MB LOWMEM available\", HighMem zone from "
+        "0x36ffe000"),
     # ------------------------------------------------------------------ kmalloc
     "ARCH_KMALLOC_MINALIGN": Entry(
-        {"x86_64": 8, ("arm64", "6.1"): 128, ("arm64", "6.12"): 8},
+        {"x86_64": 8, "i386": 8, ("arm64", "6.1"): 128, ("arm64", "6.12"): 8,
+         ("arm64", "7.2"): 8},
         "include/linux/slab.h: defaults to __alignof__(unsigned long long)=8; arm64 6.1 "
         "arch/arm64/include/asm/cache.h sets ARCH_DMA_MINALIGN 128 and slab.h uses it; 6.5+ "
-        "decouples them (verified KMALLOC_MIN_SIZE=128 on arm64 6.1)"),
+        "decouples them (verified KMALLOC_MIN_SIZE=128 on arm64 6.1); i386: 8 as well "
+        "(__alignof__(unsigned long long) is 8 with GCC -m32)"),
     "ARCH_DMA_MINALIGN": Entry(
-        {"x86_64": 8, "arm64": 128},
+        {"x86_64": 8, "i386": 8, "arm64": 128},
         "arch/arm64/include/asm/cache.h:ARCH_DMA_MINALIGN (128); include/linux/cache.h "
-        "default __alignof__(unsigned long long) on x86"),
+        "default __alignof__(unsigned long long) on x86 (64- and 32-bit)"),
     "DMA_CACHE_ALIGNMENT": Entry(
-        {"x86_64": 1, "arm64": None},
+        {"x86_64": 1, "i386": 1, "arm64": None},
         "include/linux/dma-mapping.h:dma_get_cache_alignment(): 1 without ARCH_HAS_DMA_MINALIGN "
         "(x86); arm64 returns cache_line_size() (None here = the model's cache_line_size)"),
     "KMALLOC_RUNTIME_MINALIGN": Entry(
@@ -148,29 +165,35 @@ TABLE: dict[str, Entry] = {
         "aliases smaller caches; 6.1 has no such step.  "
         + SINCE["KMALLOC_MINALIGN_DECOUPLED"].source),
     "KMALLOC_CACHE_ALIGN": Entry(
-        {"6.1": "power_of_two", "6.12": "largest_pow2_divisor"},
+        {"6.1": "power_of_two", "6.12": "largest_pow2_divisor",
+         "7.2": "largest_pow2_divisor"},
         "mm/slab_common.c:create_boot_cache(): 6.1 aligns power-of-two sizes naturally; 6.12 "
-        "aligns to 1 << (ffs(size) - 1) (verified kmalloc-192 align 8 on 6.1, 64 on 6.12)"),
+        "and 7.2 align to 1 << (ffs(size) - 1) (verified kmalloc-192 align 8 on 6.1, 64 on "
+        "6.12)"),
     "KMALLOC_SIZE_ROUNDUP": Entry(
-        {"6.1": "pages_unbounded", "6.12": "bounded_by_max_size"},
+        {"6.1": "pages_unbounded", "6.12": "bounded_by_max_size",
+         "7.2": "bounded_by_max_size"},
         "mm/slab_common.c:kmalloc_size_roundup(): 6.1 returns 0 for 0 and pages above 8K "
-        "without an upper limit; 6.12 returns size unchanged for 0 and above KMALLOC_MAX_SIZE"),
+        "without an upper limit; 6.12 and 7.2 return size unchanged for 0 and above "
+        "KMALLOC_MAX_SIZE"),
     "KMALLOC_SLAB_RULE": Entry(
         {"6.1": "mm/slab_common.c:kmalloc_slab() + size_index[]",
-         "6.12": "mm/slab.h:kmalloc_slab() + kmalloc_size_index[]"},
+         "6.12": "mm/slab.h:kmalloc_slab() + kmalloc_size_index[]",
+         "7.2": "mm/slab.h:kmalloc_slab() + kmalloc_size_index[]"},
         "where the size -> cache lookup lives in each version: 6.1 kmalloc_slab() WARNs and "
         "returns NULL above KMALLOC_MAX_CACHE_SIZE, 6.12's inline leaves that to the caller"),
     "KMALLOC_LARGE_RULE": Entry(
         {"6.1": "mm/slab_common.c:__kmalloc_large_node()",
-         "6.12": "mm/slub.c:___kmalloc_large_node()"},
+         "6.12": "mm/slub.c:___kmalloc_large_node()",
+         "7.2": "mm/slub.c:___kmalloc_large_node()"},
         "the kmalloc path above KMALLOC_MAX_CACHE_SIZE: alloc_pages(flags | __GFP_COMP, "
         "get_order(size)), counted in NR_SLAB_UNRECLAIMABLE_B but not in /proc/slabinfo"),
     "MEMCG_KMALLOC_SYMBOL": Entry(
-        {"6.1": "CONFIG_MEMCG_KMEM", "6.12": "CONFIG_MEMCG"},
+        {"6.1": "CONFIG_MEMCG_KMEM", "6.12": "CONFIG_MEMCG", "7.2": "CONFIG_MEMCG"},
         "include/linux/slab.h:kmalloc_type(): KMALLOC_CGROUP exists with MEMCG_KMEM (6.1) / "
-        "MEMCG (6.12)"),
+        "MEMCG (6.12, 7.2)"),
     "KMALLOC_NORMAL_NO_MERGE": Entry(
-        {"6.1": "refcount -1", "6.12": "SLAB_NO_MERGE"},
+        {"6.1": "refcount -1", "6.12": "SLAB_NO_MERGE", "7.2": "SLAB_NO_MERGE"},
         "mm/slab_common.c:new_kmalloc_cache(): KMALLOC_NORMAL is made unmergeable with memcg"),
     # ------------------------------------------------------------------ SLUB
     "CALCULATE_ORDER": Entry(
@@ -185,20 +208,29 @@ TABLE: dict[str, Entry] = {
     "SLAB_NO_MERGE_EXISTS": Entry(
         _by_series("SLAB_NO_MERGE", True, False), SINCE["SLAB_NO_MERGE"].source),
     "USERSIZE_BLOCKS_MERGE": Entry(
-        {"6.1": "always", "6.12": "hardened_usercopy"},
+        {"6.1": "always", "6.12": "hardened_usercopy", "7.2": "hardened_usercopy"},
         "mm/slab_common.c:slab_unmergeable(): 6.1 any usersize; 6.12 only under "
         "CONFIG_HARDENED_USERCOPY"),
     "FREEPTR_OFFSET_ARG": Entry(
-        {"6.1": False, "6.12": True},
+        {"6.1": False, "6.12": True, "7.2": True},
         "6.12 mm/slub.c:calculate_sizes(): SLAB_TYPESAFE_BY_RCU keeps the free pointer inside "
         "when kmem_cache_args.use_freeptr_offset is set"),
     "REDZONE_ORIG_SIZE_FREEPTR": Entry(
-        {"6.1": False, "6.12": True},
+        {"6.1": False, "6.12": True, "7.2": True},
         "6.12 mm/slub.c:calculate_sizes(): a red-zoned kmalloc cache that tracks orig_size "
         "(slub_debug_orig_size()) moves the free pointer outside the object"),
+    "SLUB_SHEAVES": Entry(
+        {s: since("SLUB_SHEAVES", series_version(s)) for s in SERIES},
+        SINCE["SLUB_SHEAVES"].source),
+    "SHEAF_CAPACITY": Entry(
+        {"*": ((256, 60), (1024, 28), (4096, 12), (1 << 62, 4))},
+        "7.2 mm/slub.c:calculate_sheaf_capacity(): base 60/26/12/4 objects for s->size below "
+        "256, 1024, PAGE_SIZE and above, grown until struct slab_sheaf (32 B + 8 B a slot) "
+        "fills its kmalloc bucket: 60 (512 B), 28 (256 B), 12 (128 B), 4 (64 B)"),
     "TRACK_SIZE": Entry(
-        {"*": 32},
-        "mm/slub.c:struct track {addr; handle; cpu; pid; when} with STACKDEPOT = 32 bytes"),
+        {"*": 32, "i386": 20},
+        "mm/slub.c:struct track {addr; handle; cpu; pid; when} with STACKDEPOT = 32 bytes on "
+        "64-bit, 20 on i386 (4-byte addr and unsigned long when)"),
     "ORIG_SIZE_BYTES": Entry(
         {"*": 4},
         "mm/slub.c:calculate_sizes(): SLAB_STORE_USER on kmalloc caches adds "
@@ -217,7 +249,7 @@ TABLE: dict[str, Entry] = {
         "kasan_track free_track} = 16 bytes; kept inside a freed object unless it has a ctor, "
         "is SLAB_TYPESAFE_BY_RCU or is smaller than the struct"),
     "KASAN_SMALL_OBJECT_FREE_META": Entry(
-        {"6.1": "append", "6.12": "top_up"},
+        {"6.1": "append", "6.12": "top_up", "7.2": "top_up"},
         "mm/kasan/generic.c:kasan_cache_create(): for an object smaller than struct "
         "kasan_free_meta, 6.1 appends the whole struct after the alloc meta; 6.12 (without "
         "slub_debug) only grows the slot by what the object lacks and stores the free meta at "
@@ -228,29 +260,39 @@ TABLE: dict[str, Entry] = {
         "with KASAN); arch/arm64/include/asm/memory.h: MIN_THREAD_SHIFT = 14 + "
         "KASAN_THREAD_SHIFT (1 with generic KASAN): KASAN doubles every task stack"),
     "THREAD_SIZE": Entry(
-        {"*": 16384},
+        {"*": 16384, "i386": 8192},
         "arch/x86/include/asm/page_64_types.h: PAGE_SIZE << THREAD_SIZE_ORDER (2, no KASAN); "
         "arch/arm64/include/asm/memory.h: 1 << MIN_THREAD_SHIFT (14, no KASAN); with "
-        "VMAP_STACK every task stack is a vmalloc area of this size (+ guard page)"),
+        "VMAP_STACK every task stack is a vmalloc area of this size (+ guard page); "
+        "arch/x86/include/asm/page_32_types.h: THREAD_SIZE_ORDER 1 on i386 (no VMAP_STACK)"),
     # ------------------------------------------------------------------ structures
-    "SIZEOF_POINTER": Entry({"*": 8}, "64-bit: sizeof(void *)"),
+    "SIZEOF_POINTER": Entry({"*": 8, "i386": 4}, "sizeof(void *): 8 on 64-bit, 4 on i386"),
     "VM_STRUCT_SIZE": Entry(
-        {"6.1": 64, "6.12": 72},
+        {"6.1": 64, "6.12": 72, "7.2": 80, "i386": 36},
         "include/linux/vmalloc.h:struct vm_struct: 64 B in 6.1; 6.12.117 has requested_size "
         "(72 B, kmalloc-96) from a0309faf1cb0 \"mm: vmalloc: support more granular vrealloc() "
-        "sizing\", backported to 6.12.y in May 2025 (earlier 6.12.y: 64 B)"),
+        "sizing\", backported to 6.12.y in May 2025 (earlier 6.12.y: 64 B); 7.2.13: 80 B "
+        "(nr_pages is an unsigned long), still kmalloc-96; i386 6.1: 36 B (4-byte pointers, "
+        "no page_order: no HAVE_ARCH_HUGE_VMALLOC)"),
     "MEMPOOL_T_SIZE": Entry(
-        {"*": 72},
+        {"*": 72, "i386": 40},
         "include/linux/mempool.h:mempool_t = 72 B on 64-bit without spinlock debugging "
-        "(verified ksize(pool) 96, 128 on arm64 6.1)"),
+        "(verified ksize(pool) 96, 128 on arm64 6.1); 40 B on i386 (4-byte pointers and "
+        "spinlock, 12-byte wait_queue_head_t)"),
     "DEVRES_NODE_SIZE": Entry(
-        {"*": 40}, "drivers/base/devres.c:struct devres_node {entry; release; name; size} = 40 B"),
+        {"6.1": 40, "6.12": 40, "7.2": 56, "i386": 20},
+        "offsetof(struct devres, data) before its alignment: drivers/base/devres.c:struct "
+        "devres_node {entry; release; name; size} = 40 B in 6.1 and 6.12; in 7.2.13 "
+        "drivers/base/base.h:struct devres_node {entry; release; free_node; name; size} = 48 B "
+        "and struct devres adds its own dr_release_t release before data[]: 56 B; i386 6.1: "
+        "20 B (list_head 8 + three 4-byte fields)"),
     "DEVRES_DATA_ALIGN": Entry(
-        {"6.1": "ARCH_KMALLOC_MINALIGN", "6.12": "ARCH_DMA_MINALIGN"},
+        {"6.1": "ARCH_KMALLOC_MINALIGN", "6.12": "ARCH_DMA_MINALIGN",
+         "7.2": "ARCH_DMA_MINALIGN"},
         "drivers/base/devres.c:struct devres { node; u8 data[] __aligned(X) }: X is "
         "ARCH_KMALLOC_MINALIGN in 6.1, ARCH_DMA_MINALIGN in 6.12"),
     "DEVRES_ROUNDUP": Entry(
-        {"6.1": False, "6.12": True},
+        {"6.1": False, "6.12": True, "7.2": True},
         "drivers/base/devres.c:alloc_dr(): 6.12 passes kmalloc_size_roundup(tot) to kmalloc"),
     # ------------------------------------------------------------------ percpu
     "PCPU_MIN_ALLOC_SIZE": Entry({"*": 4}, "mm/percpu-internal.h:PCPU_MIN_ALLOC_SIZE"),
@@ -299,6 +341,69 @@ DEBIAN_KCONFIG: dict[tuple[str, str], dict[str, str]] = {
                         "CONFIG_ARM64_4K_PAGES": "y", "CONFIG_ARM64_PAGE_SHIFT": "12",
                         "CONFIG_ARCH_FORCE_MAX_ORDER": "10",
                         "CONFIG_DMA_BOUNCE_UNALIGNED_KMALLOC": "y"},
+    # i386 686-pae (Debian linux-config-6.1 6.1.192-3 i386): PAE + HIGHMEM64G, VMSPLIT_3G, no
+    # ZONE_DMA32, no NUMA, no KFENCE
+    ("i386", "6.1"): {**_COMMON, "CONFIG_MEMCG_KMEM": "y", "CONFIG_ZONE_DMA32": "",
+                      "CONFIG_NUMA": "", "CONFIG_HIGHMEM": "y", "CONFIG_HIGHMEM64G": "y",
+                      "CONFIG_X86_PAE": "y", "CONFIG_VMSPLIT_3G": "y"},
+    # 7.2: no CONFIG_SLUB_CPU_PARTIAL (sheaves); CONFIG_PAGE_SHIFT on every arch
+    ("x86_64", "7.2"): {**_COMMON, "CONFIG_SLUB_CPU_PARTIAL": "", "CONFIG_SLAB_BUCKETS": "y",
+                        "CONFIG_KFENCE": "y", "CONFIG_KFENCE_SAMPLE_INTERVAL": "0",
+                        "CONFIG_PCP_BATCH_SCALE_MAX": "5", "CONFIG_SLAB_OBJ_EXT": "y",
+                        "CONFIG_PAGE_SHIFT": "12", "CONFIG_PAGE_BLOCK_MAX_ORDER": "10"},
+    ("arm64", "7.2"): {**_COMMON, "CONFIG_SLUB_CPU_PARTIAL": "", "CONFIG_SLAB_BUCKETS": "y",
+                       "CONFIG_KFENCE": "y", "CONFIG_KFENCE_SAMPLE_INTERVAL": "0",
+                       "CONFIG_PCP_BATCH_SCALE_MAX": "5", "CONFIG_SLAB_OBJ_EXT": "y",
+                       "CONFIG_PAGE_SHIFT": "12", "CONFIG_PAGE_BLOCK_MAX_ORDER": "10",
+                       "CONFIG_ARM64_4K_PAGES": "y", "CONFIG_ARCH_FORCE_MAX_ORDER": "10",
+                       "CONFIG_DMA_BOUNCE_UNALIGNED_KMALLOC": "y"},
 }
+# What a Debian flavour changes in the options above (debian/config/<arch>/defines.toml and the
+# featureset configs of Debian's linux source, 6.12).  Flavours absent here change nothing the
+# model reads (cloud, generic).  The model refuses what these select until it covers them
+# (kmodlab.model.params.resolve).
+FLAVOUR_KCONFIG: dict[str, dict[str, str]] = {
+    # debian/config/arm64/config.arm64-16k: CONFIG_ARM64_16K_PAGES=y, so
+    # arch/arm64/Kconfig:ARM64_PAGE_SHIFT = 14
+    # and ARCH_FORCE_MAX_ORDER "11" if ARM64_16K_PAGES (6.12 and 7.2.13's config: 11)
+    "16k": {"CONFIG_ARM64_4K_PAGES": "", "CONFIG_ARM64_16K_PAGES": "y",
+            "CONFIG_ARM64_PAGE_SHIFT": "14", "CONFIG_PAGE_SHIFT": "14",
+            "CONFIG_ARCH_FORCE_MAX_ORDER": "11"},
+    # debian/config/featureset-rt/config: CONFIG_PREEMPT_RT=y
+    "rt": {"CONFIG_PREEMPT_RT": "y"},
+}
+
+# Configurations the model does not cover yet: option -> why, said when it is refused.
+UNCOVERED_KCONFIG: dict[str, str] = {}
+
+# Table values an enabled kernel option replaces: option -> {table name: Entry}.  Where the
+# option is on and an Entry has no value for the (arch, series), the model refuses by name:
+# those kernels were not held against it.
+KCONFIG_OVERRIDES: dict[str, dict[str, Entry]] = {
+    "CONFIG_PREEMPT_RT": {
+        "MEMPOOL_T_SIZE": Entry(
+            {"x86_64": 120, "arm64": 120},
+            "include/linux/spinlock_types.h: with PREEMPT_RT a spinlock_t is a struct "
+            "rt_mutex_base (include/linux/rtmutex.h: raw_spinlock_t wait_lock, struct "
+            "rb_root_cached waiters, struct task_struct *owner: 32 B on 64-bit), and mempool_t "
+            "holds two, its own lock and wait_queue_head_t's: lock 32 + min_nr, curr_nr 8 + "
+            "four pointers 32 + wait 48 = 120 B, kmalloc-128.  Measured 2026-12-05 with "
+            "`kmodlab check --flavour rt` on x86_64 and arm64 6.1.0-57, 6.12.118+deb12 and "
+            "7.2.13+deb14: 0 failures, the rest of the model unchanged; i386 rt (4-byte "
+            "pointers) has no measured value and is refused"),
+    },
+}
+# PAGE_SHIFT -> the series whose kernels with that page size the model was held against.  Sizes
+# that scale with the page (KMALLOC_SHIFT_HIGH = PAGE_SHIFT + 1, slab orders, the vmalloc guard,
+# pcp batches) are computed from it; 16 KiB: Debian's arm64 16k flavour, `kmodlab check` with 0
+# failures on 6.12.118+deb12-arm64-16k and 7.2.13+deb14-arm64-16k (2026-12-05).
+COVERED_PAGE_SHIFTS: dict[int, tuple[str, ...]] = {12: SERIES, 14: ("6.12", "7.2")}
+
 DEBIAN_KCONFIG_SOURCE = ("Debian linux-config-6.1 (6.1.192-2) / linux-config-6.12 "
-                         "(6.12.117-1~deb12u1), amd64 and arm64 config files")
+                         "(6.12.117-1~deb12u1), amd64 and arm64 config files; 7.2: the "
+                         "config of linux-base-7.2.13+deb14-cloud-{amd64,arm64} (7.2.13-1)")
+
+
+def covered() -> list[tuple[str, str]]:
+    """Every (arch, series) the model covers, arch-major in ARCHES and SERIES order."""
+    return [(a, s) for a in ARCHES for s in SERIES if (a, s) in DEBIAN_KCONFIG]
