@@ -7,10 +7,9 @@ cannot be provisioned is an error, never a skip: these tests exist to run.
 
 Tiers.  ``KMODLAB_TIER=full`` (the default; ``scripts/test``) runs every test on every kernel.
 ``KMODLAB_TIER=ci`` (``.ci/run``, which must finish in 90 minutes on 2 cores with an empty cache)
-runs every test file on the diagonal of the matrix (``CI_TARGETS``: each arch and each series
-at least once) and keeps the files that spend minutes per kernel rebuilding and re-grading the
-same code (``HEAVY_FILES``) off the other two kernels; those items are reported as deselected,
-so the summary says how many were left out.
+runs the items that integration_tiers.ci_runs() keeps (arch-sensitive files on the core matrix's
+diagonal, the rest on one kernel, no file that builds a kernel of its own beyond debug-memory);
+the others are reported as deselected, so the summary says how many were left out.
 """
 
 from __future__ import annotations
@@ -18,26 +17,18 @@ from __future__ import annotations
 import os
 
 import pytest
+from integration_tiers import ci_runs
 
 from kmodlab.kernels.kernel import Kernel
-
-CI_TARGETS = ("x86_64-6.1", "arm64-6.12")
-"""The kernels that run every integration file in the ci tier (each arch, each series)."""
-
-HEAVY_FILES = ("test_jail.py", "test_labs.py", "test_leaks.py", "test_cache_healing_guests.py",
-               "test_fault_zoo.py", "test_whole_log.py", "test_module_trees.py",
-               "test_refusals_on_kernels.py", "test_ci_templates.py",
-               "test_bugs_family_build.py")
-"""Files that compile and grade dozens of modules per kernel: the ci tier runs them on
-CI_TARGETS only, which still cover both arches and both series; the full tier runs them on
-every kernel."""
 
 
 def _ci_tier_drops(item: pytest.Item) -> bool:
     callspec = getattr(item, "callspec", None)
     target = callspec.params.get("kmodlab_target") if callspec is not None else None
-    return (item.path.name in HEAVY_FILES and target is not None
-            and target.label not in CI_TARGETS)
+    name = getattr(item, "originalname", item.name)
+    if "integration" not in str(item.fspath):
+        return False
+    return not ci_runs(item.path.name, name, target.label if target is not None else None)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

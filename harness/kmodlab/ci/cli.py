@@ -53,7 +53,7 @@ def cmd_ci_init(args: argparse.Namespace) -> int:
     spec = WorkflowSpec(install=source.pip_arg, install_description=source.description,
                         arches=tuple(dict.fromkeys(t.arch for t in targets)),
                         kernels=tuple(dict.fromkeys(t.kernel for t in targets)),
-                        flavour=args.flavour, shards=args.shards, tests=args.tests)
+                        flavour=args.flavour or "", shards=args.shards, tests=args.tests)
     relpath, text = render_workflow(args.system, spec)
     target = Path(args.dir) / relpath
     if target.exists() and not args.force:

@@ -60,6 +60,13 @@ jobs:
 [%- if shards > 1 %]
         shard: [[ range(1, shards + 1) | list | tojson ]]
 [%- endif %]
+[%- if excluded %]
+        # Pairs Debian builds no kernel for (kmodlab's registry).
+        exclude:
+[%- for arch, kernel in excluded %]
+          - {arch: [[ arch | tojson ]], kernel: [[ kernel | tojson ]]}
+[%- endfor %]
+[%- endif %]
     env:
       ARCH: ${{ matrix.arch }}
       KERNEL: ${{ matrix.kernel }}
@@ -143,11 +150,13 @@ kmodlab:
   timeout: 90m
   parallel:
     matrix:
-      - ARCH: [[ arches | list | tojson ]]
-        KERNEL: [[ kernels | list | tojson ]]
+[%- for arch, arch_kernels in by_arch %]
+      - ARCH: [[ arch | tojson ]]
+        KERNEL: [[ arch_kernels | list | tojson ]]
 [%- if shards > 1 %]
         SHARD: [[ range(1, shards + 1) | list | tojson ]]
 [%- endif %]
+[%- endfor %]
   variables:
     FLAVOUR: [[ flavour | tojson ]]
     KMODLAB_CACHE: "$CI_PROJECT_DIR/.kmodlab-cache"
@@ -214,12 +223,6 @@ def _every_series() -> tuple[str, ...]:
     return registry.series_names()
 
 
-def _default_flavour() -> str:
-    from kmodlab.registry import names
-
-    return names.default_flavour()
-
-
 def _host_packages() -> tuple[str, ...]:
     from kmodlab.ci.hostdeps import required_packages
 
@@ -236,10 +239,26 @@ class WorkflowSpec:
     install_description: str
     arches: tuple[str, ...] = field(default_factory=_every_arch)
     kernels: tuple[str, ...] = field(default_factory=_every_series)
-    flavour: str = field(default_factory=_default_flavour)
+    flavour: str = ""      # empty: each arch's default flavour
     shards: int = 1
     tests: str = "tests"
     packages: tuple[str, ...] = field(default_factory=_host_packages)
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """The (arch, kernel) pairs of the matrix Debian builds (registry.matrix)."""
+        from kmodlab import registry
+
+        return [(t.arch, t.kernel) for t in
+                registry.matrix(self.arches, self.kernels, self.flavour or None)]
+
+    def excluded(self) -> list[tuple[str, str]]:
+        built = set(self.pairs())
+        return [(a, k) for a in self.arches for k in self.kernels if (a, k) not in built]
+
+    def by_arch(self) -> list[tuple[str, list[str]]]:
+        pairs = self.pairs()
+        return [(a, [k for pa, k in pairs if pa == a]) for a in self.arches
+                if any(pa == a for pa, _ in pairs)]
 
 
 def _wrap(words: tuple[str, ...], width: int = 80) -> list[str]:
@@ -265,6 +284,7 @@ def render_workflow(system: str, spec: WorkflowSpec) -> tuple[str, str]:
                              block_start_string="[%", block_end_string="%]")
     text = env.from_string(template).render(
         arches=spec.arches, kernels=spec.kernels, flavour=spec.flavour, shards=spec.shards,
+        excluded=spec.excluded(), by_arch=spec.by_arch(),
         tests=spec.tests, install=spec.install, install_description=spec.install_description,
         package_lines=_wrap(("git", "ca-certificates", *spec.packages)), version=version)
     return path, text
