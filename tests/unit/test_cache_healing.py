@@ -235,7 +235,7 @@ def kernel_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     from kmodlab.kernels import provisioning as prov
 
     apt = tkp.FakeApt(tkp.fake_debs(tmp_path))
-    monkeypatch.setattr(prov, "default_apt", lambda: apt)
+    monkeypatch.setattr(prov, "default_apt", lambda *arch: apt)
     monkeypatch.setattr(prov, "resolve_newest_first", lambda *a, **k: [tkp.resolved()])
     kernel = prov.build_entry(tkp.resolved(), apt, lambda m, f: None)
     return prov, kernel, apt

@@ -164,7 +164,7 @@ def test_cached_kernel_comes_back_without_apt(tmp_path, private_cache, monkeypat
 def test_stale_pin_re_resolves_then_uses_cache(tmp_path, private_cache, monkeypatch):
     kernel = _cached_entry(private_cache, tmp_path)
     calls = []
-    monkeypatch.setattr(prov, "default_apt", lambda: "apt")
+    monkeypatch.setattr(prov, "default_apt", lambda *arch: "apt")
     monkeypatch.setattr(prov, "resolve_newest_first",
                         lambda *a, **k: calls.append(a) or [resolved()])
     assert prov.provision("x86_64", "6.1") == kernel
@@ -182,7 +182,7 @@ def test_partial_lists_never_go_back_below_a_cached_newer_release(tmp_path, priv
     older = replace(resolved(), abi="6.1.0-50", release="6.1.0-50-cloud-amd64",
                     version="6.1.176-1", suite="bookworm",
                     partial=("bookworm-security amd64 package list: Hash Sum mismatch",))
-    monkeypatch.setattr(prov, "default_apt", lambda: "apt")
+    monkeypatch.setattr(prov, "default_apt", lambda *arch: "apt")
     monkeypatch.setattr(prov, "resolve_newest_first", lambda *a, **k: [older])
 
     def no_build(*a, **k):
@@ -209,7 +209,7 @@ def test_offline_falls_back_to_newest_cached(tmp_path, private_cache, monkeypatc
     def offline(*a, **k):
         raise ProvisionError("apt-get update failed")
 
-    monkeypatch.setattr(prov, "default_apt", lambda: "apt")
+    monkeypatch.setattr(prov, "default_apt", lambda *arch: "apt")
     monkeypatch.setattr(prov, "resolve_newest_first", offline)
     assert prov.provision("x86_64", "6.1", refresh=True) == kernel
     with pytest.raises(ProvisionError):

@@ -274,3 +274,22 @@ def test_resolve_end_to_end_with_fake_apt():
     assert r.release == "6.1.0-56-cloud-amd64" and apt.updated == 1
     with pytest.raises(ConfigError, match="6.1.0-57-cloud-amd64.*lacks"):
         resolve("x86_64", "6.1.0-57", apt=apt)
+
+
+def test_each_arch_has_its_own_apt_so_another_arch_list_cannot_hide_its_kernels(
+        tmp_path, monkeypatch) -> None:
+    """apt drops a suite's new lists when any one of them fails: with one apt for every arch,
+    bookworm-security's i386 list served mid-sync hid that suite's amd64 kernels, and x86_64
+    6.12 resolved to an older backport.  Each arch's apt fetches only its lists and the
+    host's."""
+    from kmodlab.kernels import resolution
+    from kmodlab.kernels.apt import sources_list
+
+    monkeypatch.setenv("KMODLAB_CACHE", str(tmp_path))
+    monkeypatch.setattr(resolution, "_host_arch", lambda: "amd64")
+    x86, i386, arm = (resolution.default_apt(a) for a in ("x86_64", "i386", "arm64"))
+    assert x86.arches == ["amd64"] and i386.arches == ["amd64", "i386"]
+    assert arm.arches == ["amd64", "arm64"]
+    assert len({x86.root, i386.root, arm.root}) == 3
+    assert "i386" not in sources_list(x86.table, x86.arches)
+    assert resolution.default_apt().arches == ["amd64"]          # linux-source: the host's

@@ -176,7 +176,7 @@ def parse_update_failures(output: str) -> list[IndexFailure]:
 
 
 class PrivateApt:
-    """apt-get/apt-cache confined to ``root`` (normally ``cache_dir("apt")``)."""
+    """apt-get/apt-cache confined to ``root`` (normally ``cache_dir("apt", <Debian arch>)``)."""
 
     def __init__(self, root: Path, table: SeriesTable, arches: Sequence[str], host_arch: str):
         self.root = root
@@ -308,7 +308,8 @@ class PrivateApt:
                 return False
             self.ensure_config()
             if progress:
-                progress("updating package lists (amd64+arm64, private to kmodlab)", None)
+                progress(f"updating package lists ({'+'.join(self.arches)}, private to kmodlab)",
+                         None)
             proc = self._run("apt-get", ["-q", "-o", "Acquire::Retries=2", "update"], check=False)
             output = proc.stdout + proc.stderr
             failures = parse_update_failures(output)

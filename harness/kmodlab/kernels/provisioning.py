@@ -263,7 +263,7 @@ def provision(arch: str, spec: str | None = None, flavour: str | None = None,
 
     title = f"kernel {profile.name} {spec} ({flavour_name})"
     with progress_reporter(progress, title) as report:
-        apt = default_apt()
+        apt = default_apt(profile.name)
         try:
             candidates = resolve_newest_first(profile.name, spec, flavour_name, refresh=refresh,
                                               apt=apt, progress=report)
@@ -627,7 +627,8 @@ def list_kernels(*, online: bool = True, refresh: bool = False) -> list[KernelCh
     """
     table = load_series()
     cached = cached_kernels()
-    apt = default_apt() if online else None
+    apts: dict[str, PrivateApt] = {}          # one private apt per arch (default_apt())
+    refreshed: set[str] = set()
     rows = []
     from kmodlab.registry import matrix  # the registry package imports kernels lazily too
 
@@ -638,12 +639,14 @@ def list_kernels(*, online: bool = True, refresh: bool = False) -> list[KernelCh
     for arch, series, flavour in combos:
         default = table.default_flavour_for(arch_profile(arch)).name
         latest, note = None, "" if online else "not looked up (offline)"
-        if apt is not None:
+        if online:
+            apt = apts.setdefault(arch, default_apt(arch))
             try:
-                latest = resolve(arch, series, flavour, refresh=refresh, apt=apt).release
+                latest = resolve(arch, series, flavour, refresh=refresh and arch not in refreshed,
+                                 apt=apt).release
             except KmodlabError as exc:
                 note = str(exc).splitlines()[0]
-            refresh = False           # one update is enough
+            refreshed.add(arch)       # one update per arch is enough
         here = tuple(sorted(k.release for k in cached
                             if (k.arch, k.series, k.flavour) == (arch, series, flavour)))
         rows.append(KernelChoice(arch, series, flavour, flavour == default,

@@ -272,10 +272,18 @@ def _host_arch() -> str:
     return host_debian_arch()
 
 
-def default_apt() -> PrivateApt:
-    """The private apt in ``cache_dir("apt")``, for every arch kmodlab has a profile for."""
-    arches = [arch_profile(a).debian_arch for a in known_arches()]
-    return PrivateApt(cache_dir("apt"), load_series(), arches, _host_arch())
+def default_apt(arch: str | None = None) -> PrivateApt:
+    """The private apt for one arch's kernels, in ``cache_dir("apt", <Debian arch>)``: that
+    arch's lists and the host's (kbuild's programs run on the host); None: the host's alone
+    (linux-source, which is arch-independent).
+
+    One root per arch because apt keeps a suite's new lists only when every one of them
+    arrives: while the mirror served bookworm-security's i386 list at the wrong size, one apt
+    for all arches lost that suite for amd64 and arm64 too, and x86_64 6.12 resolved to an
+    older backport instead of bookworm-security's newer kernel."""
+    host = _host_arch()
+    debian = arch_profile(arch).debian_arch if arch else host
+    return PrivateApt(cache_dir("apt", debian), load_series(), [debian], host)
 
 
 def resolve(arch: str, spec: str | None = None, flavour: str | None = None, *,
@@ -299,7 +307,7 @@ def resolve_newest_first(arch: str, spec: str | None = None, flavour: str | None
     table = load_series()
     profile = arch_profile(arch)
     request = parse_spec(table, profile, spec or table.default_series, flavour)
-    apt = apt or default_apt()
+    apt = apt or default_apt(profile.name)
     apt.update(force=refresh, progress=progress)
     missing = tuple(str(f) for f in apt.missing_lists(request.series.suites))
     if missing:
