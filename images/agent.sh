@@ -39,4 +39,8 @@ __km_push() {
 	printf '\003%s %d\n\004%s\n' "$1" "$__km_rc" "$1"
 }
 
+# The stderr file goes with the agent: when its input ends (the host closed the channel) or
+# it is told to stop.  The unit tests run this script on the host, where it used to stay.
+trap 'rm -f /tmp/.km_err.$$ /tmp/.km_push.$$' EXIT
+trap 'exit 143' TERM HUP
 printf '\001KMODLAB-AGENT-READY %s\n' "$$"

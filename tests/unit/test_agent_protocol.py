@@ -127,3 +127,22 @@ def test_unisolated_fast_path_runs_in_the_agent_shell(agent: AgentConsole) -> No
     assert agent.run("printf x; echo e >&2; false", isolate=False).exit_status == 1
     result = agent.run("cat /proc/self/status >/dev/null && echo fast", isolate=False)
     assert (result.stdout, result.stderr) == ("fast\n", "")
+
+
+def test_the_agent_leaves_no_file_behind_when_its_input_ends(tmp_path: Path) -> None:
+    """Every command's stderr goes through /tmp/.km_err.<agent pid>; it stayed in the host's
+    /tmp after each of these tests (and in a guest's after each session)."""
+    script = str(data_dir("images") / "agent.sh")
+    proc = subprocess.Popen([BUSYBOX, "sh", "-c", f"{BUSYBOX} cat {script} - | {BUSYBOX} sh -s"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=tmp_path)
+    console = AgentConsole(PipeStream(proc), transport="pipe")
+    console.wait_ready(10)
+    result = console.run("echo $$; echo err >&2", timeout=10)   # $$: the agent's own pid
+    assert result.stderr.strip() == "err"
+    err_file = Path(f"/tmp/.km_err.{int(result.stdout)}")
+    assert err_file.exists()
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.close()                                # the host closes the channel
+    proc.stdout.read()
+    assert proc.wait(10) == 0
+    assert not err_file.exists()
