@@ -84,9 +84,13 @@ static inline void kml_ktap_skip(struct kml_ktap *t, const char *name,
  * offset of @ptr inside its object; it prints nothing for page-allocator or
  * vmalloc memory, hence " not-slab".  One printk record: pr_cont continues
  * the line this macro opens without a newline.  Needs <linux/slab.h>.
- * The bool-returning kmem_dump_obj() is in every Debian kernel from 6.1;
- * 5.10 has none, so there the line is not printed and the cache is not
- * reported (the reader sees no "object" diagnostic, never a wrong one).
+ * The bool-returning kmem_dump_obj() is in every Debian kernel from 6.1.
+ * 5.10 has none: there the same line is read from the slab's own struct page
+ * (include/linux/mm_types.h page->slab_cache; struct kmem_cache is in
+ * include/linux/slub_def.h, public but not included by <linux/slab.h>), and the
+ * offset is computed as mm/slub.c:kmem_obj_info() does: the object's index
+ * is (ptr - slab base) / s->size, less the left red zone (0 without
+ * slub_debug red zones).
  */
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 1, 0)
 #define kml_diag_slab(test, ptr)					\
@@ -96,7 +100,30 @@ static inline void kml_ktap_skip(struct kml_ktap *t, const char *name,
 			pr_cont(" not-slab\n");				\
 	} while (0)
 #else
-#define kml_diag_slab(test, ptr) do { (void)(test); (void)(ptr); } while (0)
+#include <linux/mm.h>
+#include <linux/slab.h>
+#include <linux/kasan.h>		/* slub_def.h uses kasan_reset_tag() */
+#include <linux/slub_def.h>
+static inline void kml_diag_slab(const char *test, const void *ptr)
+{
+	struct page *head;
+	struct kmem_cache *s;
+	unsigned long base;
+	long off;
+
+	if (!virt_addr_valid(ptr) || !PageSlab(virt_to_head_page(ptr))) {
+		pr_info("# %s: object not-slab\n", test);
+		return;
+	}
+	head = virt_to_head_page(ptr);
+	s = head->slab_cache;
+	base = (unsigned long)page_address(head);
+	off = (long)(((unsigned long)ptr - base) % s->size) - (long)s->red_left_pad;
+	if (off < 0)
+		pr_info("# %s: object slab %s\n", test, s->name);
+	else
+		pr_info("# %s: object slab %s pointer offset %ld\n", test, s->name, off);
+}
 #endif
 
 /*

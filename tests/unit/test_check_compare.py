@@ -237,3 +237,28 @@ def test_a_recording_round_trips(tmp_path: Path) -> None:
         model = model_for(path)
         assert list(CHECKS["mempool"].compare(again, model)) == \
             list(CHECKS["mempool"].compare(obs, model))
+
+
+@pytest.mark.parametrize("kernel", ["x86_64-5.10", "arm64-5.10", "i386-5.10"])
+def test_a_5_10_kernel_is_not_a_6_1_kernel(kernel: str) -> None:
+    """What the model answers differently for 5.10 is what its recordings show: 6.1's
+    struct track (stack depot, 5.17), kmalloc-cg caches (5.14) or devres header would fail
+    them (tables.TRACK_SIZE, MEMCG_KMALLOC_SYMBOL, DEVRES_NODE_SIZE)."""
+    from dataclasses import replace
+
+    debug, model = recording("kmem_cache-debug", kernel)
+    kmalloc_run, _ = recording("kmalloc", kernel)
+    devres_run, _ = recording("devres", kernel)
+    assert not [r for r in rows_of(debug, model) if r.failed]
+    six_one = Model(kernel.split("-")[0], "6.1").params
+    for change, data, quantity in (
+            ({"track_size": six_one.track_size}, debug, "slabinfo objsize"),
+            ({"memcg_kmalloc": True}, kmalloc_run, "cache (kmem_dump_obj)"),
+            ({"devres_header_size": six_one.devres_header_size}, devres_run,
+             "devres header (pointer offset)")):
+        if all(getattr(model.params, k) == v for k, v in change.items()):
+            continue         # arm64: both devres headers round up to ARCH_KMALLOC_MINALIGN 128
+        wrong = Model(*kernel.split("-"), ncpus=1)
+        object.__setattr__(wrong, "params", replace(wrong.params, **change))
+        failed = {r.quantity for r in rows_of(data, wrong) if r.failed}
+        assert quantity in failed, (change, failed)

@@ -356,3 +356,39 @@ def test_armed_probes_are_checked(tmp_path: Path, probe: str, message: str) -> N
     path.write_text(f"probes: {{p: {probe}}}\nclaims: []\n")
     with pytest.raises(ConfigError, match=message):
         load_catalog(path)
+
+
+def test_claims_whose_kernel_cannot_be_built_are_not_measured_the_rest_are(
+        monkeypatch, tmp_path: Path) -> None:
+    """`kmodlab claims --measure` on 5.10 stopped at the first claim needing a built kernel
+    (5.10 builds need gcc-10's release root): nothing was stored, not even the claims measured on
+    Debian's kernel.  Now those claims say why they were not measured; the rest are stored."""
+    from types import SimpleNamespace
+
+    from kmodlab import kernels
+    from kmodlab.claims import cli as claims_cli
+    from kmodlab.claims import measure
+    from kmodlab.claims import observations as store
+    from kmodlab.errors import ConfigError
+
+    monkeypatch.setenv("KMODLAB_CACHE", str(tmp_path))
+    stock = SimpleNamespace(release="5.10.0-46-cloud-amd64", label="x86_64-5.10")
+
+    def provision(arch, series, flavour=None, config=None):
+        if config:
+            raise ConfigError("series 5.10 needs its own release's compiler")
+        return stock
+
+    def measure_kernel(kernel, probes, options, report):
+        return Observations(kernel.release, kernel.label, 1, "now",
+                            probes={p.name: {"t": {"v": 1}} for p in probes})
+
+    monkeypatch.setattr(kernels, "provision", provision)
+    monkeypatch.setattr(measure, "measure_kernel", measure_kernel)
+    target = SimpleNamespace(arch="x86_64", series="5.10", label="x86_64-5.10")
+    probes = [SimpleNamespace(name="kmalloc_sweep", config=()),
+              SimpleNamespace(name="context", config=("debug-context",))]
+    obs = claims_cli.measure_and_store(target, probes, 1, "cloud")
+    assert obs.probes == {"kmalloc_sweep": {"t": {"v": 1}}}
+    assert "own release's compiler" in obs.missing("context")
+    assert store.load(stock.release).probes == obs.probes

@@ -26,6 +26,12 @@ ROOT = Path(__file__).resolve().parents[2]
     ("RANDOM_KMALLOC_CACHES", (6, 5), (6, 6)),       # 3c6152940584
     ("CALCULATE_ORDER_FRACTIONS", (6, 6), (6, 7)),
     ("MAX_PAGE_ORDER", (6, 7), (6, 8)),              # 5e0a760b4441
+    ("PCP_HIGH_ORDER", (5, 12), (5, 13)),            # 44042b449872
+    ("KMALLOC_CGROUP", (5, 13), (5, 14)),            # 494c1dfe855e
+    ("CPU_PARTIAL_SLABS", (5, 15), (5, 16)),         # b47291ef02b0
+    ("SLUB_TRACK_STACKDEPOT", (5, 16), (5, 17)),     # 788691464c29
+    ("KMALLOC_SIZE_ROUNDUP", (6, 0), (6, 1)),        # 05a940656e1e
+    ("SLUB_ORIG_SIZE", (6, 0), (6, 1)),              # 6edf2576a6cc
 ])
 def test_boundaries(name: str, before: tuple[int, int], first: tuple[int, int]) -> None:
     assert not tables.since(name, before)
@@ -141,3 +147,27 @@ def test_no_version_comparisons_outside_the_model() -> None:
                      "ask tables.since(name, version):\n" + "\n".join(new))
     stale = sorted(set(KNOWN) - set(found))
     assert not stale, f"no longer compare versions; drop from KNOWN: {stale}"
+
+
+def test_5_10_facts_from_its_source() -> None:
+    """What 5.10 lacks is refused or answered as 5.10 does, never answered as 6.1."""
+    from kmodlab.model import Model
+    from kmodlab.model.errors import ModelError
+
+    m = Model("x86_64", "5.10")
+    with pytest.raises(ModelError, match="no kmalloc_size_roundup"):
+        m.kmalloc_size_roundup(100)
+    # mm/page_alloc.c:rmqueue() (5.10): only order 0 goes through the per-cpu lists
+    assert m.is_pcp_order(0) and not m.is_pcp_order(1)
+    assert not m.is_pcp_order(9)
+    assert Model("x86_64", "6.1").is_pcp_order(3)
+    # no kmalloc-cg caches: accounted kmalloc shares the normal ones
+    assert m.kmalloc_cache_for(100, "GFP_KERNEL_ACCOUNT").value == "kmalloc-128"
+    assert "ARCH_DMA_MINALIGN" not in m.constants()           # 5.10 x86 does not define it
+    assert Model("arm64", "5.10").constants()["ARCH_DMA_MINALIGN"].value == 128
+    # arm64 5.10 spells the forced max order CONFIG_FORCE_MAX_ZONEORDER
+    kc = {"CONFIG_SLUB": "y", "CONFIG_FORCE_MAX_ZONEORDER": "9"}
+    assert Model("arm64", "5.10", kc).params.max_page_order == 8
+    # the per-CPU partial limit is in objects (2/6/13/30), not slabs
+    info = m.kmem_cache(100).value
+    assert info.cpu_partial_slabs is None

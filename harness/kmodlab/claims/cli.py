@@ -171,6 +171,7 @@ def measure_and_store(target, probes, cpus: int, flavour: str):
     from kmodlab.claims import observations as store
     from kmodlab.claims.measure import measure_kernel
     from kmodlab.claims.observations import Observations
+    from kmodlab.errors import ConfigError
     from kmodlab.guest import GuestOptions
     from kmodlab.kernels import provision
 
@@ -187,8 +188,16 @@ def measure_and_store(target, probes, cpus: int, flavour: str):
         obs = Observations(kernel.release, kernel.label, cpus,
                            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     for config, group in by_config.items():
-        # Probes that need debugging options run on this series' kernel built with them.
-        built = provision(target.arch, target.series, flavour=flavour, config=config)
+        # Probes that need debugging options run on this series' kernel built with them.  Where
+        # kmodlab cannot build that kernel (5.10 needs its release's compiler; no i386 build
+        # settings), those claims are "not measured" with the reason: the others still are.
+        try:
+            built = provision(target.arch, target.series, flavour=flavour, config=config)
+        except ConfigError as exc:
+            for probe in group:
+                obs.errors[probe.name] = str(exc)
+            _stderr(f"{target.label}+{'+'.join(config)}: not measured: {exc}")
+            continue
         _stderr(f"measuring {target.label}+{'+'.join(config)} ({built.release}): "
                 f"{', '.join(p.name for p in group)}")
         obs.merge_probes(measure_kernel(built, group, GuestOptions(cpus=cpus), report=_stderr))

@@ -27,7 +27,7 @@ def min_size_reason(p: KernelParams) -> str:
                 "and before 6.5 include/linux/slab.h makes it ARCH_KMALLOC_MINALIGN, so "
                 f"KMALLOC_MIN_SIZE = {p.kmalloc_min_size}")
     text = "ARCH_KMALLOC_MINALIGN is __alignof__(unsigned long long) = 8, so KMALLOC_MIN_SIZE = 8"
-    if p.arch_dma_minalign > 8:
+    if (p.arch_dma_minalign or 0) > 8:
         text += (f"; ARCH_DMA_MINALIGN is still {p.arch_dma_minalign}, but since 6.5 it no longer "
                  "sets the kmalloc minimum: unaligned DMA buffers are bounced through swiotlb "
                  "instead (CONFIG_DMA_BOUNCE_UNALIGNED_KMALLOC)")
@@ -45,7 +45,7 @@ def differences(here: KernelParams, there: KernelParams) -> list[str]:
     out: list[str] = []
     if here.kmalloc_min_size != there.kmalloc_min_size:
         why = (f": {min_size_reason(there)}" if there.kmalloc_min_size > 8
-               or there.arch_dma_minalign > 8 else " (see above)")
+               or (there.arch_dma_minalign or 0) > 8 else " (see above)")
         out.append(f"KMALLOC_MIN_SIZE is {there.kmalloc_min_size} there, {here.kmalloc_min_size} "
                    f"here{why}.")
         gone = missing_small_caches(there)

@@ -204,6 +204,9 @@ def kmalloc_size_roundup(p: KernelParams, size: int) -> int:
     6.12: 1..KMALLOC_MAX_CACHE_SIZE -> object_size, up to KMALLOC_MAX_SIZE whole pages, anything
     else (0 and too large) is returned unchanged.
     """
+    if p.kmalloc_roundup is None:
+        raise ModelError(f"{p.series} has no kmalloc_size_roundup() (it arrived in 6.1, "
+                         "mm/slab_common.c); ask ksize() of a kmalloc() instead")
     if not 0 <= size <= SIZE_MAX:
         raise ModelError(f"size {size} is not a size_t")
     if p.kmalloc_roundup == "pages_unbounded":

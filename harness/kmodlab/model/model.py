@@ -63,7 +63,7 @@ class KmemCacheInfo:
     geometry: slab.SlabGeometry
     ksize: int
     min_partial: int
-    cpu_partial_slabs: int
+    cpu_partial_slabs: int | None      # None before 5.16 (a limit in objects)
     unmergeable_reason: str | None
     sysfs_name: str | None         # ":A-0000104" for a mergeable cache; None = its own name
 
@@ -163,11 +163,10 @@ class Model:
         """The constants a probe module can print, as predictions."""
         p = self.params
         slab_h = "include/linux/slab.h"
-        return {
+        known = {
             "PAGE_SIZE": exact(p.page_size, "arch page.h:PAGE_SHIFT"),
             "ARCH_KMALLOC_MINALIGN": exact(p.arch_kmalloc_minalign,
                                            f"{slab_h}:ARCH_KMALLOC_MINALIGN"),
-            "ARCH_DMA_MINALIGN": exact(p.arch_dma_minalign, "asm/cache.h:ARCH_DMA_MINALIGN"),
             "KMALLOC_MIN_SIZE": exact(p.kmalloc_min_size, f"{slab_h}:KMALLOC_MIN_SIZE"),
             "KMALLOC_SHIFT_LOW": exact(p.kmalloc_shift_low, f"{slab_h}:KMALLOC_SHIFT_LOW"),
             "KMALLOC_SHIFT_HIGH": exact(p.kmalloc_shift_high,
@@ -180,6 +179,10 @@ class Model:
             "MAX_PAGE_ORDER": exact(p.max_page_order, f"include/linux/mmzone.h:{p.max_order_name}"),
             "NR_PAGE_ORDERS": exact(p.nr_page_orders, "include/linux/mmzone.h (buddyinfo columns)"),
         }
+        if p.arch_dma_minalign is not None:      # 5.10 x86 does not define it
+            known["ARCH_DMA_MINALIGN"] = exact(p.arch_dma_minalign,
+                                               "asm/cache.h:ARCH_DMA_MINALIGN")
+        return known
 
     def constant(self, name: str) -> Prediction[int]:
         try:
@@ -704,10 +707,12 @@ class Model:
     def percpu_meminfo_delta_kb(self, size: int) -> Prediction[int]:
         """Change of /proc/meminfo Percpu after one small alloc_percpu(): usually none (served
         from the populated first chunk; verified), but pcpu_balance_workfn() may populate pages
-        for all units asynchronously."""
-        a = percpu.percpu_alloc(self.params, size)
-        pages_needed = -(-a.size // self.params.page_size) + 4
-        hi = pages_needed * self.params.ncpus * self.params.page_size // 1024
+        for all units asynchronously: up to PCPU_EMPTY_POP_PAGES_HIGH empty ones for each chunk
+        type (5.10 balances the memcg chunks too, measured +32 kB on i386 5.10)."""
+        p = self.params
+        a = percpu.percpu_alloc(p, size)
+        pages_needed = -(-a.size // p.page_size) + p.pcpu_empty_pop_pages_high * p.pcpu_chunk_types
+        hi = pages_needed * p.ncpus * p.page_size // 1024
         return bounded(0, 0, hi, R_PERCPU_MEMINFO, "population happens in steps of nr_units "
                        "pages, asynchronously")
 

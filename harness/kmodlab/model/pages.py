@@ -22,8 +22,10 @@ def get_order(size: int, page_shift: int = 12) -> int:
 
 def pcp_allowed_order(p: KernelParams, order: int) -> bool:
     """mm/page_alloc.c:pcp_allowed_order(): orders <= PAGE_ALLOC_COSTLY_ORDER, plus the THP
-    order (6.1 pageblock_order, 6.12 HPAGE_PMD_ORDER), use the per-cpu lists."""
-    return order <= p.costly_order or (p.pcp_huge_order is not None and order == p.pcp_huge_order)
+    order (6.1 pageblock_order, 6.12 HPAGE_PMD_ORDER), use the per-cpu lists; 5.10's rmqueue()
+    uses them for order 0 only."""
+    return order <= p.pcp_max_order or (p.pcp_huge_order is not None
+                                        and order == p.pcp_huge_order)
 
 
 def zone_batchsize(managed_pages: int, page_shift: int = 12) -> int:

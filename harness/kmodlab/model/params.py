@@ -51,14 +51,14 @@ class KernelParams:
     max_page_order: int            # highest order the buddy allocator has (inclusive)
     max_order_name: str            # how the kernel spells it, for explanations
     arch_kmalloc_minalign: int
-    arch_dma_minalign: int
+    arch_dma_minalign: int | None   # None: the kernel does not define it (5.10 x86)
     kmalloc_minalign: int          # runtime minimum alignment of kmalloc caches
     kmalloc_min_size: int
     kmalloc_shift_low: int
     kmalloc_shift_high: int
     kmalloc_shift_max: int
     kmalloc_cache_align: str
-    kmalloc_roundup: str
+    kmalloc_roundup: str | None    # the variant; None: no kmalloc_size_roundup() (5.10)
     memcg_kmalloc: bool
     zone_dma: bool
     random_kmalloc: bool
@@ -70,6 +70,8 @@ class KernelParams:
     min_partial: int
     max_partial: int
     cpu_partial: bool
+    cpu_partial_objects: tuple[int, int, int, int]   # by s->size: >= PAGE_SIZE, 1024, 256, else
+    cpu_partial_in_slabs: bool     # limited in slabs (5.16+), else in free objects
     sheaves: bool                  # per-CPU sheaves instead of CPU slabs (7.0+)
     sheaf_capacity: tuple[tuple[int, int], ...]   # (s->size below, objects)
     slab_no_merge_exists: bool
@@ -79,6 +81,7 @@ class KernelParams:
     track_size: int
     orig_size_bytes: int
     costly_order: int
+    pcp_max_order: int             # highest order with per-cpu lists (THP order aside)
     pcp_huge_order: int | None
     pageblock_order: int
     pcp_batch: int
@@ -94,6 +97,8 @@ class KernelParams:
     pcpu_min_alloc_size: int
     pcpu_min_unit_size: int
     percpu_module_reserve: int
+    pcpu_empty_pop_pages_high: int
+    pcpu_chunk_types: int          # chunk types pcpu_balance_workfn() keeps populated
     kfence_sampling: bool
     kasan_generic: bool            # per-object KASAN metadata and redzones, no cache merging
     kasan_alloc_meta_size: int
@@ -200,7 +205,10 @@ def resolve(arch: str, version: tuple[int, int] | str, kconfig: Mapping[str, str
                          f"the model was held against page sizes {'; '.join(held)} only (slab "
                          "orders, KMALLOC_MAX_CACHE_SIZE and the vmalloc guard all scale with "
                          "it); it refuses rather than answer for a kernel it was not held against")
+    # arch/arm64/Kconfig spelled it FORCE_MAX_ZONEORDER until 6.1 (5.10 arm64: 11)
     forced = _int(kc, "CONFIG_ARCH_FORCE_MAX_ORDER")
+    if forced is None:
+        forced = _int(kc, "CONFIG_FORCE_MAX_ZONEORDER")
     max_order = forced if forced is not None else t("MAX_ORDER_DEFAULT")
     if t("MAX_ORDER_EXCLUSIVE"):
         max_page_order, order_name = max_order - 1, f"MAX_ORDER={max_order}"
@@ -237,7 +245,8 @@ def resolve(arch: str, version: tuple[int, int] | str, kconfig: Mapping[str, str
         kmalloc_shift_low=shift_low, kmalloc_shift_high=page_shift + 1,
         kmalloc_shift_max=min(max_page_order + page_shift, 25),
         kmalloc_cache_align=t("KMALLOC_CACHE_ALIGN"), kmalloc_roundup=t("KMALLOC_SIZE_ROUNDUP"),
-        memcg_kmalloc=_on(kc, t("MEMCG_KMALLOC_SYMBOL")), zone_dma=_on(kc, "CONFIG_ZONE_DMA"),
+        memcg_kmalloc=t("MEMCG_KMALLOC_SYMBOL") is not None and _on(kc, t("MEMCG_KMALLOC_SYMBOL")),
+        zone_dma=_on(kc, "CONFIG_ZONE_DMA"),
         random_kmalloc=_on(kc, "CONFIG_RANDOM_KMALLOC_CACHES"),
         slab_merge=(not slab_nomerge) if slab_nomerge is not None else merge_default,
         hardened_usercopy=_on(kc, "CONFIG_HARDENED_USERCOPY"),
@@ -245,6 +254,8 @@ def resolve(arch: str, version: tuple[int, int] | str, kconfig: Mapping[str, str
         max_objs_per_page=t("MAX_OBJS_PER_PAGE"), min_partial=t("MIN_PARTIAL"),
         max_partial=t("MAX_PARTIAL"),
         cpu_partial=_on(kc, "CONFIG_SLUB_CPU_PARTIAL") and not t("SLUB_SHEAVES"),
+        cpu_partial_objects=t("CPU_PARTIAL_OBJECTS"),
+        cpu_partial_in_slabs=tables.since("CPU_PARTIAL_SLABS", tables.series_version(series)),
         sheaves=t("SLUB_SHEAVES") and not _on(kc, "CONFIG_SLUB_TINY"),
         sheaf_capacity=t("SHEAF_CAPACITY"),
         slab_no_merge_exists=t("SLAB_NO_MERGE_EXISTS"),
@@ -253,7 +264,8 @@ def resolve(arch: str, version: tuple[int, int] | str, kconfig: Mapping[str, str
         freeptr_offset_arg=t("FREEPTR_OFFSET_ARG"),
         redzone_orig_size_freeptr=t("REDZONE_ORIG_SIZE_FREEPTR"), track_size=t("TRACK_SIZE"),
         orig_size_bytes=t("ORIG_SIZE_BYTES"), costly_order=t("PAGE_ALLOC_COSTLY_ORDER"),
-        pcp_huge_order=(page_shift - 3) if thp else None,
+        pcp_max_order=t("PAGE_ALLOC_COSTLY_ORDER") if t("PCP_HIGH_ORDERS") else 0,
+        pcp_huge_order=(page_shift - 3) if thp and t("PCP_HIGH_ORDERS") else None,
         pageblock_order=min(page_shift - 3, max_page_order)
         if _on(kc, "CONFIG_HUGETLB_PAGE") or (thp and t("PAGEBLOCK_ORDER_FROM_THP"))
         else max_page_order,
@@ -268,6 +280,8 @@ def resolve(arch: str, version: tuple[int, int] | str, kconfig: Mapping[str, str
         devres_roundup=t("DEVRES_ROUNDUP"), pcpu_min_alloc_size=t("PCPU_MIN_ALLOC_SIZE"),
         pcpu_min_unit_size=t("PCPU_MIN_UNIT_SIZE"),
         percpu_module_reserve=t("PERCPU_MODULE_RESERVE"),
+        pcpu_empty_pop_pages_high=t("PCPU_EMPTY_POP_PAGES_HIGH"),
+        pcpu_chunk_types=2 if t("PCPU_MEMCG_CHUNK_TYPE") and _on(kc, "CONFIG_MEMCG_KMEM") else 1,
         kfence_sampling=_on(kc, "CONFIG_KFENCE") and kfence_interval > 0,
         kasan_generic=kasan, kasan_alloc_meta_size=t("KASAN_ALLOC_META_SIZE"),
         kasan_free_meta_size=t("KASAN_FREE_META_SIZE"),

@@ -296,16 +296,18 @@ def min_partial(size: int, p: KernelParams) -> int:
 
 
 def cpu_partial_objects(size: int, p: KernelParams) -> int:
-    """mm/slub.c:set_cpu_partial(): 6/24/52/120 objects by s->size (0 without CPU_PARTIAL)."""
+    """mm/slub.c:set_cpu_partial(): 6/24/52/120 objects by s->size (5.10: 2/6/13/30; 0
+    without CPU_PARTIAL)."""
     if not p.cpu_partial:
         return 0
+    page, large, medium, small = p.cpu_partial_objects
     if size >= p.page_size:
-        return 6
+        return page
     if size >= 1024:
-        return 24
+        return large
     if size >= 256:
-        return 52
-    return 120
+        return medium
+    return small
 
 
 # mm/slab.h:SLAB_DEBUG_FLAGS (7.2); mm/slub.c:calculate_sheaf_capacity() also leaves out
@@ -321,8 +323,11 @@ def sheaf_capacity(size: int, flags: SlabFlag, p: KernelParams) -> int:
     return next(cap for below, cap in p.sheaf_capacity if size < below)
 
 
-def cpu_partial_slabs(size: int, objects_per_slab: int, p: KernelParams) -> int:
-    """mm/slub.c:slub_set_cpu_partial(): DIV_ROUND_UP(2 * nr_objects, objects per slab)."""
+def cpu_partial_slabs(size: int, objects_per_slab: int, p: KernelParams) -> int | None:
+    """mm/slub.c:slub_set_cpu_partial(): DIV_ROUND_UP(2 * nr_objects, objects per slab);
+    None before 5.16, whose limit is on free objects (cpu_partial_objects())."""
+    if not p.cpu_partial_in_slabs:
+        return None
     nr = cpu_partial_objects(size, p)
     return -(-2 * nr // objects_per_slab) if nr else 0
 

@@ -2,7 +2,7 @@
 
 This is the one table the model reads; code elsewhere never tests ``arch ==`` or ``version ==``.
 An entry's ``values`` are looked up most-specific first: ``(arch, series)``, then ``arch``, then
-``series``, then ``"*"``.  Sources: the Debian trees linux-source-6.1 (6.1.192),
+``series``, then ``"*"``.  Sources: the Debian trees linux-source-5.10 (5.10.262), linux-source-6.1 (6.1.192),
 linux-source-6.12 (6.12.117) and linux-source-7.2 (7.2.13), re-read upstream where cited; docs/kernel-notes.md explains each
 fact with its kernel source.  Facts checked on booted kernels say so ("verified").
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 ARCHES = ("x86_64", "arm64", "i386")
-SERIES = ("6.1", "6.12", "7.2")
+SERIES = ("5.10", "6.1", "6.12", "7.2")
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,36 @@ SINCE: dict[str, Since] = {
         "calculate_sheaf_capacity() gives every cache without debug flags a sheaf; opt-in "
         "sheaves came in 6.18, all caches in 7.0 (7.0) (read in linux-source-7.2, mm/slub.c "
         "calculate_sheaf_capacity(), __pcs_replace_empty_main())"),
+    "PCP_HIGH_ORDER": Since(
+        (5, 13),
+        "mm/page_alloc.c:pcp_allowed_order(): per-cpu lists for orders up to "
+        "PAGE_ALLOC_COSTLY_ORDER and the THP order, commit 44042b449872 \"mm/page_alloc: allow "
+        "high-order pages to be stored on the per-cpu lists\" (5.13); 5.10's rmqueue() sends "
+        "only order 0 to rmqueue_pcplist()"),
+    "KMALLOC_CGROUP": Since(
+        (5, 14),
+        "include/linux/slab.h:enum kmalloc_cache_type KMALLOC_CGROUP (kmalloc-cg-<n>): commit "
+        "494c1dfe855e \"mm: memcg/slab: create a new set of kmalloc-cg-<n> caches\" (5.14); "
+        "5.10's kmalloc_type() sends __GFP_ACCOUNT to the normal caches"),
+    "CPU_PARTIAL_SLABS": Since(
+        (5, 16),
+        "mm/slub.c:slub_set_cpu_partial(): the per-CPU partial list is limited in slabs "
+        "(cpu_partial_slabs) from 6/24/52/120 objects, commit b47291ef02b0 \"mm, slub: change "
+        "percpu partial accounting from objects to pages\" (5.16); 5.10's set_cpu_partial() "
+        "limits free objects to 2/6/13/30"),
+    "SLUB_TRACK_STACKDEPOT": Since(
+        (5, 17),
+        "mm/slub.c:struct track holds a depot_stack_handle_t, commit 788691464c29 \"mm/slub: "
+        "use stackdepot to save stack trace in objects\" (5.17); 5.10 stores "
+        "addrs[TRACK_ADDRS_COUNT = 16] inline"),
+    "KMALLOC_SIZE_ROUNDUP": Since(
+        (6, 1),
+        "mm/slab_common.c:kmalloc_size_roundup(): commit 05a940656e1e \"slab: Introduce "
+        "kmalloc_size_roundup()\" (6.1); 5.10 has no such function"),
+    "SLUB_ORIG_SIZE": Since(
+        (6, 1),
+        "mm/slub.c:calculate_sizes(): kmalloc caches with SLAB_STORE_USER keep orig_size, "
+        "commit 6edf2576a6cc \"mm/slub: enable debugging memory wasting of kmalloc\" (6.1)"),
     "CALCULATE_ORDER_FRACTIONS": Since(
         (6, 7),
         "mm/slub.c:calculate_order()/calc_slab_order(): Vlastimil Babka's series \"mm/slub: "
@@ -111,12 +141,14 @@ TABLE: dict[str, Entry] = {
         _by_series("MAX_ORDER_INCLUSIVE", False, True),
         SINCE["MAX_ORDER_INCLUSIVE"].source + "; " + SINCE["MAX_PAGE_ORDER"].source),
     "PAGE_ALLOC_COSTLY_ORDER": Entry({"*": 3}, "include/linux/mmzone.h:PAGE_ALLOC_COSTLY_ORDER"),
+    "PCP_HIGH_ORDERS": Entry(
+        _by_series("PCP_HIGH_ORDER", True, False), SINCE["PCP_HIGH_ORDER"].source),
     "PCP_HUGE_ORDER": Entry(
         {"*": 9},
         "mm/page_alloc.c:pcp_allowed_order(): 6.1 pageblock_order, 6.12 HPAGE_PMD_ORDER; "
         "= 9 on x86_64 and arm64-4K with TRANSPARENT_HUGEPAGE"),
     "PAGEBLOCK_ORDER_FROM_THP": Entry(
-        {"6.1": False, "6.12": True, "7.2": True},
+        {"5.10": False, "6.1": False, "6.12": True, "7.2": True},
         "include/linux/pageblock-flags.h: pageblock_order = min(HUGETLB_PAGE_ORDER, max order) "
         "with HUGETLB_PAGE (PMD order, PAGE_SHIFT - 3 on 64-bit); without it 6.12 uses "
         "HPAGE_PMD_ORDER under TRANSPARENT_HUGEPAGE, 6.1 the largest order"),
@@ -127,7 +159,7 @@ TABLE: dict[str, Entry] = {
         "guests (verified in /proc/zoneinfo), 1 for x86's 16 MiB DMA zone.  Only a default: "
         "Model.zone_pcp_batch() computes a zone's batch from its managed pages"),
     "PCP_REFILL_SCALES_ORDER0": Entry(
-        {"6.1": False, "6.12": True, "7.2": True},
+        {"5.10": False, "6.1": False, "6.12": True, "7.2": True},
         "6.1 mm/page_alloc.c:__rmqueue_pcplist(): max(batch >> order, 2) blocks; 6.12 "
         "nr_pcp_alloc(): order-0 batch << alloc_factor (up to CONFIG_PCP_BATCH_SCALE_MAX)"),
     "ZONE_FALLBACK": Entry(
@@ -137,24 +169,25 @@ TABLE: dict[str, Entry] = {
         "(verified); i386 (include/linux/mmzone.h, CONFIG_HIGHMEM, no ZONE_DMA32): DMA "
         "(16 MiB), Normal (lowmem), HighMem above it (verified on 6.1.0-57-686-pae)"),
     "LOWMEM_LIMIT": Entry(
-        {("i386", "6.1"): 0x36FFE000},
+        {"i386": 0x36FFE000},
         "arch/x86/mm/init_32.c:find_low_pfn_range(): lowmem ends at MAXMEM "
         "(arch/x86/include/asm/pgtable_32_areas.h: VMALLOC_END - PAGE_OFFSET - "
         "__VMALLOC_RESERVE, which depends on the fixmap and so on NR_CPUS); verified on "
-        "6.1.0-57-686-pae with 1536 MiB: \"879MB LOWMEM available\", HighMem zone from "
-        "0x36ffe000"),
+        "6.1.0-57-686-pae and 5.10.0-32-686-pae with 1536 MiB: \"879MB LOWMEM available\", "
+        "HighMem zone from 0x36ffe000"),
     # ------------------------------------------------------------------ kmalloc
     "ARCH_KMALLOC_MINALIGN": Entry(
-        {"x86_64": 8, "i386": 8, ("arm64", "6.1"): 128, ("arm64", "6.12"): 8,
-         ("arm64", "7.2"): 8},
+        {"x86_64": 8, "i386": 8, ("arm64", "5.10"): 128, ("arm64", "6.1"): 128,
+         ("arm64", "6.12"): 8, ("arm64", "7.2"): 8},
         "include/linux/slab.h: defaults to __alignof__(unsigned long long)=8; arm64 6.1 "
         "arch/arm64/include/asm/cache.h sets ARCH_DMA_MINALIGN 128 and slab.h uses it; 6.5+ "
         "decouples them (verified KMALLOC_MIN_SIZE=128 on arm64 6.1); i386: 8 as well "
         "(__alignof__(unsigned long long) is 8 with GCC -m32)"),
     "ARCH_DMA_MINALIGN": Entry(
-        {"x86_64": 8, "i386": 8, "arm64": 128},
+        {"x86_64": 8, "i386": 8, "arm64": 128, ("x86_64", "5.10"): None, ("i386", "5.10"): None},
         "arch/arm64/include/asm/cache.h:ARCH_DMA_MINALIGN (128); include/linux/cache.h "
-        "default __alignof__(unsigned long long) on x86 (64- and 32-bit)"),
+        "default __alignof__(unsigned long long) on x86 (64- and 32-bit); 5.10's "
+        "include/linux/cache.h has no default, so x86 does not define it (None)"),
     "DMA_CACHE_ALIGNMENT": Entry(
         {"x86_64": 1, "i386": 1, "arm64": None},
         "include/linux/dma-mapping.h:dma_get_cache_alignment(): 1 without ARCH_HAS_DMA_MINALIGN "
@@ -165,35 +198,39 @@ TABLE: dict[str, Entry] = {
         "aliases smaller caches; 6.1 has no such step.  "
         + SINCE["KMALLOC_MINALIGN_DECOUPLED"].source),
     "KMALLOC_CACHE_ALIGN": Entry(
-        {"6.1": "power_of_two", "6.12": "largest_pow2_divisor",
+        {"5.10": "power_of_two", "6.1": "power_of_two", "6.12": "largest_pow2_divisor",
          "7.2": "largest_pow2_divisor"},
         "mm/slab_common.c:create_boot_cache(): 6.1 aligns power-of-two sizes naturally; 6.12 "
         "and 7.2 align to 1 << (ffs(size) - 1) (verified kmalloc-192 align 8 on 6.1, 64 on "
         "6.12)"),
     "KMALLOC_SIZE_ROUNDUP": Entry(
-        {"6.1": "pages_unbounded", "6.12": "bounded_by_max_size",
+        {"5.10": None, "6.1": "pages_unbounded", "6.12": "bounded_by_max_size",
          "7.2": "bounded_by_max_size"},
-        "mm/slab_common.c:kmalloc_size_roundup(): 6.1 returns 0 for 0 and pages above 8K "
+        SINCE["KMALLOC_SIZE_ROUNDUP"].source + "; 6.1 returns 0 for 0 and pages above 8K "
         "without an upper limit; 6.12 and 7.2 return size unchanged for 0 and above "
         "KMALLOC_MAX_SIZE"),
     "KMALLOC_SLAB_RULE": Entry(
-        {"6.1": "mm/slab_common.c:kmalloc_slab() + size_index[]",
+        {"5.10": "mm/slab_common.c:kmalloc_slab() + size_index[]",
+         "6.1": "mm/slab_common.c:kmalloc_slab() + size_index[]",
          "6.12": "mm/slab.h:kmalloc_slab() + kmalloc_size_index[]",
          "7.2": "mm/slab.h:kmalloc_slab() + kmalloc_size_index[]"},
         "where the size -> cache lookup lives in each version: 6.1 kmalloc_slab() WARNs and "
         "returns NULL above KMALLOC_MAX_CACHE_SIZE, 6.12's inline leaves that to the caller"),
     "KMALLOC_LARGE_RULE": Entry(
-        {"6.1": "mm/slab_common.c:__kmalloc_large_node()",
+        {"5.10": "mm/slab_common.c:kmalloc_order() (kmalloc_node: mm/slub.c:"
+                 "kmalloc_large_node())",
+         "6.1": "mm/slab_common.c:__kmalloc_large_node()",
          "6.12": "mm/slub.c:___kmalloc_large_node()",
          "7.2": "mm/slub.c:___kmalloc_large_node()"},
         "the kmalloc path above KMALLOC_MAX_CACHE_SIZE: alloc_pages(flags | __GFP_COMP, "
         "get_order(size)), counted in NR_SLAB_UNRECLAIMABLE_B but not in /proc/slabinfo"),
     "MEMCG_KMALLOC_SYMBOL": Entry(
-        {"6.1": "CONFIG_MEMCG_KMEM", "6.12": "CONFIG_MEMCG", "7.2": "CONFIG_MEMCG"},
+        {"5.10": None, "6.1": "CONFIG_MEMCG_KMEM", "6.12": "CONFIG_MEMCG", "7.2": "CONFIG_MEMCG"},
         "include/linux/slab.h:kmalloc_type(): KMALLOC_CGROUP exists with MEMCG_KMEM (6.1) / "
-        "MEMCG (6.12, 7.2)"),
+        "MEMCG (6.12, 7.2); not at all in 5.10 (None): " + SINCE["KMALLOC_CGROUP"].source),
     "KMALLOC_NORMAL_NO_MERGE": Entry(
-        {"6.1": "refcount -1", "6.12": "SLAB_NO_MERGE", "7.2": "SLAB_NO_MERGE"},
+        {"5.10": "usersize", "6.1": "refcount -1", "6.12": "SLAB_NO_MERGE",
+         "7.2": "SLAB_NO_MERGE"},
         "mm/slab_common.c:new_kmalloc_cache(): KMALLOC_NORMAL is made unmergeable with memcg"),
     # ------------------------------------------------------------------ SLUB
     "CALCULATE_ORDER": Entry(
@@ -208,15 +245,16 @@ TABLE: dict[str, Entry] = {
     "SLAB_NO_MERGE_EXISTS": Entry(
         _by_series("SLAB_NO_MERGE", True, False), SINCE["SLAB_NO_MERGE"].source),
     "USERSIZE_BLOCKS_MERGE": Entry(
-        {"6.1": "always", "6.12": "hardened_usercopy", "7.2": "hardened_usercopy"},
+        {"5.10": "always", "6.1": "always", "6.12": "hardened_usercopy",
+         "7.2": "hardened_usercopy"},
         "mm/slab_common.c:slab_unmergeable(): 6.1 any usersize; 6.12 only under "
         "CONFIG_HARDENED_USERCOPY"),
     "FREEPTR_OFFSET_ARG": Entry(
-        {"6.1": False, "6.12": True, "7.2": True},
+        {"5.10": False, "6.1": False, "6.12": True, "7.2": True},
         "6.12 mm/slub.c:calculate_sizes(): SLAB_TYPESAFE_BY_RCU keeps the free pointer inside "
         "when kmem_cache_args.use_freeptr_offset is set"),
     "REDZONE_ORIG_SIZE_FREEPTR": Entry(
-        {"6.1": False, "6.12": True, "7.2": True},
+        {"5.10": False, "6.1": False, "6.12": True, "7.2": True},
         "6.12 mm/slub.c:calculate_sizes(): a red-zoned kmalloc cache that tracks orig_size "
         "(slub_debug_orig_size()) moves the free pointer outside the object"),
     "SLUB_SHEAVES": Entry(
@@ -228,11 +266,18 @@ TABLE: dict[str, Entry] = {
         "256, 1024, PAGE_SIZE and above, grown until struct slab_sheaf (32 B + 8 B a slot) "
         "fills its kmalloc bucket: 60 (512 B), 28 (256 B), 12 (128 B), 4 (64 B)"),
     "TRACK_SIZE": Entry(
-        {"*": 32, "i386": 20},
+        {"*": 32, "i386": 20, "5.10": 152, ("i386", "5.10"): 80},
         "mm/slub.c:struct track {addr; handle; cpu; pid; when} with STACKDEPOT = 32 bytes on "
-        "64-bit, 20 on i386 (4-byte addr and unsigned long when)"),
+        "64-bit, 20 on i386 (4-byte addr and unsigned long when); 5.10's struct track {addr; "
+        "addrs[16] (CONFIG_STACKTRACE); cpu; pid; when} = 152 bytes on 64-bit, 80 on i386.  "
+        + SINCE["SLUB_TRACK_STACKDEPOT"].source),
+    "CPU_PARTIAL_OBJECTS": Entry(
+        {"*": (6, 24, 52, 120), "5.10": (2, 6, 13, 30)},
+        "mm/slub.c:set_cpu_partial(): objects for s->size >= PAGE_SIZE, >= 1024, >= 256, "
+        "smaller; 5.10 counts free objects on the per-CPU partial list against them, later "
+        "kernels turn them into slabs.  " + SINCE["CPU_PARTIAL_SLABS"].source),
     "ORIG_SIZE_BYTES": Entry(
-        {"*": 4},
+        {"*": 4, "5.10": 0},
         "mm/slub.c:calculate_sizes(): SLAB_STORE_USER on kmalloc caches adds "
         "sizeof(unsigned int) for orig_size (6.1 and 6.12 source); whether 4 or 8, the "
         "ALIGN(size, 8) that follows hides it, so it is not observable"),
@@ -249,7 +294,7 @@ TABLE: dict[str, Entry] = {
         "kasan_track free_track} = 16 bytes; kept inside a freed object unless it has a ctor, "
         "is SLAB_TYPESAFE_BY_RCU or is smaller than the struct"),
     "KASAN_SMALL_OBJECT_FREE_META": Entry(
-        {"6.1": "append", "6.12": "top_up", "7.2": "top_up"},
+        {"5.10": "append", "6.1": "append", "6.12": "top_up", "7.2": "top_up"},
         "mm/kasan/generic.c:kasan_cache_create(): for an object smaller than struct "
         "kasan_free_meta, 6.1 appends the whole struct after the alloc meta; 6.12 (without "
         "slub_debug) only grows the slot by what the object lacks and stores the free meta at "
@@ -268,7 +313,7 @@ TABLE: dict[str, Entry] = {
     # ------------------------------------------------------------------ structures
     "SIZEOF_POINTER": Entry({"*": 8, "i386": 4}, "sizeof(void *): 8 on 64-bit, 4 on i386"),
     "VM_STRUCT_SIZE": Entry(
-        {"6.1": 64, "6.12": 72, "7.2": 80, "i386": 36},
+        {"5.10": 64, "6.1": 64, "6.12": 72, "7.2": 80, "i386": 36},
         "include/linux/vmalloc.h:struct vm_struct: 64 B in 6.1; 6.12.117 has requested_size "
         "(72 B, kmalloc-96) from a0309faf1cb0 \"mm: vmalloc: support more granular vrealloc() "
         "sizing\", backported to 6.12.y in May 2025 (earlier 6.12.y: 64 B); 7.2.13: 80 B "
@@ -280,24 +325,36 @@ TABLE: dict[str, Entry] = {
         "(verified ksize(pool) 96, 128 on arm64 6.1); 40 B on i386 (4-byte pointers and "
         "spinlock, 12-byte wait_queue_head_t)"),
     "DEVRES_NODE_SIZE": Entry(
-        {"6.1": 40, "6.12": 40, "7.2": 56, "i386": 20},
+        {"5.10": 24, "6.1": 40, "6.12": 40, "7.2": 56, "i386": 20, ("i386", "5.10"): 12},
         "offsetof(struct devres, data) before its alignment: drivers/base/devres.c:struct "
         "devres_node {entry; release; name; size} = 40 B in 6.1 and 6.12; in 7.2.13 "
         "drivers/base/base.h:struct devres_node {entry; release; free_node; name; size} = 48 B "
         "and struct devres adds its own dr_release_t release before data[]: 56 B; i386 6.1: "
-        "20 B (list_head 8 + three 4-byte fields)"),
+        "20 B (list_head 8 + three 4-byte fields); 5.10: name and size only under "
+        "CONFIG_DEBUG_DEVRES, which Debian does not set: 24 B (12 on i386)"),
     "DEVRES_DATA_ALIGN": Entry(
-        {"6.1": "ARCH_KMALLOC_MINALIGN", "6.12": "ARCH_DMA_MINALIGN",
+        {"5.10": "ARCH_KMALLOC_MINALIGN", "6.1": "ARCH_KMALLOC_MINALIGN",
+         "6.12": "ARCH_DMA_MINALIGN",
          "7.2": "ARCH_DMA_MINALIGN"},
         "drivers/base/devres.c:struct devres { node; u8 data[] __aligned(X) }: X is "
         "ARCH_KMALLOC_MINALIGN in 6.1, ARCH_DMA_MINALIGN in 6.12"),
     "DEVRES_ROUNDUP": Entry(
-        {"6.1": False, "6.12": True, "7.2": True},
+        {"5.10": False, "6.1": False, "6.12": True, "7.2": True},
         "drivers/base/devres.c:alloc_dr(): 6.12 passes kmalloc_size_roundup(tot) to kmalloc"),
     # ------------------------------------------------------------------ percpu
     "PCPU_MIN_ALLOC_SIZE": Entry({"*": 4}, "mm/percpu-internal.h:PCPU_MIN_ALLOC_SIZE"),
     "PCPU_MIN_UNIT_SIZE": Entry({"*": 32768}, "include/linux/percpu.h:PCPU_MIN_UNIT_SIZE"),
     "PERCPU_MODULE_RESERVE": Entry({"*": 8192}, "include/linux/percpu.h:PERCPU_MODULE_RESERVE"),
+    "PCPU_EMPTY_POP_PAGES_HIGH": Entry(
+        {"*": 4},
+        "mm/percpu.c:PCPU_EMPTY_POP_PAGES_HIGH: pcpu_balance_workfn() populates up to this many "
+        "empty pages per unit for atomic allocations"),
+    "PCPU_MEMCG_CHUNK_TYPE": Entry(
+        {"5.10": True, "*": False},
+        "mm/percpu-internal.h:enum pcpu_chunk_type: 5.10 keeps accounted (MEMCG_KMEM) "
+        "allocations in chunks of their own, PCPU_CHUNK_MEMCG, and pcpu_balance_workfn() "
+        "balances each type (a second set of empty pages, a chunk created for it if none); 6.1 "
+        "has one chunk type"),
     # ------------------------------------------------------------------ misc
     "ZERO_SIZE_PTR": Entry({"*": 16}, "include/linux/slab.h:ZERO_SIZE_PTR ((void *)16)"),
 }
@@ -331,6 +388,15 @@ _COMMON = {
     "CONFIG_STACKDEPOT": "y",
 }
 DEBIAN_KCONFIG: dict[tuple[str, str], dict[str, str]] = {
+    # 5.10 (Debian linux-config-5.10 5.10.262-1 amd64/i386, 5.10.223-1 arm64): SLUB does not use
+    # the stack depot (STACKDEPOT not selected); arm64 forces the max order under its old name
+    ("x86_64", "5.10"): {**_COMMON, "CONFIG_STACKDEPOT": "", "CONFIG_MEMCG_KMEM": "y"},
+    ("arm64", "5.10"): {**_COMMON, "CONFIG_STACKDEPOT": "", "CONFIG_MEMCG_KMEM": "y",
+                        "CONFIG_ARM64_4K_PAGES": "y", "CONFIG_ARM64_PAGE_SHIFT": "12",
+                        "CONFIG_FORCE_MAX_ZONEORDER": "11", "CONFIG_CMA": "y"},
+    ("i386", "5.10"): {**_COMMON, "CONFIG_STACKDEPOT": "", "CONFIG_MEMCG_KMEM": "y",
+                       "CONFIG_ZONE_DMA32": "", "CONFIG_NUMA": "", "CONFIG_HIGHMEM": "y",
+                       "CONFIG_HIGHMEM64G": "y", "CONFIG_X86_PAE": "y", "CONFIG_VMSPLIT_3G": "y"},
     ("x86_64", "6.1"): {**_COMMON, "CONFIG_MEMCG_KMEM": "y"},
     ("x86_64", "6.12"): {**_COMMON, "CONFIG_SLAB_BUCKETS": "y", "CONFIG_KFENCE": "y",
                          "CONFIG_KFENCE_SAMPLE_INTERVAL": "0", "CONFIG_PCP_BATCH_SCALE_MAX": "5"},
@@ -382,7 +448,7 @@ UNCOVERED_KCONFIG: dict[str, str] = {}
 KCONFIG_OVERRIDES: dict[str, dict[str, Entry]] = {
     "CONFIG_PREEMPT_RT": {
         "MEMPOOL_T_SIZE": Entry(
-            {"x86_64": 120, "arm64": 120},
+            {(arch, series): 120 for arch in ("x86_64", "arm64") for series in ("6.1", "6.12", "7.2")},
             "include/linux/spinlock_types.h: with PREEMPT_RT a spinlock_t is a struct "
             "rt_mutex_base (include/linux/rtmutex.h: raw_spinlock_t wait_lock, struct "
             "rb_root_cached waiters, struct task_struct *owner: 32 B on 64-bit), and mempool_t "
@@ -399,7 +465,8 @@ KCONFIG_OVERRIDES: dict[str, dict[str, Entry]] = {
 # failures on 6.12.118+deb12-arm64-16k and 7.2.13+deb14-arm64-16k (2026-12-05).
 COVERED_PAGE_SHIFTS: dict[int, tuple[str, ...]] = {12: SERIES, 14: ("6.12", "7.2")}
 
-DEBIAN_KCONFIG_SOURCE = ("Debian linux-config-6.1 (6.1.192-2) / linux-config-6.12 "
+DEBIAN_KCONFIG_SOURCE = ("Debian linux-config-5.10 (5.10.262-1 amd64 and i386, 5.10.223-1 "
+                         "arm64) / linux-config-6.1 (6.1.192-2) / linux-config-6.12 "
                          "(6.12.117-1~deb12u1), amd64 and arm64 config files; 7.2: the "
                          "config of linux-base-7.2.13+deb14-cloud-{amd64,arm64} (7.2.13-1)")
 

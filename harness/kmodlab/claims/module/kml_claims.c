@@ -121,7 +121,13 @@ static bool kml_time_pages(unsigned long nr, int n, struct kml_stat *out)
 	for (i = 0; i < n && ok; i++) {
 		memset(pages, 0, nr * sizeof(*pages));
 		t0 = ktime_get_ns();
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(5, 13, 0)
 		got = alloc_pages_bulk_array(GFP_KERNEL, nr, pages);
+#else
+		/* mm/page_alloc.c has no bulk allocator before 5.13: 5.10's
+		 * __vmalloc_area_node() takes the pages one by one, as here */
+		got = 0;
+#endif
 		while (got < nr) {
 			pages[got] = alloc_page(GFP_KERNEL);
 			if (!pages[got])
