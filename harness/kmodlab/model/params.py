@@ -255,7 +255,7 @@ def resolve(arch: str, version: tuple[int, int] | str, kconfig: Mapping[str, str
         max_partial=t("MAX_PARTIAL"),
         cpu_partial=_on(kc, "CONFIG_SLUB_CPU_PARTIAL") and not t("SLUB_SHEAVES"),
         cpu_partial_objects=t("CPU_PARTIAL_OBJECTS"),
-        cpu_partial_in_slabs=tables.since("CPU_PARTIAL_SLABS", tables.series_version(series)),
+        cpu_partial_in_slabs=t("CPU_PARTIAL_IN_SLABS"),
         sheaves=t("SLUB_SHEAVES") and not _on(kc, "CONFIG_SLUB_TINY"),
         sheaf_capacity=t("SHEAF_CAPACITY"),
         slab_no_merge_exists=t("SLAB_NO_MERGE_EXISTS"),

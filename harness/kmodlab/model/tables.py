@@ -276,6 +276,8 @@ TABLE: dict[str, Entry] = {
         "mm/slub.c:set_cpu_partial(): objects for s->size >= PAGE_SIZE, >= 1024, >= 256, "
         "smaller; 5.10 counts free objects on the per-CPU partial list against them, later "
         "kernels turn them into slabs.  " + SINCE["CPU_PARTIAL_SLABS"].source),
+    "CPU_PARTIAL_IN_SLABS": Entry(
+        _by_series("CPU_PARTIAL_SLABS", True, False), SINCE["CPU_PARTIAL_SLABS"].source),
     "ORIG_SIZE_BYTES": Entry(
         {"*": 4, "5.10": 0},
         "mm/slub.c:calculate_sizes(): SLAB_STORE_USER on kmalloc caches adds "
