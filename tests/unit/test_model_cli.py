@@ -184,7 +184,7 @@ def test_a_16k_kernel_is_answered_with_16k_pages(capsys: pytest.CaptureFixture[s
      "Debian builds no i386 kernel after 6.1"),
     (["model", "vmalloc", "1", "--arch", "x86_64", "--flavour", "16k"],
      "flavour 16k exists only for arm64"),
-    (["model", "ksize", "64", "--arch", "i386", "--kernel", "6.1", "--flavour", "rt",
+    (["model", "ksize", "64", "--arch", "x86_64", "--kernel", "5.10", "--flavour", "rt",
       "--defaults"], "CONFIG_PREEMPT_RT=y"),
     (["model", "cache", "--size", "100", "--flags", "SLAB_NO_MERGE", "--kernel", "6.1"],
      "SLAB_NO_MERGE does not exist in 6.1"),

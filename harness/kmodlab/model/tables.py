@@ -450,16 +450,18 @@ UNCOVERED_KCONFIG: dict[str, str] = {}
 KCONFIG_OVERRIDES: dict[str, dict[str, Entry]] = {
     "CONFIG_PREEMPT_RT": {
         "MEMPOOL_T_SIZE": Entry(
-            {(arch, series): 120 for arch in ("x86_64", "arm64")
-             for series in ("6.1", "6.12", "7.2")},
+            {**{(arch, series): 120 for arch in ("x86_64", "arm64")
+                for series in ("6.1", "6.12", "7.2")}, ("i386", "6.1"): 64},
             "include/linux/spinlock_types.h: with PREEMPT_RT a spinlock_t is a struct "
             "rt_mutex_base (include/linux/rtmutex.h: raw_spinlock_t wait_lock, struct "
             "rb_root_cached waiters, struct task_struct *owner: 32 B on 64-bit), and mempool_t "
             "holds two, its own lock and wait_queue_head_t's: lock 32 + min_nr, curr_nr 8 + "
             "four pointers 32 + wait 48 = 120 B, kmalloc-128.  Measured 2026-12-05 with "
             "`kmodlab check --flavour rt` on x86_64 and arm64 6.1.0-57, 6.12.118+deb12 and "
-            "7.2.13+deb14: 0 failures, the rest of the model unchanged; i386 rt (4-byte "
-            "pointers) has no measured value and is refused.  5.10 rt (Debian's rt patch set) "
+            "7.2.13+deb14: 0 failures, the rest of the model unchanged.  i386 6.1 rt: 4-byte "
+            "fields, rt_mutex_base 16 B, so 16 + 8 + 16 + wait 24 = 64 B, kmalloc-64 (the "
+            "non-rt 40 B is kmalloc-64 too: the check cannot tell them apart; 0 failures on "
+            "6.1.0-57-rt-686-pae).  5.10 rt (Debian's rt patch set) "
             "is refused too: its spinlock_t is struct rt_mutex (40 B) + break_lock, 48 B, so mempool_t is "
             "152 B, kmalloc-192 (measured on 5.10.0-32-rt, x86_64 and arm64), but `kmodlab "
             "check` cannot finish there: freeing the ctor cache's objects crashes those kernels "
