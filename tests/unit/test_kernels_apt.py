@@ -215,3 +215,22 @@ def test_files_missing_from_the_pool_are_named_and_network_errors_are_not():
     offline = ("E: Failed to fetch http://deb.debian.org/debian/pool/main/l/linux/x_1_amd64.deb  "
                "Temporary failure resolving 'deb.debian.org'\n")
     assert missing_from_pool(offline) == []
+
+
+def test_first_in_pool_skips_what_the_pool_lacks_and_says_so(caplog) -> None:
+    """Kernels and linux-source fall back the same way (one helper serves both): a version the
+    signed index lists but the pool answers 404 for is skipped and named; none is an error."""
+    from kmodlab.errors import ProvisionError
+    from kmodlab.kernels.apt import NotInPool, first_in_pool
+
+    def fetch(version: str) -> str:
+        if version.endswith("-46"):
+            raise NotInPool([f"linux-image-{version}.deb"], "404")
+        return f"unpacked {version}"
+
+    with caplog.at_level("WARNING"):
+        got = first_in_pool(["5.10.0-46", "5.10.0-32"], fetch, str, "kernels")
+    assert got == ("5.10.0-32", "unpacked 5.10.0-32")
+    assert "linux-image-5.10.0-46.deb" in caplog.text and "using 5.10.0-32" in caplog.text
+    with pytest.raises(ProvisionError, match="no kernels could be downloaded.*5.10.0-46"):
+        first_in_pool(["5.10.0-46"], fetch, str, "kernels")

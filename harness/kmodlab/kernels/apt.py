@@ -24,11 +24,15 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from kmodlab.errors import MissingToolError, ProvisionError
 from kmodlab.registry.series import SeriesTable
 
 log = logging.getLogger(__name__)
+
+C = TypeVar("C")
+R = TypeVar("R")
 
 FAILED_RETRY_HOURS = 0.25
 """How long lists with a failed index count as fresh before the update is tried again."""
@@ -414,6 +418,29 @@ class NotInPool(ProvisionError):
     def __init__(self, files: list[str], message: str):
         super().__init__(message)
         self.files = files
+
+
+def first_in_pool(candidates: Iterable[C], fetch: Callable[[C], R], label: Callable[[C], str],
+                  what: str) -> tuple[C, R]:
+    """The first of ``candidates`` (newest first) whose files the archive's pool really
+    serves, with what ``fetch`` made of it.  The archive as reached here lists some versions in
+    its signed index and answers 404 for their files (bullseye-security's 5.10.0-46 on arm64
+    and i386): those are skipped and the fallback is said, never silent; when none downloads,
+    one ProvisionError names them all.  ``what`` names the candidates ("kernels")."""
+    skipped: list[str] = []
+    for candidate in candidates:
+        try:
+            result = fetch(candidate)
+        except NotInPool as exc:
+            skipped.append(f"{label(candidate)}: {', '.join(exc.files)}")
+            continue
+        if skipped:
+            log.warning("the archive lists newer %s than it serves: %s answered 404 (listed in "
+                        "the signed index, missing from the pool); using %s, the newest that "
+                        "downloads", what, "; ".join(skipped), label(candidate))
+        return candidate, result
+    raise ProvisionError(f"no {what} could be downloaded; the archive's pool lacks the files its "
+                         "index lists for every one: " + "; ".join(skipped))
 
 
 _NOT_FOUND = re.compile(r"^E: Failed to fetch \S+/(?P<file>[^/\s]+\.deb)\s+404\b", re.MULTILINE)

@@ -46,10 +46,10 @@ from kmodlab.errors import ConfigError, KmodlabError, ProvisionError
 from kmodlab.kernels.apt import (
     FAILED_RETRY_HOURS,
     AptRecord,
-    NotInPool,
     PrivateApt,
     Progress,
     extract_deb,
+    first_in_pool,
 )
 from kmodlab.kernels.debversion import version_key
 from kmodlab.kernels.headers import check_headers_tree, fix_tree, run_depmod
@@ -301,30 +301,19 @@ def _newer_cached_than_partial(candidates: list[Resolved]) -> Kernel | None:
 
 def _first_downloadable(candidates: list[Resolved], apt: PrivateApt, report: Progress, *,
                         pin: bool) -> Kernel:
-    """The newest candidate whose packages really download.  The archive as reached here lists
-    some releases in its signed index but answers 404 for their files (bullseye-security's
-    5.10.0-46 on arm64 and i386); such a release is skipped, and the fallback said, never
-    silent."""
-    skipped: list[str] = []
-    for resolved in candidates:
+    """The newest candidate whose packages really download (apt.first_in_pool: a release the
+    pool answers 404 for is skipped, and the fallback said), from the cache when it is there."""
+    def fetch(resolved: Resolved) -> Kernel:
         kernel = load_kernel(kernels_dir() / resolved.release)
-        if not (kernel and kernel.package_version == resolved.version):
-            try:
-                kernel = build_entry(resolved, apt, report)
-            except NotInPool as exc:
-                skipped.append(f"{resolved.release} ({resolved.version}, {resolved.suite}): "
-                               f"{', '.join(exc.files)}")
-                continue
-        if skipped:
-            log.warning("the archive lists newer kernels than it serves: %s answered 404 "
-                        "(listed in the signed index, missing from the pool); using %s (%s) "
-                        "from %s, the newest that downloads", "; ".join(skipped),
-                        kernel.release, kernel.package_version, resolved.suite)
-        if pin:           # from partial lists only briefly (_read_pin): then it looks again
-            _write_pin(resolved)
-        return kernel
-    raise ProvisionError("no candidate kernel could be downloaded; the archive's pool lacks "
-                         "the files its index lists for every one: " + "; ".join(skipped))
+        if kernel and kernel.package_version == resolved.version:
+            return kernel
+        return build_entry(resolved, apt, report)
+
+    resolved, kernel = first_in_pool(
+        candidates, fetch, lambda r: f"{r.release} ({r.version}, {r.suite})", "kernels")
+    if pin:           # from partial lists only briefly (_read_pin): then it looks again
+        _write_pin(resolved)
+    return kernel
 
 
 def _with_config(arch: str, spec: str | None, flavour: str | None,

@@ -22,10 +22,10 @@ from kmodlab.errors import ProvisionError
 from kmodlab.kernels.apt import (
     FAILED_RETRY_HOURS,
     AptRecord,
-    NotInPool,
     PrivateApt,
     Progress,
     extract_deb,
+    first_in_pool,
     require_tool,
 )
 from kmodlab.kernels.debversion import version_key
@@ -164,26 +164,6 @@ def _pinned(series: str) -> KernelSource | None:
         return None
 
 
-def _first_downloadable_source(apt: PrivateApt, records: list[AptRecord], series: str,
-                               progress: Progress | None) -> KernelSource:
-    """The newest source whose package really downloads: the archive as reached here can list
-    a version in its signed index and answer 404 for the file.  A skipped one is said."""
-    skipped: list[str] = []
-    for record in records:
-        try:
-            source = fetch_source(apt, record, series, progress)
-        except NotInPool as exc:
-            skipped.append(f"{record.version} ({record.suite}): {', '.join(exc.files)}")
-            continue
-        if skipped:
-            log.warning("the archive lists newer sources than it serves: %s answered 404; "
-                        "using %s %s (%s)", "; ".join(skipped), record.name, record.version,
-                        record.suite)
-        return source
-    raise ProvisionError(f"no {source_package(series)} could be downloaded; the archive's pool "
-                         "lacks the files its index lists for every one: " + "; ".join(skipped))
-
-
 def provision_source(series: str, apt: PrivateApt | None = None,
                      progress: Progress | None = None, *, refresh: bool = False) -> KernelSource:
     """The newest ``linux-source-<series>``, unpacked (from the cache when it is there); the
@@ -196,8 +176,10 @@ def provision_source(series: str, apt: PrivateApt | None = None,
     apt = apt or default_apt()
     if refresh or not apt.is_fresh():
         apt.update(force=refresh, progress=progress)
-    source = _first_downloadable_source(apt, sources_newest_first(apt, series), series,
-                                        progress)
+    _, source = first_in_pool(sources_newest_first(apt, series),
+                              lambda r: fetch_source(apt, r, series, progress),
+                              lambda r: f"{r.name} {r.version} ({r.suite})",
+                              f"{source_package(series)} versions")
     suites = load_series().get_series(series).suites
     if gaps := apt.missing_lists(suites):
         log.warning("linux-source-%s %s was chosen without lists the archive did not serve (%s):"
