@@ -13,7 +13,7 @@ from kmodlab.claims import chart
 from kmodlab.claims.captures import SlabCapture, parse_aliases, parse_unique_id
 from kmodlab.claims.observations import Observations
 from kmodlab.claims.target import all_targets
-from kmodlab.claims.waste import measured_points, same_as, to_csv, waste_series
+from kmodlab.claims.waste import measured_points, same_as, smallest_slots, to_csv, waste_series
 from kmodlab.errors import ConfigError
 from kmodlab.model import SlabFlag
 from kmodlab.observe import parse_slabinfo
@@ -53,6 +53,15 @@ def test_series_values(series) -> None:
 
 def test_identical_series_are_named(series) -> None:
     assert same_as(series) == {"x86_64 6.12": "x86_64 6.1", "arm64 6.12": "x86_64 6.1"}
+
+
+def test_smallest_slots_are_read_from_the_series() -> None:
+    """The subtitle names every kernel by its smallest slot (it once hard-coded "arm64 6.1",
+    wrong as soon as arm64 5.10 joined with the same 128 bytes)."""
+    targets = [t for t in all_targets(use_cache=False)
+               if t.arch == "arm64" and t.series in ("5.10", "6.1", "6.12")]
+    text = smallest_slots([waste_series(t, range(1, 9)) for t in targets])
+    assert text == "8 B on arm64 6.12; 128 B on arm64 5.10, arm64 6.1"
 
 
 def test_measured_points_compare_with_the_model() -> None:

@@ -15,7 +15,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from kmodlab.claims.waste import MAX_SIZE, MeasuredPoint, WasteSeries, same_as
+from kmodlab.claims.waste import MAX_SIZE, MeasuredPoint, WasteSeries, same_as, smallest_slots
 from kmodlab.errors import ConfigError
 
 INSTALL_HINT = ("matplotlib is not installed; install the charts extra "
@@ -118,8 +118,8 @@ def render_matplotlib(series: Sequence[WasteSeries], points: Sequence[MeasuredPo
     top.legend(loc="upper left", fontsize=9, ncol=2, framealpha=0.9)
     configs = ", ".join(sorted({s.config for s in series}))
     fig.suptitle(TITLE, fontsize=13)
-    top.set_title(f"model config: {configs}; arm64 6.1 has KMALLOC_MIN_SIZE 128 (no kmalloc-96 "
-                  "or -192), the others 8", fontsize=9.5)
+    top.set_title(f"model config: {configs}\nsmallest slot (KMALLOC_MIN_SIZE): "
+                  f"{smallest_slots(series)}", fontsize=9)
     fig.tight_layout()
     fig.savefig(out)
     plt.close(fig)

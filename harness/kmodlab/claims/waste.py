@@ -91,6 +91,16 @@ def same_as(series: Sequence[WasteSeries]) -> dict[str, str]:
     return out
 
 
+def smallest_slots(series: Sequence[WasteSeries]) -> str:
+    """Which kernels' smallest kmalloc slot (ksize(1), KMALLOC_MIN_SIZE) is what, in words:
+    "8 bytes on x86_64 5.10, ...; 128 on arm64 5.10, arm64 6.1" (the chart's subtitle)."""
+    by_slot: dict[int, list[str]] = {}
+    for s in series:
+        if s.sizes and s.sizes[0] == 1:
+            by_slot.setdefault(s.allocated[0], []).append(s.label)
+    return "; ".join(f"{slot} B on {', '.join(labels)}" for slot, labels in sorted(by_slot.items()))
+
+
 def to_csv(series: Sequence[WasteSeries]) -> str:
     """size, then waste bytes and percent per series: the chart as a table."""
     buf = io.StringIO()
