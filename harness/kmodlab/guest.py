@@ -59,6 +59,10 @@ MIN_MEMORY_MB = 128
 free) and runs out of memory at 64 MiB; 128 MiB leaves room for the modules under test."""
 MAX_MEMORY_MB = 16384
 MAX_CPUS = 64
+# Every guest has a small ivshmem device (a PCI BAR backed by a host file); 1 MiB costs nothing
+# (the file is sparse, a restore moves only its written pages) and keeps one snapshot per kernel.
+SHARED_MEMORY_MB = 1
+MAX_SHARED_MEMORY_MB = 256
 _run_counter = itertools.count()
 KEEP_RUN_DIRS = 40
 _live_run_dirs: set[Path] = set()    # run folders of this process's guests not stopped yet
@@ -92,6 +96,11 @@ class GuestOptions:
     5-second minimum age) costs almost no real time, and timers fire at the same instruction
     counts after every restore (input from the host still arrives when it arrives)."""
 
+    shared_memory_mb: int = SHARED_MEMORY_MB
+    """Size of the guest's ivshmem-plain PCI device (0: none).  Its BAR 2 is a host file of
+    this size, fresh for every run (:attr:`Guest.shared_memory`): the ``ioremap`` family
+    writes a pattern through the kernel's MMIO accessors and the host reads what arrived."""
+
     def __post_init__(self) -> None:
         if self.transport not in TRANSPORTS:
             raise ConfigError(f"unknown transport '{self.transport}'; use one of {TRANSPORTS}")
@@ -104,6 +113,11 @@ class GuestOptions:
         if not self.boot_timeout > 0:
             raise ConfigError(f"the boot timeout must be a positive number of seconds, not "
                               f"{self.boot_timeout}")
+        size = self.shared_memory_mb
+        if size and (size & (size - 1) or size > MAX_SHARED_MEMORY_MB):
+            # hw/misc/ivshmem.c: the BAR is the backend's size, and a PCI BAR is a power of two
+            raise ConfigError(f"shared memory must be 0 (none) or a power of two up to "
+                              f"{MAX_SHARED_MEMORY_MB} MiB, not {size}")
         if self.transport == "ssh" and self.ssh is False:
             raise ConfigError("the ssh transport needs ssh enabled in the guest")
 
@@ -220,6 +234,12 @@ class Guest:
     def read(self, guest_path: str, timeout: float = 30.0) -> bytes:
         return self.console.read(guest_path, timeout=timeout)
 
+    @property
+    def shared_memory(self) -> Path | None:
+        """The host file behind the guest's ivshmem BAR 2 (None without the device): what the
+        guest writes there through ioremap() is in this file at once (share=on)."""
+        return self.run_dir / "shared-memory" if self.options.shared_memory_mb else None
+
     def console_tail(self, n: int = 30) -> str:
         return self._watcher.tail(n) if self._watcher else ""
 
@@ -254,8 +274,14 @@ class Guest:
         paths = RunPaths(console_log=self.console_log,
                          command_socket=self._sock_dir / "cmd.sock",
                          qmp_socket=self._sock_dir / "qmp.sock",
-                         ssh_port=self.ssh_port, incoming=incoming)
+                         ssh_port=self.ssh_port, incoming=incoming,
+                         shared_memory=self.shared_memory)
         self.console_log.write_bytes(b"")
+        if self.shared_memory is not None:
+            # Zeros before the guest runs; a restore writes the snapshot's contents over them.
+            self.shared_memory.unlink(missing_ok=True)
+            with self.shared_memory.open("wb") as f:
+                f.truncate(self._config.shared_memory_mb << 20)
         argv = build_argv(self.profile, self._config, paths)
         (self.run_dir / "qemu.argv").write_text(" ".join(argv) + "\n")
         self._qemu = QemuProcess(argv, self.profile.qemu_package, self.run_dir / "qemu.stderr")
@@ -413,6 +439,7 @@ def prepare_qemu_config(kernel: Kernel, options: GuestOptions, *,
                         ssh=options.wants_ssh, interactive=interactive,
                         extra_cmdline=(*kernel.boot_params, *options.extra_cmdline),
                         extra_args=ICOUNT_ARGS if options.idle_skips_time else (),
+                        shared_memory_mb=options.shared_memory_mb,
                         cpu=arch_profile(kernel.arch).tcg_cpu(kernel.page_size))
     if options.idle_skips_time and accel.accel != "tcg":
         raise ConfigError(f"a guest whose idle time is skipped needs TCG (QEMU's -icount), not "

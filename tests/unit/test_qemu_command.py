@@ -78,3 +78,36 @@ def test_unknown_arch_names_the_known_ones() -> None:
 
 def test_aliases() -> None:
     assert arch_profile("aarch64").name == "arm64" and arch_profile("amd64").name == "x86_64"
+
+
+def test_shared_memory_is_an_ivshmem_bar_backed_by_the_run_file() -> None:
+    config = QemuConfig(**{**CONFIG.__dict__, "shared_memory_mb": 4})
+    paths = RunPaths(**{**PATHS.__dict__, "shared_memory": Path("/r/a,b/shared-memory")})
+    argv = build_argv(arch_profile("arm64"), config, paths)
+    backend = argv[argv.index("-object") + 1]
+    # commas in the path doubled (QEMU's option syntax), share=on so writes reach the file
+    assert backend == ("memory-backend-file,id=kml_shm,share=on,mem-path=/r/a,,b/shared-memory,"
+                       "size=4M")
+    # master=on: a peer (the default) blocks migration, and snapshots are migrations
+    assert "ivshmem-plain,memdev=kml_shm,master=on" in argv
+    assert "-object" not in build_argv(arch_profile("arm64"), CONFIG, paths)
+    with pytest.raises(ValueError, match="host file"):
+        build_argv(arch_profile("arm64"), config, PATHS)
+
+
+def test_shared_memory_size_shapes_the_snapshot_but_its_path_does_not() -> None:
+    """A snapshot restores into any run's file (the RAM block is found by the backend's id);
+    guests without the device keep the key they had before the device existed."""
+    with_shm = QemuConfig(**{**CONFIG.__dict__, "shared_memory_mb": 1})
+    assert "shared_memory_mb" not in CONFIG.shaping_fields()
+    assert with_shm.shaping_fields()["shared_memory_mb"] == 1
+    assert "shared-memory" not in str(with_shm.shaping_fields())
+
+
+@pytest.mark.parametrize("size", [3, 512, -1])
+def test_shared_memory_must_be_a_power_of_two_bar(size: int) -> None:
+    from kmodlab.guest import GuestOptions
+
+    with pytest.raises(ConfigError, match="power of two"):
+        GuestOptions(shared_memory_mb=size)
+    assert GuestOptions(shared_memory_mb=0).shared_memory_mb == 0
