@@ -24,7 +24,7 @@ from kmodlab.model import Model
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "check"
 RECORDINGS = sorted(FIXTURES.glob("*/*.json.gz"))
 MIN_ROWS = {"kmalloc": 400, "kmem_cache": 15, "mempool": 50, "vmalloc": 50, "percpu": 20,
-            "devres": 40, "pages": 60}       # per probe
+            "devres": 40, "pages": 60, "ioremap": 30}       # per probe
 
 
 def model_for(path: Path) -> Model:
@@ -262,3 +262,53 @@ def test_a_5_10_kernel_is_not_a_6_1_kernel(kernel: str) -> None:
         object.__setattr__(wrong, "params", replace(wrong.params, **change))
         failed = {r.quantity for r in rows_of(data, wrong) if r.failed}
         assert quantity in failed, (change, failed)
+
+
+# ------------------------------------------------------------------ ioremap: what a bad run shows
+def test_a_word_missing_from_the_host_file_is_a_mismatch() -> None:
+    """The module's own read-back says all is well; the host file is the independent witness."""
+    data, model = recording("ioremap")
+    data["shared_memory"] = data["shared_memory"].replace("0x6b6d02a5 2500", "0x6b6d02a5 2499")
+    row = find(rows_of(data, model), "host file", "non-zero word runs (offset, word, count)")
+    assert row.verdict == MISMATCH and row.failed and "ivshmem" in row.rule
+
+
+def test_no_shared_memory_is_not_observed() -> None:
+    """A guest without the device (or a recording without the file) never passes."""
+    data, model = recording("ioremap")
+    data["shared_memory"] = None
+    rows = rows_of(data, model)
+    row = find(rows, "host file", "non-zero word runs (offset, word, count)")
+    assert row.verdict == NOT_OBSERVED and row.failed
+
+
+def test_an_area_without_its_guard_page_is_a_mismatch() -> None:
+    data, model = recording("ioremap")
+    text = data["held"]["/proc/vmallocinfo"]
+    line = next(x for x in text.splitlines() if "phys=0x00000000fea04000 ioremap" in x)
+    data["held"]["/proc/vmallocinfo"] = text.replace(line, line.replace(" 20480 ", " 16384 "))
+    row = find(rows_of(data, model), "vmallocinfo phys=0xfea04000",
+               "pci_iomap: ioremap line sizes (pages + guard)")
+    assert (row.verdict, row.predicted, row.observed) == (MISMATCH, (20480,), (16384,))
+
+
+def test_a_region_kept_after_unload_is_a_mismatch() -> None:
+    data, model = recording("ioremap")
+    data["after"]["iomem"] = data["between"]["iomem"]
+    row = find(rows_of(data, model), "/proc/iomem kml_ioremap", "claims after unload")
+    assert row.verdict == MISMATCH and row.observed == [(0xFEA00000, 1 << 20)]
+
+
+def test_an_ioremap_area_left_mapped_is_a_mismatch() -> None:
+    data, model = recording("ioremap")
+    data["released"]["/proc/vmallocinfo"] = data["held"]["/proc/vmallocinfo"]
+    row = find(rows_of(data, model), "vmallocinfo phys=0xfea00000", "ioremap: lines after unload")
+    assert (row.verdict, row.observed) == (MISMATCH, 1)
+
+
+def test_ioremap_windows_sharing_a_page_are_compared_together() -> None:
+    """With 16 KiB pages offsets 100 and 10100 start in one page: two lines, one row."""
+    data, _ = recording("ioremap", "arm64-6.12")
+    rows = rows_of(data, Model("arm64", "6.12", ncpus=1, flavour="16k"))
+    shared = [r for r in rows if r.quantity.startswith("ioremap+ioremap_wc: ioremap line sizes")]
+    assert len(shared) == 1 and shared[0].predicted == (32768, 49152)

@@ -156,3 +156,36 @@ def test_page_sizes_the_model_was_not_held_against_are_refused() -> None:
         version = tuple(int(n) for n in series.split("."))
         with pytest.raises(ModelError, match=f"PAGE_SIZE {1 << int(shift)}"):
             Model("arm64", version, kconfig)
+
+
+# ----------------------------------------------------------------------------- ioremap
+@pytest.mark.parametrize(("offset", "size", "page_offset", "area", "align"), [
+    (0, 4096, 0, 8192, 4096),                  # one page plus the guard
+    (100, 10000, 100, 16384, 16384),           # 3 pages: aligned to 4 (next power of two)
+    (10100, 10000, 1908, 16384, 16384),        # 3 pages from inside the third page
+    (20100, 10000, 3716, 20480, 16384),        # 4 pages
+    (0, 262144, 0, 266240, 262144),            # 64 pages
+    (0, 524288, 0, 528384, 524288),            # 128 pages: still exact everywhere
+])
+def test_ioremap_area_and_alignment(offset: int, size: int, page_offset: int, area: int,
+                                    align: int) -> None:
+    plan = Model("x86_64", "6.1").ioremap(offset, size)
+    w = plan.value
+    assert (w.page_offset, w.area_size, w.min_align, w.align_exact) == (
+        page_offset, area, align, True)
+    assert "IOREMAP_MAX_ORDER" in plan.rule and "guard" in plan.rule
+
+
+def test_ioremap_above_128_pages_is_only_a_floor() -> None:
+    """IOREMAP_MAX_ORDER is per arch above the generic 7 + PAGE_SHIFT: the model says at least."""
+    w = Model("arm64", "6.12").ioremap(0, 1 << 20).value
+    assert (w.min_align, w.align_exact, w.area_size) == (512 << 10, False, (1 << 20) + 4096)
+
+
+def test_ioremap_with_16k_pages() -> None:
+    """Offsets 100 and 10100 start in the same 16 KiB page: the check groups their lines."""
+    m = Model("arm64", "6.12", flavour="16k")
+    a, b = m.ioremap(100, 10000).value, m.ioremap(10100, 10000).value
+    assert (a.page_offset, a.area_size) == (100, 32768)
+    assert (b.page_offset, b.area_size) == (10100, 49152)
+    assert (a.min_align, b.min_align) == (16384, 32768)

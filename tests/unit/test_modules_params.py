@@ -8,7 +8,7 @@ import pytest
 
 from kmodlab.errors import ConfigError
 from kmodlab.kernels.kernel import Kernel
-from kmodlab.modules import FAMILIES, MEASURED_FAMILIES, PARAMS, limits, render
+from kmodlab.modules import FAMILIES, MEASURED_FAMILIES, PARAMS, limits, parse_params, render
 from kmodlab.modules.gfp import parse_gfp
 from kmodlab.modules.params.base import validate_params
 
@@ -25,11 +25,11 @@ def fake_kernel(tmp_path: Path, arch: str = "x86_64", release: str = "6.1.0-56-c
                   headers_dir=root / "headers")
 
 
-def test_seven_measured_families_and_bugs_each_with_a_schema() -> None:
+def test_eight_measured_families_and_bugs_each_with_a_schema() -> None:
     assert list(FAMILIES) == ["kmalloc", "kmem_cache", "mempool", "vmalloc", "percpu", "devres",
-                              "pages", "bugs"]
+                              "pages", "ioremap", "bugs"]
     assert MEASURED_FAMILIES == ("kmalloc", "kmem_cache", "mempool", "vmalloc", "percpu",
-                                 "devres", "pages")
+                                 "devres", "pages", "ioremap")
     for name, fam in FAMILIES.items():
         assert fam.params is PARAMS[name]
         assert fam.module_name == f"kml_{name}"
@@ -141,3 +141,21 @@ def test_slab_no_merge_needs_6_5(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"kmem_cache: parameter 'flags': SLAB_NO_MERGE .*6\.5"):
         render("kmem_cache", {"flags": ["SLAB_NO_MERGE"]}, old)
     assert "SLAB_NO_MERGE" in render("kmem_cache", {"flags": ["SLAB_NO_MERGE"]}, new).source
+
+
+def test_ioremap_windows_follow_each_other_with_their_own_words() -> None:
+    p = parse_params("ioremap", ["apis=pci_iomap,ioremap", "size=4096", "offset=8"])
+    assert p.windows() == [{"api": "pci_iomap", "offset": 8, "word": 0x6B6D01A5},
+                           {"api": "ioremap", "offset": 4104, "word": 0x6B6D02A5}]
+    assert p.needs_bytes() == 8200
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["size=10"], "multiple of 4"),
+    (["offset=2"], "multiple of 4"),
+    (["apis=ioremap,ioremap"], "twice"),
+    (["apis=mmap"], "ioremap"),
+])
+def test_ioremap_bad_parameters_are_refused(args: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_params("ioremap", args)

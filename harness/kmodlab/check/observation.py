@@ -27,7 +27,8 @@ class Probe:
     ``shrink`` names slab caches to shrink before the baseline and the held snapshot (missing
     ones are skipped: a module's own cache exists only while it is loaded).  ``before`` and
     ``between`` are shell commands whose output is kept, run before insmod and while the
-    module is loaded.
+    module is loaded, ``after`` once it is unloaded.  ``shared_memory`` reads the guest's
+    shared memory (the host file behind its ivshmem BAR) while the module is loaded.
     """
 
     family: str
@@ -36,6 +37,8 @@ class Probe:
     shrink: tuple[str, ...] = ()
     before: Mapping[str, str] = field(default_factory=dict)
     between: Mapping[str, str] = field(default_factory=dict)
+    after: Mapping[str, str] = field(default_factory=dict)
+    shared_memory: bool = False
 
 
 @dataclass
@@ -54,6 +57,10 @@ class Observation:
     released: ProcSnapshot | None = None
     before: dict[str, str] = field(default_factory=dict)
     between: dict[str, str] = field(default_factory=dict)
+    after: dict[str, str] = field(default_factory=dict)
+    shared_memory: str | None = None
+    """The shared memory while loaded, as :func:`kmodlab.observe.shared_memory.format_runs`
+    text (None: not read, or the guest has none)."""
 
     @property
     def module(self) -> str:

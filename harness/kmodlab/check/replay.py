@@ -41,10 +41,11 @@ def _snapshot_to_dict(snap: ProcSnapshot | None, keep: set[str] | None) -> dict[
             lines[:2] + [line for line in lines[2:]
                          if line.split(" ", 1)[0] in keep or line.startswith("kml_")]) + "\n"
     if keep is not None and "/proc/vmallocinfo" in raw:
-        # VM_ALLOC areas are all a comparator counts (VmallocUsed); ioremap/vmap lines go.
+        # VM_ALLOC areas (VmallocUsed) and ioremap areas (the ioremap check) are all the
+        # comparators read; vmap and the rest go.
         raw["/proc/vmallocinfo"] = "".join(
             line + "\n" for line in raw["/proc/vmallocinfo"].splitlines()
-            if " vmalloc" in line)
+            if " vmalloc" in line or " ioremap" in line)
     return raw
 
 
@@ -95,14 +96,16 @@ def observation_to_dict(obs: Observation, *, trim: bool = False) -> dict[str, An
         "format": FORMAT,
         "probe": {"family": obs.probe.family, "name": obs.probe.name,
                   "params": list(obs.probe.params), "shrink": list(obs.probe.shrink),
-                  "before": dict(obs.probe.before), "between": dict(obs.probe.between)},
+                  "before": dict(obs.probe.before), "between": dict(obs.probe.between),
+                  "after": dict(obs.probe.after), "shared_memory": obs.probe.shared_memory},
         "module": built.module_name, "kernel_release": built.kernel_release,
         # trimmed: the comparators never read load.after and unload.before (held stands in)
         "load": _phase_to_dict(obs.run.load, keep, after=not trim or obs.held is None),
         "unload": _phase_to_dict(obs.run.unload, keep, before=not trim),
         "held": _snapshot_to_dict(obs.held, keep),
         "released": _snapshot_to_dict(obs.released, keep),
-        "before": obs.before, "between": obs.between,
+        "before": obs.before, "between": obs.between, "after": obs.after,
+        "shared_memory": obs.shared_memory,
     }
 
 
@@ -110,8 +113,9 @@ def observation_from_dict(data: dict[str, Any]) -> Observation:
     if data.get("format") != FORMAT:
         raise ValueError(f"unknown observation format {data.get('format')!r}")
     p = data["probe"]
+    # "after" and "shared_memory" came with the ioremap family: older recordings have none
     probe = Probe(p["family"], p["name"], tuple(p["params"]), tuple(p["shrink"]),
-                  p["before"], p["between"])
+                  p["before"], p["between"], p.get("after", {}), p.get("shared_memory", False))
     params = parse_params(probe.family, list(probe.params))
     built = BuiltModule(Path(f"{data['module']}.ko"), data["module"], probe.family, params,
                         data["kernel_release"], Path("."), "")
@@ -121,7 +125,8 @@ def observation_from_dict(data: dict[str, Any]) -> Observation:
     assert load is not None
     run = ModuleRun(built, load, _phase_from_dict(data["unload"], held))
     return Observation(probe, params, run, held, released, dict(data["before"]),
-                       dict(data["between"]))
+                       dict(data["between"]), dict(data.get("after", {})),
+                       data.get("shared_memory"))
 
 
 def save_observation(obs: Observation, path: Path, *, trim: bool = True) -> None:

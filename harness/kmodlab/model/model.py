@@ -31,6 +31,11 @@ R_BUDDY = "mm/page_alloc.c:__rmqueue_smallest() + expand()"
 R_MERGE_FREE = "mm/page_alloc.c:__free_one_page()"
 R_PCP = "mm/page_alloc.c:pcp_allowed_order() + rmqueue_pcplist()"
 R_VMALLOC = "mm/vmalloc.c:__get_vm_area_node() + __vmalloc_area_node()"
+R_IOREMAP = ("arch/x86/mm/ioremap.c:__ioremap_caller(), arch/arm64/mm/ioremap.c (5.10-6.5; "
+             "6.6+: mm/ioremap.c:generic_ioremap_prot()): phys page-aligned, size = "
+             "PAGE_ALIGN(offset + size), get_vm_area_caller(VM_IOREMAP) -> "
+             "mm/vmalloc.c:__get_vm_area_node(): align = 1 << clamp(get_count_order_long(size), "
+             "PAGE_SHIFT, IOREMAP_MAX_ORDER), size += PAGE_SIZE (guard)")
 R_MEMPOOL = "mm/mempool.c:mempool_create_node() + mempool_init_node()"
 R_MEMPOOL_ALLOC = "mm/mempool.c:mempool_alloc() + mempool_free()"
 R_PERCPU = "mm/percpu.c:pcpu_alloc()"
@@ -663,6 +668,12 @@ class Model:
         return exact(len(vmalloc.vmalloc_plan(self.params, size).areas),
                      "mm/vmalloc.c:__vmalloc_area_node(): array_size > PAGE_SIZE -> "
                      "__vmalloc_node()")
+
+    def ioremap(self, offset: int, size: int) -> Prediction[vmalloc.IoremapPlan]:
+        """ioremap(bar + offset, size) of a page-aligned BAR: the vmallocinfo line's size
+        (flag ioremap, phys= the page-aligned address, no pages) and the address's alignment."""
+        self._check_size(size)
+        return exact(vmalloc.ioremap_plan(self.params, offset, size), R_IOREMAP)
 
     # ------------------------------------------------------------------ mempool
     def mempool_create(self, min_nr: int, kind: str = "kmalloc", *,

@@ -94,3 +94,34 @@ class KvmallocPlan:
 def pmd_size(p: KernelParams) -> int:
     """PMD_SIZE: one page table page of PTEs maps PAGE_SIZE * PAGE_SIZE / 8 bytes (2 MiB)."""
     return p.page_size * (p.page_size // p.pointer_size)
+
+
+# ----------------------------------------------------------------------------- ioremap
+IOREMAP_MIN_MAX_ORDER_PAGES = 7
+"""include/linux/vmalloc.h: IOREMAP_MAX_ORDER defaults to 7 + PAGE_SHIFT (128 pages); arches
+that override it raise it (x86: PMD_SHIFT or PUD_SHIFT, arch/x86/include/asm/page_types.h;
+arm64 4K: PUD_SHIFT, arch/arm64/include/asm/memory.h), never lower it.  So an area of up to 128
+pages is aligned to its size rounded up to a power of two on every kernel, and a larger one to
+at least 128 pages."""
+
+
+@dataclass(frozen=True)
+class IoremapPlan:
+    """What ioremap(phys, size) leaves in /proc/vmallocinfo, and the address it returns."""
+
+    page_offset: int        # the returned address's offset in its page (phys's)
+    area_size: int          # the line's size field: the mapped pages plus the guard page
+    mapped_pages: int
+    min_align: int          # the area's start is aligned to at least this
+    align_exact: bool       # True: exactly this is asked for (areas of up to 128 pages)
+
+
+def ioremap_plan(p: KernelParams, offset: int, size: int) -> IoremapPlan:
+    """ioremap of ``size`` bytes at ``offset`` bytes into a page-aligned BAR."""
+    page = p.page_size
+    page_offset = offset % page
+    mapped = -(-(page_offset + size) // page) * page
+    order = max((mapped - 1).bit_length(), page.bit_length() - 1)
+    cap = page.bit_length() - 1 + IOREMAP_MIN_MAX_ORDER_PAGES
+    return IoremapPlan(page_offset, mapped + page, mapped // page, 1 << min(order, cap),
+                       order <= cap)

@@ -48,6 +48,7 @@ _SUMMARIES = {
     "percpu": "static and dynamic per-CPU variables bumped on every CPU, and alloc_percpu sizes",
     "devres": "a platform driver whose probe allocates with devm_*; unbind frees everything",
     "pages": "buddy allocator blocks of orders 0..N per GFP zone: pfn, alignment, zone",
+    "ioremap": "device memory (the guest's ivshmem BAR) via ioremap/ioremap_wc/pci_iomap",
     "bugs": "one deliberate memory bug per module (-p bug=CLASS), for the kernel's detectors",
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from kmodlab.modules.params.base import FamilyParams
 from kmodlab.modules.params.bugs import BugsParams
 from kmodlab.modules.params.devres import DevresParams
+from kmodlab.modules.params.ioremap import IoremapParams
 from kmodlab.modules.params.kmalloc import KmallocParams
 from kmodlab.modules.params.kmem_cache import KmemCacheParams
 from kmodlab.modules.params.mempool import MempoolParams
@@ -22,6 +23,7 @@ PARAMS: dict[str, type[FamilyParams]] = {
         PercpuParams,
         DevresParams,
         PagesParams,
+        IoremapParams,
         BugsParams,
     )
 }
@@ -31,6 +33,7 @@ __all__ = [
     "BugsParams",
     "DevresParams",
     "FamilyParams",
+    "IoremapParams",
     "KmallocParams",
     "KmemCacheParams",
     "MempoolParams",
