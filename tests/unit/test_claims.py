@@ -201,6 +201,27 @@ def test_measured_contiguity_zeroing_and_mempool(catalog, targets) -> None:
     assert first.verdict == "false" and first.agrees is True
 
 
+def _windows(**changes: int) -> dict:
+    window = {"mapped": 1, "vmalloc_addr": 1, "ram": 0, "readback_bad": 0}
+    return {f"map_{api}": dict(window, **changes) if api == "pci_iomap" else dict(window)
+            for api in ("ioremap", "ioremap_wc", "pci_iomap")}
+
+
+def test_ioremap_claim_holds_only_when_every_window_is_device_memory(catalog, targets) -> None:
+    claim = catalog.claim("ioremap-like-vmalloc")
+    good = judge(claim, targets[0], observations("x86_64-6.1", ioremap_device=_windows()))
+    assert (good.verdict, good.agrees) == ("true", True)
+    # one window of RAM, or one that did not read back, and the claim is not shown to hold
+    for change in ({"ram": 1}, {"readback_bad": 3}, {"vmalloc_addr": 0}):
+        bad = judge(claim, targets[0], observations("x86_64-6.1",
+                                                    ioremap_device=_windows(**change)))
+        assert (bad.measured.verdict, bad.agrees) == ("false", False), change
+    # a window that was not mapped: nothing was measured, no verdict from the kernel
+    unmapped = judge(claim, targets[0], observations("x86_64-6.1",
+                                                     ioremap_device=_windows(mapped=0)))
+    assert unmapped.measured is None
+
+
 def test_timing_is_reported_not_compared(catalog, targets) -> None:
     timing = {f"timing_{n}": {"iterations": 100, "kmalloc_min_ns": 100 * (n // 64 + 1),
                               "vmalloc_min_ns": 150 * (n // 64 + 1) + 2000,
