@@ -24,7 +24,8 @@ does not change what they exercise, so the ci tier runs them on one kernel."""
 
 ARCH_FILES = ("test_build_modules.py", "test_check.py", "test_guest.py",
               "test_bugs_family_build.py", "test_claims_measured.py", "test_initramfs_boot.py",
-              "test_refusals_on_kernels.py", "test_ioremap.py")
+              "test_refusals_on_kernels.py", "test_ioremap.py",
+              "test_dma.py")
 """Files whose subject changes with the arch (module builds with the cross compiler, the
 cross-check, the guest, the bug family's code, claims, refusals): the ci tier runs them on every
 diagonal target; every other file on the first target only."""

@@ -17,14 +17,16 @@ from kmodlab.kernels.kernel import Kernel
 
 # Rows each family must produce at least (a family that quietly compares less fails here).
 MIN_ROWS = {"kmalloc": 450, "kmem_cache": 100, "mempool": 50, "vmalloc": 50, "percpu": 20,
-            "devres": 40, "pages": 400, "ioremap": 70}
+            "devres": 40, "pages": 400, "ioremap": 70,
+            "dma": 50}
 # Quantities that must be compared exactly (and match) at least this often.
 MIN_EXACT = {("kmalloc", "ksize"): 60, ("kmalloc", "cache (kmem_dump_obj)"): 55,
              ("pages", "buddy free lists after alloc"): 20,
              ("kmem_cache", "slabinfo active_objs (shrunk)"): 4,
              ("vmalloc", "sizes (pages + guard page)"): 2,
              ("devres", "devres header (pointer offset)"): 4,
-             ("ioremap", "non-zero word runs (offset, word, count)"): 2}
+             ("ioremap", "non-zero word runs (offset, word, count)"): 2,
+             ("dma", "from CMA"): 6}
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from kmodlab.model import Model
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "check"
 RECORDINGS = sorted(FIXTURES.glob("*/*.json.gz"))
 MIN_ROWS = {"kmalloc": 400, "kmem_cache": 15, "mempool": 50, "vmalloc": 50, "percpu": 20,
-            "devres": 40, "pages": 60, "ioremap": 30}       # per probe
+            "devres": 40, "pages": 60, "ioremap": 30, "dma": 40}       # per probe
 
 
 def model_for(path: Path) -> Model:
@@ -312,3 +312,50 @@ def test_ioremap_windows_sharing_a_page_are_compared_together() -> None:
     rows = rows_of(data, Model("arm64", "6.12", ncpus=1, flavour="16k"))
     shared = [r for r in rows if r.quantity.startswith("ioremap+ioremap_wc: ioremap line sizes")]
     assert len(shared) == 1 and shared[0].predicted == (32768, 49152)
+
+
+# ------------------------------------------------------------------ dma: what a bad run shows
+def test_a_cma_buffer_outside_the_area_is_a_mismatch() -> None:
+    """On arm64 the model puts buffers above a page in CMA; the boot log says where CMA is."""
+    data, model = recording("dma", "arm64-6.12")
+    data["before"]["cma"] = data["before"]["cma"].replace("0x000000005b600000",
+                                                          "0x0000000010000000")
+    row = find(rows_of(data, model), "dma_alloc_coherent_10000", "from CMA")
+    assert (row.verdict, row.predicted, row.observed) == (MISMATCH, True, False)
+
+
+def test_without_the_boot_line_cma_is_not_observed() -> None:
+    data, model = recording("dma", "arm64-6.12")
+    data["before"]["cma"] = ""
+    row = find(rows_of(data, model), "dma_alloc_coherent_10000", "from CMA")
+    assert row.verdict == NOT_OBSERVED and row.failed
+
+
+def test_power_of_two_pages_from_cma_are_out_of_bound() -> None:
+    """CMA hands out exact pages (257 for 1050000 bytes); a power-of-two block (512) is not it."""
+    data, model = recording("dma", "arm64-6.12")
+    # 2 x (4 + 512) pages taken instead of 2 x (3 + 257)
+    data["held"]["/proc/meminfo"] = re.sub(r"CmaFree:\s+\d+", "CmaFree: 61024",
+                                           data["held"]["/proc/meminfo"])
+    row = find(rows_of(data, model), "meminfo", "ΔCmaFree while held (kB)")
+    assert row.verdict == OUT and row.predicted == -2080
+
+
+def test_buffers_kept_after_unload_are_out_of_bound() -> None:
+    """remove() or devres forgot 2 MiB: the free pages after unload say so."""
+    data, model = recording("dma", "x86_64-6.1")
+    text = data["unload"]["after"]["/proc/zoneinfo"]
+    m = re.search(r"pages free\s+(\d+)", text.split("zone    DMA32")[1])
+    assert m is not None
+    data["unload"]["after"]["/proc/zoneinfo"] = text.replace(
+        m.group(0), m.group(0).replace(m.group(1), str(int(m.group(1)) - 512)))
+    row = find(rows_of(data, model), "zoneinfo", "Δ(free + per-CPU list pages) after unload (kB)")
+    assert row.verdict == OUT and row.failed
+
+
+def test_a_buffer_that_came_dirty_is_a_mismatch() -> None:
+    data, model = recording("dma", "x86_64-6.1")
+    edit_log(data, "load", lambda log: re.sub(r"(# dma_alloc_coherent_100: .*zeroed=)1",
+                                              r"\g<1>0", log))
+    row = find(rows_of(data, model), "dma_alloc_coherent_100", "zeroed")
+    assert row.verdict == MISMATCH and "memset" in row.rule

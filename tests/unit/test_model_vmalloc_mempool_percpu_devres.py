@@ -189,3 +189,41 @@ def test_ioremap_with_16k_pages() -> None:
     assert (a.page_offset, a.area_size) == (100, 32768)
     assert (b.page_offset, b.area_size) == (10100, 49152)
     assert (a.min_align, b.min_align) == (16384, 32768)
+
+
+# ----------------------------------------------------------------------------- coherent DMA
+def _dma(arch: str, series: str, size: int, cmdline: str = "", mask: int = 32):
+    return Model(arch, series).dma_alloc_coherent(size, mask, cmdline).value
+
+
+def test_dma_without_cma_takes_a_power_of_two_block() -> None:
+    """x86_64 before 7.2 has no DMA CMA at all: cma= is not even a parameter."""
+    w = _dma("x86_64", "6.1", 1050000, "cma=64M")
+    assert (w.from_cma, w.pages, w.align_pages, w.gfp) == (False, 512, 512,
+                                                          "GFP_KERNEL|GFP_DMA32")
+    assert Model("x86_64", "6.1").cma_total_kb("cma=64M").value is None
+
+
+def test_dma_from_cma_takes_exact_pages_above_one_page() -> None:
+    w = _dma("arm64", "6.12", 1050000)                 # Debian arm64: 64 MiB of CMA
+    assert (w.from_cma, w.pages, w.align_pages, w.gfp) == (True, 257, 256, "GFP_KERNEL|GFP_DMA")
+    assert _dma("arm64", "6.12", 100).from_cma is False          # a page or less: buddy
+    assert _dma("arm64", "6.12", 10000).pages == 3
+    assert Model("arm64", "6.12").cma_total_kb().value == 65536
+
+
+@pytest.mark.parametrize(("cmdline", "from_cma", "total"), [
+    ("", False, 0), ("cma=16M", True, 16384), ("quiet cma=0", False, 0), ("cma=1G@0-4G", True,
+                                                                          1 << 20)])
+def test_cma_follows_the_command_line(cmdline: str, from_cma: bool, total: int) -> None:
+    """7.2's amd64 config has DMA CMA with size 0: only cma= makes an area."""
+    assert _dma("x86_64", "7.2", 10000, cmdline).from_cma is from_cma
+    assert Model("x86_64", "7.2").cma_total_kb(cmdline).value == total
+
+
+def test_dma_mask_picks_the_zone_flag() -> None:
+    assert _dma("x86_64", "6.1", 100, mask=24).gfp == "GFP_KERNEL|GFP_DMA"
+    assert _dma("x86_64", "6.1", 100, mask=64).gfp == "GFP_KERNEL"
+    assert _dma("arm64", "6.1", 100, cmdline="cma=0", mask=32).gfp == "GFP_KERNEL|GFP_DMA"
+    with pytest.raises(ModelError, match="CMA"):
+        _dma("arm64", "6.1", 10000, mask=30)

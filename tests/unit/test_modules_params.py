@@ -25,11 +25,11 @@ def fake_kernel(tmp_path: Path, arch: str = "x86_64", release: str = "6.1.0-56-c
                   headers_dir=root / "headers")
 
 
-def test_eight_measured_families_and_bugs_each_with_a_schema() -> None:
+def test_nine_measured_families_and_bugs_each_with_a_schema() -> None:
     assert list(FAMILIES) == ["kmalloc", "kmem_cache", "mempool", "vmalloc", "percpu", "devres",
-                              "pages", "ioremap", "bugs"]
+                              "pages", "ioremap", "dma", "bugs"]
     assert MEASURED_FAMILIES == ("kmalloc", "kmem_cache", "mempool", "vmalloc", "percpu",
-                                 "devres", "pages", "ioremap")
+                                 "devres", "pages", "ioremap", "dma")
     for name, fam in FAMILIES.items():
         assert fam.params is PARAMS[name]
         assert fam.module_name == f"kml_{name}"
@@ -159,3 +159,14 @@ def test_ioremap_windows_follow_each_other_with_their_own_words() -> None:
 def test_ioremap_bad_parameters_are_refused(args: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_params("ioremap", args)
+
+
+def test_dma_buffers_per_api_and_size() -> None:
+    p = parse_params("dma", ["sizes=100,5000", "apis=dmam_alloc_coherent", "mask_bits=64"])
+    assert p.buffers() == [{"name": "dmam_alloc_coherent_100", "managed": True, "size": 100},
+                           {"name": "dmam_alloc_coherent_5000", "managed": True, "size": 5000}]
+    assert p.template_context()["mask_bits"] == 64
+    for bad, message in ((["mask_bits=16"], "24"), (["sizes=8,8"], "twice"),
+                         ([f"sizes={(4 << 20) + 1}"], "4194304")):
+        with pytest.raises(ConfigError, match=message):
+            parse_params("dma", bad)

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 # The keys of kmodlab.check.families.CHECKS, in its order (tests/unit/test_cli_fast.py holds them
 # equal): the help text names them without importing the checks, the runner and the model.
 FAMILY_NAMES = ("kmalloc", "kmem_cache", "mempool", "vmalloc", "percpu", "devres", "pages",
-                "ioremap")
+                "ioremap", "dma")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

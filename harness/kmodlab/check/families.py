@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Protocol
 
-from kmodlab.check import devres, ioremap, kmalloc, kmem_cache, mempool, pages, percpu, vmalloc
+from kmodlab.check import devres, dma, ioremap, kmalloc, kmem_cache, mempool, pages, percpu, vmalloc
 from kmodlab.check.observation import Observation, Probe
 from kmodlab.check.rows import CheckRow
 from kmodlab.model import Model
@@ -25,5 +25,5 @@ class FamilyCheck(Protocol):
 
 CHECKS: dict[str, FamilyCheck] = {
     m.FAMILY: m  # type: ignore[misc]
-    for m in (kmalloc, kmem_cache, mempool, vmalloc, percpu, devres, pages, ioremap)
+    for m in (kmalloc, kmem_cache, mempool, vmalloc, percpu, devres, pages, ioremap, dma)
 }

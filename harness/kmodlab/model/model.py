@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from kmodlab.model import devres, gfp, kmalloc, mempool, pages, percpu, slab, vmalloc
+from kmodlab.model import devres, dma, gfp, kmalloc, mempool, pages, percpu, slab, vmalloc
 from kmodlab.model.errors import ModelError
 from kmodlab.model.params import KernelParams, resolve
 from kmodlab.model.prediction import Prediction, bounded, exact
@@ -36,6 +36,11 @@ R_IOREMAP = ("arch/x86/mm/ioremap.c:__ioremap_caller(), arch/arm64/mm/ioremap.c 
              "PAGE_ALIGN(offset + size), get_vm_area_caller(VM_IOREMAP) -> "
              "mm/vmalloc.c:__get_vm_area_node(): align = 1 << clamp(get_count_order_long(size), "
              "PAGE_SHIFT, IOREMAP_MAX_ORDER), size += PAGE_SIZE (guard)")
+R_DMA = ("kernel/dma/direct.c:__dma_direct_alloc_pages(): PAGE_ALIGN(size), "
+         "dma_direct_optimal_gfp_mask(); kernel/dma/contiguous.c:dma_alloc_contiguous(): the "
+         "default CMA area above PAGE_SIZE (cma_alloc_aligned(): size >> PAGE_SHIFT pages, "
+         "aligned to min(get_order(size), CONFIG_CMA_ALIGNMENT)), else "
+         "alloc_pages_node(get_order(size))")
 R_MEMPOOL = "mm/mempool.c:mempool_create_node() + mempool_init_node()"
 R_MEMPOOL_ALLOC = "mm/mempool.c:mempool_alloc() + mempool_free()"
 R_PERCPU = "mm/percpu.c:pcpu_alloc()"
@@ -674,6 +679,22 @@ class Model:
         (flag ioremap, phys= the page-aligned address, no pages) and the address's alignment."""
         self._check_size(size)
         return exact(vmalloc.ioremap_plan(self.params, offset, size), R_IOREMAP)
+
+    # ------------------------------------------------------------------ DMA
+    def dma_alloc_coherent(self, size: int, mask_bits: int = 32, cmdline: str = ""
+                           ) -> Prediction[dma.DmaCoherentPlan]:
+        """Where dma_alloc_coherent(dev, size) of a device with a ``mask_bits`` coherent mask
+        takes its buffer (CMA or a buddy block, how many pages, their alignment and zone flag),
+        on a kernel booted with ``cmdline`` (its ``cma=``)."""
+        self._check_size(size)
+        return exact(dma.coherent_plan(self.params, size, mask_bits, cmdline), R_DMA)
+
+    def cma_total_kb(self, cmdline: str = "") -> Prediction[int | None]:
+        """/proc/meminfo CmaTotal (None: no such line, the kernel has no CONFIG_CMA)."""
+        size = dma.cma_bytes(self.params, cmdline)
+        return exact(None if size is None else size // 1024,
+                     "kernel/dma/contiguous.c:dma_contiguous_reserve() (cma= or "
+                     "CONFIG_CMA_SIZE_MBYTES) + mm/cma.c:totalcma_pages (fs/proc/meminfo.c)")
 
     # ------------------------------------------------------------------ mempool
     def mempool_create(self, min_nr: int, kind: str = "kmalloc", *,

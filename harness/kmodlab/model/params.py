@@ -89,6 +89,9 @@ class KernelParams:
     zone_fallback: tuple[str, ...]
     highmem: bool                  # CONFIG_HIGHMEM: ZONE_HIGHMEM exists (32-bit)
     zone_dma32: bool               # CONFIG_ZONE_DMA32 (not on i386: __GFP_DMA32 means Normal)
+    zone_dma_bits: int             # dma-direct's GFP_DMA limit (kernel/dma/direct.c)
+    dma_cma_mbytes: int | None     # CONFIG_CMA_SIZE_MBYTES with CONFIG_DMA_CMA; None: no DMA CMA
+    cma_alignment: int             # CONFIG_CMA_ALIGNMENT: the largest CMA alignment order
     vm_struct_size: int
     thread_size: int
     mempool_t_size: int
@@ -247,6 +250,10 @@ def resolve(arch: str, version: tuple[int, int] | str, kconfig: Mapping[str, str
         kmalloc_cache_align=t("KMALLOC_CACHE_ALIGN"), kmalloc_roundup=t("KMALLOC_SIZE_ROUNDUP"),
         memcg_kmalloc=t("MEMCG_KMALLOC_SYMBOL") is not None and _on(kc, t("MEMCG_KMALLOC_SYMBOL")),
         zone_dma=_on(kc, "CONFIG_ZONE_DMA"),
+        zone_dma_bits=t("ZONE_DMA_BITS"),
+        dma_cma_mbytes=(_int(kc, "CONFIG_CMA_SIZE_MBYTES") or 0) if _on(kc, "CONFIG_DMA_CMA")
+        else None,
+        cma_alignment=_int(kc, "CONFIG_CMA_ALIGNMENT") or 8,
         random_kmalloc=_on(kc, "CONFIG_RANDOM_KMALLOC_CACHES"),
         slab_merge=(not slab_nomerge) if slab_nomerge is not None else merge_default,
         hardened_usercopy=_on(kc, "CONFIG_HARDENED_USERCOPY"),

@@ -175,6 +175,13 @@ TABLE: dict[str, Entry] = {
         "__VMALLOC_RESERVE, which depends on the fixmap and so on NR_CPUS); verified on "
         "6.1.0-57-686-pae and 5.10.0-32-686-pae with 1536 MiB: \"879MB LOWMEM available\", "
         "HighMem zone from 0x36ffe000"),
+    "ZONE_DMA_BITS": Entry(
+        {"x86_64": 24, "i386": 24, "arm64": 32},
+        "kernel/dma/direct.c: zone_dma_bits defaults to 24 (x86's 16 MiB ZONE_DMA); arm64 "
+        "arch/arm64/mm/init.c:zone_sizes_init() sets min3(32, the device tree's and ACPI's "
+        "DMA limits): 32 on QEMU's virt machine, whose PCI host has no dma-ranges limit (6.12+: "
+        "zone_dma_limit = DMA_BIT_MASK(32), the same); dma_direct_optimal_gfp_mask() turns a "
+        "device mask at or below it into GFP_DMA, at or below 32 bits into GFP_DMA32"),
     # ------------------------------------------------------------------ kmalloc
     "ARCH_KMALLOC_MINALIGN": Entry(
         {"x86_64": 8, "i386": 8, ("arm64", "5.10"): 128, ("arm64", "6.1"): 128,
@@ -389,22 +396,28 @@ _COMMON = {
     "CONFIG_HUGETLB_PAGE": "y",
     "CONFIG_STACKDEPOT": "y",
 }
+# Contiguous memory for DMA (kernel/dma/contiguous.c): Debian's arm64 configs reserve 64 MiB
+# at boot; amd64 has none before 7.2, and 7.2's amd64 config has it with size 0 (cma= turns it
+# on).  i386 has no CMA.
+_DEBIAN_CMA = {"CONFIG_CMA": "y", "CONFIG_DMA_CMA": "y", "CONFIG_CMA_SIZE_SEL_MBYTES": "y",
+              "CONFIG_CMA_SIZE_MBYTES": "64", "CONFIG_CMA_ALIGNMENT": "8"}
 DEBIAN_KCONFIG: dict[tuple[str, str], dict[str, str]] = {
     # 5.10 (Debian linux-config-5.10 5.10.262-1 amd64/i386, 5.10.223-1 arm64): SLUB does not use
     # the stack depot (STACKDEPOT not selected); arm64 forces the max order under its old name
     ("x86_64", "5.10"): {**_COMMON, "CONFIG_STACKDEPOT": "", "CONFIG_MEMCG_KMEM": "y"},
     ("arm64", "5.10"): {**_COMMON, "CONFIG_STACKDEPOT": "", "CONFIG_MEMCG_KMEM": "y",
                         "CONFIG_ARM64_4K_PAGES": "y", "CONFIG_ARM64_PAGE_SHIFT": "12",
-                        "CONFIG_FORCE_MAX_ZONEORDER": "11", "CONFIG_CMA": "y"},
+                        "CONFIG_FORCE_MAX_ZONEORDER": "11", **_DEBIAN_CMA},
     ("i386", "5.10"): {**_COMMON, "CONFIG_STACKDEPOT": "", "CONFIG_MEMCG_KMEM": "y",
                        "CONFIG_ZONE_DMA32": "", "CONFIG_NUMA": "", "CONFIG_HIGHMEM": "y",
                        "CONFIG_HIGHMEM64G": "y", "CONFIG_X86_PAE": "y", "CONFIG_VMSPLIT_3G": "y"},
     ("x86_64", "6.1"): {**_COMMON, "CONFIG_MEMCG_KMEM": "y"},
     ("x86_64", "6.12"): {**_COMMON, "CONFIG_SLAB_BUCKETS": "y", "CONFIG_KFENCE": "y",
                          "CONFIG_KFENCE_SAMPLE_INTERVAL": "0", "CONFIG_PCP_BATCH_SCALE_MAX": "5"},
-    ("arm64", "6.1"): {**_COMMON, "CONFIG_MEMCG_KMEM": "y", "CONFIG_ARM64_4K_PAGES": "y",
+    ("arm64", "6.1"): {**_COMMON, **_DEBIAN_CMA, "CONFIG_MEMCG_KMEM": "y",
+                       "CONFIG_ARM64_4K_PAGES": "y",
                        "CONFIG_ARM64_PAGE_SHIFT": "12", "CONFIG_ARCH_FORCE_MAX_ORDER": "11"},
-    ("arm64", "6.12"): {**_COMMON, "CONFIG_SLAB_BUCKETS": "y", "CONFIG_KFENCE": "y",
+    ("arm64", "6.12"): {**_COMMON, **_DEBIAN_CMA, "CONFIG_SLAB_BUCKETS": "y", "CONFIG_KFENCE": "y",
                         "CONFIG_KFENCE_SAMPLE_INTERVAL": "0", "CONFIG_PCP_BATCH_SCALE_MAX": "5",
                         "CONFIG_ARM64_4K_PAGES": "y", "CONFIG_ARM64_PAGE_SHIFT": "12",
                         "CONFIG_ARCH_FORCE_MAX_ORDER": "10",
@@ -415,11 +428,12 @@ DEBIAN_KCONFIG: dict[tuple[str, str], dict[str, str]] = {
                       "CONFIG_NUMA": "", "CONFIG_HIGHMEM": "y", "CONFIG_HIGHMEM64G": "y",
                       "CONFIG_X86_PAE": "y", "CONFIG_VMSPLIT_3G": "y"},
     # 7.2: no CONFIG_SLUB_CPU_PARTIAL (sheaves); CONFIG_PAGE_SHIFT on every arch
-    ("x86_64", "7.2"): {**_COMMON, "CONFIG_SLUB_CPU_PARTIAL": "", "CONFIG_SLAB_BUCKETS": "y",
+    ("x86_64", "7.2"): {**_COMMON, **_DEBIAN_CMA, "CONFIG_CMA_SIZE_MBYTES": "0",
+                        "CONFIG_SLUB_CPU_PARTIAL": "", "CONFIG_SLAB_BUCKETS": "y",
                         "CONFIG_KFENCE": "y", "CONFIG_KFENCE_SAMPLE_INTERVAL": "0",
                         "CONFIG_PCP_BATCH_SCALE_MAX": "5", "CONFIG_SLAB_OBJ_EXT": "y",
                         "CONFIG_PAGE_SHIFT": "12", "CONFIG_PAGE_BLOCK_MAX_ORDER": "10"},
-    ("arm64", "7.2"): {**_COMMON, "CONFIG_SLUB_CPU_PARTIAL": "", "CONFIG_SLAB_BUCKETS": "y",
+    ("arm64", "7.2"): {**_COMMON, **_DEBIAN_CMA, "CONFIG_SLUB_CPU_PARTIAL": "", "CONFIG_SLAB_BUCKETS": "y",
                        "CONFIG_KFENCE": "y", "CONFIG_KFENCE_SAMPLE_INTERVAL": "0",
                        "CONFIG_PCP_BATCH_SCALE_MAX": "5", "CONFIG_SLAB_OBJ_EXT": "y",
                        "CONFIG_PAGE_SHIFT": "12", "CONFIG_PAGE_BLOCK_MAX_ORDER": "10",

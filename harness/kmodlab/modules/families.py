@@ -49,6 +49,7 @@ _SUMMARIES = {
     "devres": "a platform driver whose probe allocates with devm_*; unbind frees everything",
     "pages": "buddy allocator blocks of orders 0..N per GFP zone: pfn, alignment, zone",
     "ioremap": "device memory (the guest's ivshmem BAR) via ioremap/ioremap_wc/pci_iomap",
+    "dma": "coherent DMA buffers (dma_alloc_coherent, dmam_alloc_coherent) for the ivshmem device",
     "bugs": "one deliberate memory bug per module (-p bug=CLASS), for the kernel's detectors",
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from kmodlab.modules.params.base import FamilyParams
 from kmodlab.modules.params.bugs import BugsParams
 from kmodlab.modules.params.devres import DevresParams
+from kmodlab.modules.params.dma import DmaParams
 from kmodlab.modules.params.ioremap import IoremapParams
 from kmodlab.modules.params.kmalloc import KmallocParams
 from kmodlab.modules.params.kmem_cache import KmemCacheParams
@@ -24,6 +25,7 @@ PARAMS: dict[str, type[FamilyParams]] = {
         DevresParams,
         PagesParams,
         IoremapParams,
+        DmaParams,
         BugsParams,
     )
 }
@@ -32,6 +34,7 @@ __all__ = [
     "PARAMS",
     "BugsParams",
     "DevresParams",
+    "DmaParams",
     "FamilyParams",
     "IoremapParams",
     "KmallocParams",
