@@ -222,6 +222,27 @@ def test_ioremap_claim_holds_only_when_every_window_is_device_memory(catalog, ta
     assert unmapped.measured is None
 
 
+def _dma(cma_kb: int, align: int) -> dict:
+    return {"dma_alloc_coherent_1050000": {"allocated": 1, "pfn_align": align},
+            "memory_held": {"cma_kb": cma_kb}}
+
+
+def test_dma_claim_reads_cma_pages_and_alignment(catalog, targets) -> None:
+    claim = catalog.claim("dma-coherent-power-of-two")
+    x86, arm = targets[0], targets[3]            # x86_64 6.1 (no CMA), arm64 6.12 (64 MiB)
+    buddy = judge(claim, x86, observations("x86_64-6.1", dma_sizes=_dma(0, 512)))
+    assert (buddy.verdict, buddy.agrees) == ("true", True)
+    cma = judge(claim, arm, observations("arm64-6.12", dma_sizes=_dma(1028, 256)))
+    assert (cma.verdict, cma.agrees) == ("false", True)
+    assert "257 pages" in cma.measured.answer
+    # a kernel that took a power-of-two block from CMA (2048 kB) matches neither
+    odd = judge(claim, arm, observations("arm64-6.12", dma_sizes=_dma(2048, 512)))
+    assert (odd.measured.verdict, odd.agrees) == ("depends", False)
+    # the x86 kernel taking the buffer from CMA would disagree with the model
+    moved = judge(claim, x86, observations("x86_64-6.1", dma_sizes=_dma(1028, 256)))
+    assert moved.agrees is False
+
+
 def test_timing_is_reported_not_compared(catalog, targets) -> None:
     timing = {f"timing_{n}": {"iterations": 100, "kmalloc_min_ns": 100 * (n // 64 + 1),
                               "vmalloc_min_ns": 150 * (n // 64 + 1) + 2000,

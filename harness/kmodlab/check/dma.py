@@ -21,8 +21,7 @@ from kmodlab.check.rows import CheckRow, Rows
 from kmodlab.model import Model
 from kmodlab.modules.params.dma import DmaParams
 from kmodlab.observe.cma import cma_areas
-from kmodlab.observe.errors import ParseError
-from kmodlab.observe.zoneinfo import parse_zoneinfo
+from kmodlab.observe.zoneinfo import free_and_listed_pages
 from kmodlab.runner import ProcSnapshot
 
 FAMILY = "dma"
@@ -96,28 +95,10 @@ def _buffer_rows(rows: Rows, obs: Observation, model: Model, test: str, rule: st
                "include/linux/dma-direct.h:phys_to_dma() without an offset or IOMMU")
 
 
-def _vmalloc_pages(snap: ProcSnapshot) -> int:
-    """Pages of every VM_ALLOC area (/proc/vmallocinfo ``pages=``)."""
-    return sum(e.pages for e in snap.vmallocinfo if "vmalloc" in e.flags)
-
-
 def _kb(snap: ProcSnapshot | None, key: str) -> int | None:
     if snap is None:
         return None
     return snap.meminfo.data.get(key)
-
-
-def free_and_listed_pages(zoneinfo: str | None) -> int | None:
-    """Free pages of every zone plus the pages on the per-CPU lists, from one /proc/zoneinfo
-    read.  Freed pages (CMA ones too: mm/page_alloc.c:free_unref_page() puts MIGRATE_CMA pages
-    on the movable list) wait on the per-CPU lists, counted by neither MemFree nor CmaFree."""
-    if zoneinfo is None:
-        return None
-    try:
-        info = parse_zoneinfo(zoneinfo)
-    except ParseError:
-        return None
-    return sum(z.pages.get("free", 0) + sum(p.count for p in z.pagesets) for z in info.values())
 
 
 def _meminfo_rows(rows: Rows, obs: Observation, model: Model, cmdline: str, cma_pages: int,
@@ -149,7 +130,8 @@ def _meminfo_rows(rows: Rows, obs: Observation, model: Model, cmdline: str, cma_
         # The module's own code and data are vmalloc'ed too (kernel/module/main.c ->
         # mm/execmem.c): a few pages, or a whole 2 MiB page where x86 keeps module text in a
         # ROX cache of huge pages (7.x), taken at load and given back at unload.
-        other = _vmalloc_pages(snap) - _vmalloc_pages(obs.baseline) if snap else 0
+        other = (snap.vmallocinfo.vmalloc_pages() - obs.baseline.vmallocinfo.vmalloc_pages()
+                 if snap else 0)
         want = pages - other
         rows.bounded("zoneinfo", f"Δ(free + per-CPU list pages) {phase} (kB)",
                      want * page_kb, want * page_kb - FREE_SLACK_KB,

@@ -49,6 +49,23 @@ def ktap_values(run: ModuleRun) -> tuple[dict[str, Values], dict[str, str]]:
     return values, status
 
 
+MEMORY_TEST = "memory_held"
+"""The pseudo test under which a probe's memory use is stored next to its KTAP tests."""
+
+
+def memory_held(run: ModuleRun) -> Values:
+    """What the loaded module took from CMA: ``cma_kb`` = -ΔCmaFree across insmod (the load
+    phase's snapshots, slab caches shrunk before).  Empty without CMA or snapshots.  (The
+    pages it took from the buddy allocator are counted by ``kmodlab check dma``, which also
+    reads the per-CPU lists.)"""
+    before, after = run.load.before, run.load.after
+    if before is None or after is None:
+        return {}
+    if "CmaFree" in before.meminfo.data and "CmaFree" in after.meminfo.data:
+        return {"cma_kb": before.meminfo.kb("CmaFree") - after.meminfo.kb("CmaFree")}
+    return {}
+
+
 def read_facts(guest: Guest) -> dict[str, str]:
     """Boot-time facts the checks quote: init_on_alloc/free as the kernel reported them."""
     facts: dict[str, str] = {}
@@ -102,6 +119,8 @@ def measure_on_guest(guest: Guest, kernel: Kernel, probes: Iterable[Probe], *,
             report(f"{kernel.label}: {name}: {obs.errors[name]}")
             continue
         obs.probes[name], obs.status[name] = ktap_values(run)
+        if held := memory_held(run):
+            obs.probes[name][MEMORY_TEST] = held
         obs.events[name] = [f"{e.kind}: {e.subject}" for e in run.load.complaints]
         failed = [t for t, s in obs.status[name].items() if s not in ("pass", "skip")]
         report(f"{kernel.label}: {name}: {len(obs.status[name])} test points"

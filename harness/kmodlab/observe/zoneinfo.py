@@ -117,3 +117,17 @@ def parse_zoneinfo(text: str) -> ZoneInfo:
 
 
 parse = parse_zoneinfo
+
+
+def free_and_listed_pages(text: str | None) -> int | None:
+    """Free pages of every zone plus the pages on the per-CPU lists, from one /proc/zoneinfo
+    read (None when there is none, or it does not parse).  Freed pages (CMA ones too:
+    mm/page_alloc.c:free_unref_page() puts MIGRATE_CMA pages on the movable list) wait on the
+    per-CPU lists, counted by neither MemFree nor CmaFree."""
+    if not text:
+        return None
+    try:
+        info = parse_zoneinfo(text)
+    except ParseError:
+        return None
+    return sum(z.pages.get("free", 0) + sum(p.count for p in z.pagesets) for z in info.values())
