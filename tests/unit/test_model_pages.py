@@ -140,3 +140,23 @@ def test_i386_structures_are_32_bit() -> None:
     assert p.devres_header_size == 24 and p.thread_size == 8192
     with pytest.raises(ConfigError, match="the model covers i386 on series 5.10, 6.1, not 6.12"):
         Model("i386", "6.12")
+
+
+# ----------------------------------------------------------------------------- zones by RAM
+def test_populated_zones_follow_the_guest_ram() -> None:
+    """x86_64: DMA (16 MiB) and DMA32 below 4 GiB; arm64's RAM starts at 1 GiB and ZONE_DMA
+    covers 32 bits; i386 gets HighMem above its lowmem limit (879 MiB)."""
+    assert Model("x86_64", "6.12").populated_zones(1536 << 20).value == ("DMA", "DMA32")
+    assert Model("arm64", "7.2").populated_zones(1536 << 20).value == ("DMA",)
+    assert Model("i386", "6.1").populated_zones(512 << 20).value == ("DMA", "Normal")
+    assert Model("i386", "5.10").populated_zones(1536 << 20).value == ("DMA", "Normal",
+                                                                       "HighMem")
+    with pytest.raises(ModelError, match="3 GiB"):
+        Model("x86_64", "6.1").populated_zones(4 << 30)
+
+
+def test_highuser_pages_come_from_highmem_only_where_it_exists() -> None:
+    i386, x86 = Model("i386", "6.1"), Model("x86_64", "6.1")
+    assert i386.preferred_zone(i386.populated_zones(1536 << 20).value, "GFP_HIGHUSER") == "HighMem"
+    assert i386.preferred_zone(i386.populated_zones(512 << 20).value, "GFP_HIGHUSER") == "Normal"
+    assert x86.preferred_zone(x86.populated_zones(1536 << 20).value, "GFP_HIGHUSER") == "DMA32"

@@ -170,3 +170,17 @@ def test_dma_buffers_per_api_and_size() -> None:
                          ([f"sizes={(4 << 20) + 1}"], "4194304")):
         with pytest.raises(ConfigError, match=message):
             parse_params("dma", bad)
+
+
+def test_highmem_masks_are_for_the_page_allocator_only() -> None:
+    """GFP_HIGHUSER and __GFP_HIGHMEM reach alloc_pages(); the slab allocators refuse them
+    (mm/slab.h:GFP_SLAB_BUG_MASK), and one mask cannot ask for two zones."""
+    p = parse_params("pages", ["gfp=GFP_HIGHUSER,GFP_KERNEL|__GFP_HIGHMEM", "max_order=0"])
+    names = [b["name"] for b in p.template_context()["blocks"]]
+    assert "alloc_pages_highuser_o0" in names and "get_free_pages_kernel_highmem_o0" in names
+    for family, gfp in (("kmalloc", "GFP_KERNEL|__GFP_HIGHMEM"), ("kmalloc", "GFP_HIGHUSER"),
+                        ("kmem_cache", "GFP_HIGHUSER")):
+        with pytest.raises(ConfigError, match="unknown or unsupported GFP flag"):
+            parse_params(family, [f"gfp={gfp}"])
+    with pytest.raises(ConfigError, match="two zone modifiers"):
+        parse_params("pages", ["gfp=GFP_HIGHUSER|GFP_DMA"])

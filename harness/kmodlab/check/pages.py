@@ -24,6 +24,7 @@ from kmodlab.check.common import lifecycle_rows, populated_zones
 from kmodlab.check.observation import Observation, Probe, int_list, named_values, values
 from kmodlab.check.rows import CheckRow, Rows
 from kmodlab.model import Model
+from kmodlab.model import gfp as model_gfp
 from kmodlab.model.pages import free_pages
 from kmodlab.modules import gfp as gfp_mod
 from kmodlab.modules.params.pages import PagesParams
@@ -49,6 +50,8 @@ R_CONTIG = "mm/page_alloc.c:expand(): a block is 2^order consecutive pfns"
 R_CONSERVE = ("mm/page_alloc.c:rmqueue_bulk()/free_pcppages_bulk(): pages move between the "
               "buddy and per-cpu lists; pcp->count counts pages")
 R_FREE = "mm/page_alloc.c:__free_one_page(): the block returns to the buddy lists (merged)"
+R_HIGHMEM = ("include/linux/mm.h:page_address() -> mm/highmem.c:page_address(): NULL for a "
+             "ZONE_HIGHMEM page nobody kmapped; a low-memory page is in the linear map")
 
 
 def probes(model: Model) -> list[Probe]:
@@ -78,7 +81,7 @@ def compare(obs: Observation, model: Model) -> Iterator[CheckRow]:
             for order in range(p.max_order + 1):
                 test = f"{api}_{tag}_o{order}"
                 v = values(obs.load, test)
-                _block(rows, model, test, order, expr, v, zones)
+                _block(rows, model, test, order, _zone_expr(api, expr), v, zones)
                 _alloc_delta(rows, model, test, order, expr, v, managed)
                 _free_delta(rows, model, test, order, named_values(obs.unload, test))
                 zone = v.get("alloc_zone")
@@ -107,6 +110,15 @@ def _page_constants(rows: Rows, model: Model, v: dict) -> None:
                v.get("nr_orders"))
 
 
+def _zone_expr(api: str, expr: str) -> str:
+    """The mask that picks the zone: __get_free_pages() drops __GFP_HIGHMEM (mm/page_alloc.c:
+    it must return an address, and a high-memory page has none)."""
+    if api != "get_free_pages" or not gfp_mod.parse_gfp(expr).highmem:
+        return expr
+    flags = model_gfp.parse_gfp(expr) - {"__GFP_HIGHMEM"}
+    return " | ".join(sorted(flags)) or "0"
+
+
 def _block(rows: Rows, model: Model, test: str, order: int, expr: str, v: dict,
            zones: list[str]) -> None:
     rows.check(test, "pages", model.pages_for_order(order), v.get("pages"))
@@ -114,8 +126,15 @@ def _block(rows: Rows, model: Model, test: str, order: int, expr: str, v: dict,
     rows.exact(test, "pfn % 2^order", 0, pfn % (1 << order) if isinstance(pfn, int) else None,
                R_ALIGN)
     rows.exact(test, "physically contiguous", 1, v.get("contiguous"), R_CONTIG)
-    rows.exact(test, "zone", model.preferred_zone(zones, expr), v.get("zone"),
+    zone = model.preferred_zone(zones, expr)
+    rows.exact(test, "zone", zone, v.get("zone"),
                "include/linux/gfp.h:gfp_zone() + zonelist fallback order")
+    high = zone == "HighMem"
+    rows.exact(test, "high memory (PageHighMem)", int(high), v.get("highmem"), R_HIGHMEM)
+    rows.exact(test, "page_address() set", int(not high), v.get("page_address"), R_HIGHMEM,
+               "a high-memory page has no permanent kernel address")
+    rows.exact(test, "kmap_local_page() maps it", 1, v.get("kmap_ok"),
+               "mm/highmem.c:__kmap_local_page_prot() (page_address() for low memory)")
 
 
 def _protected(model: Model, expr: str | None) -> bool:

@@ -628,6 +628,24 @@ class Model:
                 return zone
         raise ModelError(f"no zone at or below {highest} in {sorted(available)}")
 
+    def populated_zones(self, ram_bytes: int) -> Prediction[tuple[str, ...]]:
+        """The zones /proc/buddyinfo lists for a QEMU guest with ``ram_bytes`` of RAM, lowest
+        first (covered up to 3 GiB: above it QEMU's pc machine splits RAM around its PCI hole)."""
+        p = self.params
+        if ram_bytes > 3 << 30:
+            raise ModelError(f"{ram_bytes >> 20} MiB: the model places guest RAM only up to "
+                             "3 GiB (above, QEMU's pc machine splits it around the PCI hole)")
+        from kmodlab.model import tables
+
+        start = tables.lookup("RAM_BASE", p.arch, p.series)
+        end = start + ram_bytes
+        zones, low = [], 0
+        for name, limit in tables.lookup("ZONE_LIMITS", p.arch, p.series):
+            if start < limit and end > low:
+                zones.append(name)
+            low = limit
+        return exact(tuple(zones), tables.source("ZONE_LIMITS"))
+
     def highmem_zones(self, ram_bytes: int) -> Prediction[tuple[str, ...]]:
         """The zones a HIGHMEM kernel (i386) shows with ``ram_bytes`` of RAM: DMA (below
         16 MiB, arch/x86/include/asm/dma.h:MAX_DMA_PFN), Normal up to the lowmem limit and

@@ -127,6 +127,8 @@ class Entry:
         raise KeyError(f"no value for {arch} {series}")
 
 
+_I386_LOWMEM = 0x36FFE000         # LOWMEM_LIMIT's value, also ZONE_LIMITS' end of Normal
+
 TABLE: dict[str, Entry] = {
     # ------------------------------------------------------------------ pages
     "PAGE_SHIFT": Entry(
@@ -168,8 +170,21 @@ TABLE: dict[str, Entry] = {
         "(gfp_zone()) and falls back downwards; x86 1 GiB has DMA+DMA32, arm64 1 GiB only DMA "
         "(verified); i386 (include/linux/mmzone.h, CONFIG_HIGHMEM, no ZONE_DMA32): DMA "
         "(16 MiB), Normal (lowmem), HighMem above it (verified on 6.1.0-57-686-pae)"),
+    "ZONE_LIMITS": Entry(
+        {"x86_64": (("DMA", 16 << 20), ("DMA32", 4 << 30)), "arm64": (("DMA", 4 << 30),),
+         # PAE addresses 64 GiB; Normal ends at LOWMEM_LIMIT (below)
+         "i386": (("DMA", 16 << 20), ("Normal", _I386_LOWMEM), ("HighMem", 64 << 30))},
+        "arch/x86/mm/init.c:zone_sizes_init(): ZONE_DMA to MAX_DMA_PFN (16 MiB), ZONE_DMA32 to "
+        "MAX_DMA32_PFN (4 GiB); arch/arm64/mm/init.c:zone_sizes_init(): ZONE_DMA to the 32-bit "
+        "DMA limit (zone_dma_bits 32 on QEMU's virt machine), so ZONE_DMA32 is empty; i386: "
+        "arch/x86/mm/init.c too, ZONE_NORMAL to max_low_pfn (LOWMEM_LIMIT), ZONE_HIGHMEM above; "
+        "the physical end of each zone"),
+    "RAM_BASE": Entry(
+        {"x86_64": 0, "i386": 0, "arm64": 1 << 30},
+        "where QEMU puts the guest's RAM: hw/i386/pc.c from 0 (up to 3 GiB below the PCI hole "
+        "when RAM is 3.5 GiB or more), hw/arm/virt.c from 1 GiB (VIRT_MEM)"),
     "LOWMEM_LIMIT": Entry(
-        {"i386": 0x36FFE000},
+        {"i386": _I386_LOWMEM},
         "arch/x86/mm/init_32.c:find_low_pfn_range(): lowmem ends at MAXMEM "
         "(arch/x86/include/asm/pgtable_32_areas.h: VMALLOC_END - PAGE_OFFSET - "
         "__VMALLOC_RESERVE, which depends on the fixmap and so on NR_CPUS); verified on "

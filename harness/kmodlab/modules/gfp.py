@@ -12,10 +12,16 @@ from dataclasses import dataclass
 
 # Complete masks (include/linux/gfp_types.h).  At most one per expression.
 BASE_MASKS = frozenset(
-    {"GFP_KERNEL", "GFP_ATOMIC", "GFP_NOWAIT", "GFP_KERNEL_ACCOUNT", "GFP_NOIO", "GFP_NOFS"}
+    {"GFP_KERNEL", "GFP_ATOMIC", "GFP_NOWAIT", "GFP_KERNEL_ACCOUNT", "GFP_NOIO", "GFP_NOFS",
+     "GFP_USER", "GFP_HIGHUSER", "GFP_HIGHUSER_MOVABLE"}
 )
+# Base masks that carry __GFP_HIGHMEM themselves (include/linux/gfp_types.h).
+HIGHMEM_MASKS = frozenset({"GFP_HIGHUSER", "GFP_HIGHUSER_MOVABLE"})
 # Zone modifiers.  At most one per expression.
-ZONE_MODIFIERS = frozenset({"GFP_DMA", "GFP_DMA32"})
+ZONE_MODIFIERS = frozenset({"GFP_DMA", "GFP_DMA32", "__GFP_HIGHMEM"})
+# What the slab allocators must never be given (mm/slab.h:GFP_SLAB_BUG_MASK: kmalloc_fix_flags()
+# strips them with a warning): the zones a slab page cannot come from.
+SLAB_BUG_FLAGS = frozenset({"GFP_DMA32", "__GFP_HIGHMEM"}) | HIGHMEM_MASKS
 # Action/placement modifiers that are safe to combine with the above.
 MODIFIERS = frozenset(
     {
@@ -55,6 +61,11 @@ class Gfp:
         return "_".join(t.removeprefix("__").removeprefix("GFP_").lower() for t in self.tokens)
 
     @property
+    def highmem(self) -> bool:
+        """The mask allows ZONE_HIGHMEM (where the kernel has one: 32-bit)."""
+        return any(t == "__GFP_HIGHMEM" or t in HIGHMEM_MASKS for t in self.tokens)
+
+    @property
     def may_sleep(self) -> bool:
         """True when the mask allows direct reclaim (what gfpflags_allow_blocking() tests)."""
         base = [t for t in self.tokens if t in BASE_MASKS]
@@ -75,8 +86,9 @@ def parse_gfp(text: str, allowed: frozenset[str] = ALL_FLAGS) -> Gfp:
         raise ValueError(f"GFP flag repeated in {text!r}")
     if sum(t in BASE_MASKS for t in tokens) > 1:
         raise ValueError(f"{text!r} combines two base masks; use one of {', '.join(sorted(BASE_MASKS))}")
-    if sum(t in ZONE_MODIFIERS for t in tokens) > 1:
-        raise ValueError(f"{text!r} combines two zone modifiers (GFP_DMA, GFP_DMA32)")
+    if sum(t in ZONE_MODIFIERS or t in HIGHMEM_MASKS for t in tokens) > 1:
+        raise ValueError(f"{text!r} combines two zone modifiers (GFP_DMA, GFP_DMA32, "
+                         "__GFP_HIGHMEM; GFP_HIGHUSER carries __GFP_HIGHMEM)")
     if not any(t in BASE_MASKS or t in ZONE_MODIFIERS for t in tokens):
         raise ValueError(f"{text!r} has no base mask (e.g. GFP_KERNEL) or zone modifier")
     return Gfp(tokens)

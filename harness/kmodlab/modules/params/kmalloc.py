@@ -12,7 +12,7 @@ from kmodlab.modules import limits
 from kmodlab.modules.params.base import KMALLOC_MAX, FamilyParams, SizeInt, gfp_field, unique
 
 # GFP_DMA32 and __GFP_HIGHMEM are in GFP_SLAB_BUG_MASK: kmalloc warns and strips them.
-KMALLOC_GFP = gfp_mod.ALL_FLAGS - {"GFP_DMA32"}
+KMALLOC_GFP = gfp_mod.ALL_FLAGS - gfp_mod.SLAB_BUG_FLAGS
 KmallocGfp = Annotated[str, gfp_field(KMALLOC_GFP)]
 KVMALLOC_MAX = 64 << 20
 

@@ -28,7 +28,7 @@ SlabFlag = Literal[
 OBJECT_SIZE_MAX = 1 << 20
 
 # kmem_cache_alloc takes the zone from the cache's flags, so only plain masks are offered.
-CACHE_GFP = gfp_mod.BASE_MASKS | {"__GFP_NOWARN", "__GFP_ZERO"}
+CACHE_GFP = (gfp_mod.BASE_MASKS - gfp_mod.SLAB_BUG_FLAGS) | {"__GFP_NOWARN", "__GFP_ZERO"}
 
 
 class KmemCacheParams(FamilyParams):
