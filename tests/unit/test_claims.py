@@ -243,6 +243,40 @@ def test_dma_claim_reads_cma_pages_and_alignment(catalog, targets) -> None:
     assert moved.agrees is False
 
 
+def _zones(high_zone: str, highmem: int) -> dict:
+    return {"alloc_pages_highuser_o0": {"allocated": 1, "zone": high_zone, "highmem": highmem,
+                                        "page_address": 1 - highmem},
+            "get_free_pages_highuser_o0": {"allocated": 1, "zone": "Normal"},
+            "alloc_pages_kernel_dma_o0": {"allocated": 1, "zone": "DMA"},
+            "get_free_pages_kernel_dma_o0": {"allocated": 1, "zone": "DMA"}}
+
+
+def test_zone_claims_on_i386_with_high_memory(catalog) -> None:
+    i386 = next(t for t in all_targets(use_cache=False) if t.label == "i386-6.1")
+    obs = observations("i386-6.1", zones_highmem=_zones("HighMem", 1))
+    for cid, verdict in (("highmem-32-bit-only", "true"), ("gfp-dma-zone-only", "true"),
+                         ("gfp-highmem-any-zone", "true"), ("get-free-pages-no-highmem", "true")):
+        v = judge(catalog.claim(cid), i386, obs)
+        assert (v.verdict, v.agrees) == (verdict, True), cid
+    # a kernel whose __get_free_pages() handed out high memory would make the claim false
+    bad = dict(_zones("HighMem", 1), get_free_pages_highuser_o0={"allocated": 1,
+                                                                  "zone": "HighMem"})
+    v = judge(catalog.claim("get-free-pages-no-highmem"), i386,
+              observations("i386-6.1", zones_highmem=bad))
+    assert (v.measured.verdict, v.agrees) == ("false", False)
+
+
+def test_zone_claims_on_64_bit(catalog, targets) -> None:
+    x86 = targets[0]
+    obs = observations("x86_64-6.1", zones_highmem=_zones("DMA32", 0))
+    any_zone = judge(catalog.claim("gfp-highmem-any-zone"), x86, obs)
+    assert (any_zone.verdict, any_zone.agrees) == ("depends", True)
+    # a PageHighMem page on a 64-bit kernel contradicts the model
+    odd = judge(catalog.claim("highmem-32-bit-only"), x86,
+                observations("x86_64-6.1", zones_highmem=_zones("DMA32", 1)))
+    assert odd.agrees is False
+
+
 def test_timing_is_reported_not_compared(catalog, targets) -> None:
     timing = {f"timing_{n}": {"iterations": 100, "kmalloc_min_ns": 100 * (n // 64 + 1),
                               "vmalloc_min_ns": 150 * (n // 64 + 1) + 2000,
@@ -428,8 +462,8 @@ def test_claims_whose_kernel_cannot_be_built_are_not_measured_the_rest_are(
     monkeypatch.setattr(kernels, "provision", provision)
     monkeypatch.setattr(measure, "measure_kernel", measure_kernel)
     target = SimpleNamespace(arch="x86_64", series="5.10", label="x86_64-5.10")
-    probes = [SimpleNamespace(name="kmalloc_sweep", config=()),
-              SimpleNamespace(name="context", config=("debug-context",))]
+    probes = [SimpleNamespace(name="kmalloc_sweep", config=(), memory_mb=None),
+              SimpleNamespace(name="context", config=("debug-context",), memory_mb=None)]
     obs = claims_cli.measure_and_store(target, probes, 1, "cloud")
     assert obs.probes == {"kmalloc_sweep": {"t": {"v": 1}}}
     assert "own release's compiler" in obs.missing("context")

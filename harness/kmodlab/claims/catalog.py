@@ -34,6 +34,7 @@ class Probe:
     args: tuple[str, ...] = ()
     config: tuple[str, ...] = ()
     arm: str | None = None          # "failslab": failslab armed for make_it_fail tasks first
+    memory_mb: int | None = None    # a guest of this much memory (i386's HighMem starts at 879 MiB)
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,12 @@ def _probe(name: str, data: dict[str, Any]) -> Probe:
     if arm and "fault-injection" not in config:
         raise ConfigError(f"claims.yaml: probe {name!r} arms failslab: its config must "
                           "include fault-injection")
+    memory = data.get("memory_mb")
+    if memory is not None and (not isinstance(memory, int) or not 128 <= memory <= 16384):
+        raise ConfigError(f"claims.yaml: probe {name!r}: memory_mb must be 128..16384 MiB, not "
+                          f"{memory!r}")
     return Probe(name, str(data.get("what", "")), family, tuple(data.get("params") or ()),
-                 module, tuple(str(a) for a in data.get("args") or ()), config, arm)
+                 module, tuple(str(a) for a in data.get("args") or ()), config, arm, memory)
 
 
 def _claim(data: dict[str, Any], probes: dict[str, Probe], judges: set[str]) -> Claim:

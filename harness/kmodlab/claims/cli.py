@@ -175,11 +175,12 @@ def measure_and_store(target, probes, cpus: int, flavour: str):
     from kmodlab.guest import GuestOptions
     from kmodlab.kernels import provision
 
-    by_config: dict[tuple[str, ...], list] = {}
+    # One guest per (kernel config, guest memory): Debian's kernel in the default guest first.
+    groups: dict[tuple[tuple[str, ...], int | None], list] = {}
     for probe in probes:
-        by_config.setdefault(probe.config, []).append(probe)
+        groups.setdefault((probe.config, probe.memory_mb), []).append(probe)
     kernel = provision(target.arch, target.series, flavour=flavour)
-    plain = by_config.pop((), [])
+    plain = groups.pop(((), None), [])
     if plain:
         _stderr(f"measuring {target.label} ({kernel.release}): "
                 f"{', '.join(p.name for p in plain)}")
@@ -187,7 +188,7 @@ def measure_and_store(target, probes, cpus: int, flavour: str):
     else:
         obs = Observations(kernel.release, kernel.label, cpus,
                            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-    for config, group in by_config.items():
+    for (config, memory), group in groups.items():
         # Probes that need debugging options run on this series' kernel built with them.  Where
         # kmodlab cannot build that kernel (5.10 needs its release's compiler; no i386 build
         # settings), those claims are "not measured" with the reason: the others still are.
@@ -198,9 +199,11 @@ def measure_and_store(target, probes, cpus: int, flavour: str):
                 obs.errors[probe.name] = str(exc)
             _stderr(f"{target.label}+{'+'.join(config)}: not measured: {exc}")
             continue
-        _stderr(f"measuring {target.label}+{'+'.join(config)} ({built.release}): "
+        where = ", ".join(w for w in ("+".join(config), f"{memory} MiB" if memory else "") if w)
+        _stderr(f"measuring {target.label} ({where or 'default'}; {built.release}): "
                 f"{', '.join(p.name for p in group)}")
-        obs.merge_probes(measure_kernel(built, group, GuestOptions(cpus=cpus), report=_stderr))
+        options = GuestOptions(cpus=cpus, **({"memory_mb": memory} if memory else {}))
+        obs.merge_probes(measure_kernel(built, group, options, report=_stderr))
     old = store.load(kernel.release)
     if old is not None and old.ncpus == obs.ncpus:
         # Keep what this run did not re-measure.

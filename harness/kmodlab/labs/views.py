@@ -40,6 +40,7 @@ MODEL_METHODS = (
     "buddy_free", "preferred_zone", "vmalloc", "vmalloc_pages", "vmallocinfo_size",
     "vmalloc_entries", "mempool_create", "mempool_alloc", "alloc_percpu", "percpu_sum",
     "percpu_meminfo_delta_kb", "devres_header_size", "devm_kmalloc", "constant",
+    "populated_zones", "highmem_zones", "ioremap", "dma_alloc_coherent", "cma_total_kb",
 )
 MODEL_CONSTANTS = ("PAGE_SIZE", "KMALLOC_MIN_SIZE", "KMALLOC_MAX_CACHE_SIZE", "KMALLOC_MAX_SIZE",
                    "ncpus", "arch", "version")

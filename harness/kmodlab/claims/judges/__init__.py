@@ -4,7 +4,16 @@ The interface and the registry are in :mod:`.base`; the checks are grouped by al
 Importing this package registers them all in :data:`JUDGES`.
 """
 
-from kmodlab.claims.judges import context, dma, ioremap, kmalloc, mempool, pages, vmalloc
+from kmodlab.claims.judges import (
+    context,
+    dma,
+    ioremap,
+    kmalloc,
+    mempool,
+    pages,
+    vmalloc,
+    zones,
+)
 from kmodlab.claims.judges.base import JUDGES, Finding, Judge, register
 from kmodlab.claims.judges.kmalloc import kmalloc_test, measured_ksizes
 
@@ -22,4 +31,5 @@ __all__ = [
            "pages",
            "register",
            "vmalloc",
+           "zones",
 ]
