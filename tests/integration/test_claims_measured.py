@@ -116,3 +116,37 @@ def test_merge_into_is_where_the_kernel_merges(guest: Guest, kernel: Kernel) -> 
     finally:
         if module.loaded:
             module.unload()
+
+
+def test_device_memory_claims(guest: Guest, kernel: Kernel) -> None:
+    """ioremap maps the ivshmem BAR in the vmalloc range without RAM; dma_alloc_coherent takes
+    exact pages from CMA where the kernel has an area, a power-of-two block elsewhere."""
+    catalog, obs = _measure(guest, kernel, "ioremap_device", "dma_sizes")
+    target = _target(kernel, guest)
+    for cid in ("ioremap-like-vmalloc", "dma-coherent-power-of-two"):
+        verdict = judge(catalog.claim(cid), target, obs)
+        assert verdict.measured is not None, (cid, verdict.not_measured)
+        assert verdict.agrees is True, (cid, verdict.measured.answer)
+    cma = judge(catalog.claim("dma-coherent-power-of-two"), target, obs)
+    assert cma.verdict == ("false" if target.model.cma_total_kb().value else "true")
+
+
+ZONE_CLAIMS = ("highmem-32-bit-only", "gfp-dma-zone-only", "gfp-highmem-any-zone",
+               "kmalloc-no-highmem", "get-free-pages-no-highmem")
+
+
+def test_zone_claims_in_a_big_guest(kernel: Kernel) -> None:
+    """The zone claims' probes ask for 1536 MiB (i386's HighMem starts at 879 MiB); on 64-bit
+    kernels the same guest shows that there is no high memory to get."""
+    from kmodlab.guest import GuestOptions
+
+    catalog = load_catalog()
+    probe = catalog.probes["zones_highmem"]
+    assert probe.memory_mb == 1536
+    with Guest(kernel, GuestOptions(memory_mb=probe.memory_mb)) as big:
+        catalog, obs = _measure(big, kernel, "zones_highmem", "kmalloc_highmem_guest")
+        target = _target(kernel, big)
+    for cid in ZONE_CLAIMS:
+        verdict = judge(catalog.claim(cid), target, obs)
+        assert verdict.measured is not None, (cid, verdict.not_measured)
+        assert verdict.agrees is True, (cid, verdict.measured.answer)
