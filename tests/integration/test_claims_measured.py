@@ -150,3 +150,19 @@ def test_zone_claims_in_a_big_guest(kernel: Kernel) -> None:
         verdict = judge(catalog.claim(cid), target, obs)
         assert verdict.measured is not None, (cid, verdict.not_measured)
         assert verdict.agrees is True, (cid, verdict.measured.answer)
+
+
+def test_boot_memory_claim_in_a_guest_booted_with_crashkernel(kernel: Kernel) -> None:
+    """The probe's boot parameters reach the guest: its crashkernel= area is what the model
+    reads from them, and memblock is neither exported nor still running."""
+    from kmodlab.guest import GuestOptions
+
+    catalog = load_catalog()
+    probe = catalog.probes["boot_reservations"]
+    with Guest(kernel, GuestOptions(extra_cmdline=probe.cmdline)) as booted:
+        catalog, obs = _measure(booted, kernel, "boot_reservations")
+        target = _target(kernel, booted)
+    verdict = judge(catalog.claim("boot-memory-builtin-only"), target, obs)
+    assert verdict.measured is not None, verdict.not_measured
+    assert verdict.agrees is True, verdict.measured.answer
+    assert obs.values("boot_reservations", "reservations")["crashkernel_bytes"] == 64 << 20

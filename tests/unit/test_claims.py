@@ -277,6 +277,31 @@ def test_zone_claims_on_64_bit(catalog, targets) -> None:
     assert odd.agrees is False
 
 
+def _boot(exported: int = 0, booting: int = 0, reserved: int = 64 << 20) -> dict:
+    return {"boot_allocator": {"memblock_exported": exported, "booting": booting},
+            "reservations": {"crashkernel_bytes": reserved}}
+
+
+def test_boot_memory_claim(catalog, targets) -> None:
+    claim = catalog.claim("boot-memory-builtin-only")
+    assert catalog.probes["boot_reservations"].cmdline == ("crashkernel=64M",)
+    good = judge(claim, targets[0], observations("x86_64-6.1", boot_reservations=_boot()))
+    assert (good.verdict, good.agrees) == ("true", True)
+    for bad in (_boot(exported=1), _boot(booting=1), _boot(reserved=0)):
+        v = judge(claim, targets[0], observations("x86_64-6.1", boot_reservations=bad))
+        assert (v.measured.verdict, v.agrees) == ("false", False), bad
+
+
+def test_crashkernel_sizes_are_read_as_the_kernel_reads_them() -> None:
+    from kmodlab.claims.judges.boot import crashkernel_bytes
+
+    assert crashkernel_bytes(["quiet", "crashkernel=64M"]) == 64 << 20
+    assert crashkernel_bytes(["crashkernel=1g"]) == 1 << 30
+    assert crashkernel_bytes([]) == 0
+    with pytest.raises(ValueError, match="only crashkernel=<size>"):
+        crashkernel_bytes(["crashkernel=512M-2G:64M"])
+
+
 def test_timing_is_reported_not_compared(catalog, targets) -> None:
     timing = {f"timing_{n}": {"iterations": 100, "kmalloc_min_ns": 100 * (n // 64 + 1),
                               "vmalloc_min_ns": 150 * (n // 64 + 1) + 2000,
@@ -462,8 +487,9 @@ def test_claims_whose_kernel_cannot_be_built_are_not_measured_the_rest_are(
     monkeypatch.setattr(kernels, "provision", provision)
     monkeypatch.setattr(measure, "measure_kernel", measure_kernel)
     target = SimpleNamespace(arch="x86_64", series="5.10", label="x86_64-5.10")
-    probes = [SimpleNamespace(name="kmalloc_sweep", config=(), memory_mb=None),
-              SimpleNamespace(name="context", config=("debug-context",), memory_mb=None)]
+    probes = [SimpleNamespace(name="kmalloc_sweep", config=(), memory_mb=None, cmdline=()),
+              SimpleNamespace(name="context", config=("debug-context",), memory_mb=None,
+                              cmdline=())]
     obs = claims_cli.measure_and_store(target, probes, 1, "cloud")
     assert obs.probes == {"kmalloc_sweep": {"t": {"v": 1}}}
     assert "own release's compiler" in obs.missing("context")

@@ -35,6 +35,7 @@ class Probe:
     config: tuple[str, ...] = ()
     arm: str | None = None          # "failslab": failslab armed for make_it_fail tasks first
     memory_mb: int | None = None    # a guest of this much memory (i386's HighMem starts at 879 MiB)
+    cmdline: tuple[str, ...] = ()   # boot parameters of that guest (crashkernel=, cma=)
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,13 @@ def _probe(name: str, data: dict[str, Any]) -> Probe:
     if memory is not None and (not isinstance(memory, int) or not 128 <= memory <= 16384):
         raise ConfigError(f"claims.yaml: probe {name!r}: memory_mb must be 128..16384 MiB, not "
                           f"{memory!r}")
+    cmdline = tuple(str(w) for w in data.get("cmdline") or ())
+    if any(not w or any(c.isspace() for c in w) for w in cmdline):
+        raise ConfigError(f"claims.yaml: probe {name!r}: each cmdline entry is one kernel "
+                          f"parameter without spaces, not {list(cmdline)}")
     return Probe(name, str(data.get("what", "")), family, tuple(data.get("params") or ()),
-                 module, tuple(str(a) for a in data.get("args") or ()), config, arm, memory)
+                 module, tuple(str(a) for a in data.get("args") or ()), config, arm, memory,
+                 cmdline)
 
 
 def _claim(data: dict[str, Any], probes: dict[str, Probe], judges: set[str]) -> Claim:

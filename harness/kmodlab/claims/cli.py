@@ -175,12 +175,13 @@ def measure_and_store(target, probes, cpus: int, flavour: str):
     from kmodlab.guest import GuestOptions
     from kmodlab.kernels import provision
 
-    # One guest per (kernel config, guest memory): Debian's kernel in the default guest first.
-    groups: dict[tuple[tuple[str, ...], int | None], list] = {}
+    # One guest per (kernel config, guest memory, boot parameters): Debian's kernel in the
+    # default guest first.
+    groups: dict[tuple[tuple[str, ...], int | None, tuple[str, ...]], list] = {}
     for probe in probes:
-        groups.setdefault((probe.config, probe.memory_mb), []).append(probe)
+        groups.setdefault((probe.config, probe.memory_mb, probe.cmdline), []).append(probe)
     kernel = provision(target.arch, target.series, flavour=flavour)
-    plain = groups.pop(((), None), [])
+    plain = groups.pop(((), None, ()), [])
     if plain:
         _stderr(f"measuring {target.label} ({kernel.release}): "
                 f"{', '.join(p.name for p in plain)}")
@@ -188,7 +189,7 @@ def measure_and_store(target, probes, cpus: int, flavour: str):
     else:
         obs = Observations(kernel.release, kernel.label, cpus,
                            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-    for (config, memory), group in groups.items():
+    for (config, memory, cmdline), group in groups.items():
         # Probes that need debugging options run on this series' kernel built with them.  Where
         # kmodlab cannot build that kernel (5.10 needs its release's compiler; no i386 build
         # settings), those claims are "not measured" with the reason: the others still are.
@@ -199,10 +200,12 @@ def measure_and_store(target, probes, cpus: int, flavour: str):
                 obs.errors[probe.name] = str(exc)
             _stderr(f"{target.label}+{'+'.join(config)}: not measured: {exc}")
             continue
-        where = ", ".join(w for w in ("+".join(config), f"{memory} MiB" if memory else "") if w)
+        where = ", ".join(w for w in ("+".join(config), f"{memory} MiB" if memory else "",
+                                      " ".join(cmdline)) if w)
         _stderr(f"measuring {target.label} ({where or 'default'}; {built.release}): "
                 f"{', '.join(p.name for p in group)}")
-        options = GuestOptions(cpus=cpus, **({"memory_mb": memory} if memory else {}))
+        options = GuestOptions(cpus=cpus, extra_cmdline=cmdline,
+                               **({"memory_mb": memory} if memory else {}))
         obs.merge_probes(measure_kernel(built, group, options, report=_stderr))
     old = store.load(kernel.release)
     if old is not None and old.ncpus == obs.ncpus:

@@ -5,6 +5,7 @@ Importing this package registers them all in :data:`JUDGES`.
 """
 
 from kmodlab.claims.judges import (
+    boot,
     context,
     dma,
     ioremap,
@@ -21,6 +22,7 @@ __all__ = [
            "JUDGES",
            "Finding",
            "Judge",
+           "boot",
            "context",
            "dma",
            "ioremap",
