@@ -166,3 +166,16 @@ def test_boot_memory_claim_in_a_guest_booted_with_crashkernel(kernel: Kernel) ->
     assert verdict.measured is not None, verdict.not_measured
     assert verdict.agrees is True, verdict.measured.answer
     assert obs.values("boot_reservations", "reservations")["crashkernel_bytes"] == 64 << 20
+
+
+def test_percpu_claim_in_a_two_cpu_guest(kernel: Kernel) -> None:
+    from kmodlab.guest import GuestOptions
+
+    catalog = load_catalog()
+    probe = catalog.probes["percpu_two_cpus"]
+    with Guest(kernel, GuestOptions(cpus=probe.cpus or 2)) as smp:
+        catalog, obs = _measure(smp, kernel, "percpu_two_cpus")
+        target = _target(kernel, smp)
+    verdict = judge(catalog.claim("percpu-copy-per-cpu"), target, obs)
+    assert verdict.measured is not None, verdict.not_measured
+    assert verdict.agrees is True and verdict.verdict == "true", verdict.measured.answer

@@ -302,6 +302,23 @@ def test_crashkernel_sizes_are_read_as_the_kernel_reads_them() -> None:
         crashkernel_bytes(["crashkernel=512M-2G:64M"])
 
 
+def _percpu(each: list[int], possible: int = 2) -> dict:
+    tests = {f"percpu_cpu{i}": {"cpu": i, "online": 1, "dynamic": d} for i, d in enumerate(each)}
+    tests["percpu_sum"] = {"dynamic": sum(each), "possible_cpus": possible}
+    return tests
+
+
+def test_percpu_claim_counts_copies_and_their_sum(catalog, targets) -> None:
+    claim = catalog.claim("percpu-copy-per-cpu")
+    assert catalog.probes["percpu_two_cpus"].cpus == 2
+    good = judge(claim, targets[0], observations("x86_64-6.1", percpu_two_cpus=_percpu([3, 3])))
+    assert (good.verdict, good.agrees) == ("true", True)
+    # one shared copy (both CPUs' increments in one place) is not per-CPU data
+    shared = judge(claim, targets[0],
+                   observations("x86_64-6.1", percpu_two_cpus=_percpu([6], possible=1)))
+    assert (shared.measured.verdict, shared.agrees) == ("false", False)
+
+
 def test_timing_is_reported_not_compared(catalog, targets) -> None:
     timing = {f"timing_{n}": {"iterations": 100, "kmalloc_min_ns": 100 * (n // 64 + 1),
                               "vmalloc_min_ns": 150 * (n // 64 + 1) + 2000,
@@ -487,9 +504,10 @@ def test_claims_whose_kernel_cannot_be_built_are_not_measured_the_rest_are(
     monkeypatch.setattr(kernels, "provision", provision)
     monkeypatch.setattr(measure, "measure_kernel", measure_kernel)
     target = SimpleNamespace(arch="x86_64", series="5.10", label="x86_64-5.10")
-    probes = [SimpleNamespace(name="kmalloc_sweep", config=(), memory_mb=None, cmdline=()),
+    probes = [SimpleNamespace(name="kmalloc_sweep", config=(), memory_mb=None, cmdline=(),
+                              cpus=None),
               SimpleNamespace(name="context", config=("debug-context",), memory_mb=None,
-                              cmdline=())]
+                              cmdline=(), cpus=None)]
     obs = claims_cli.measure_and_store(target, probes, 1, "cloud")
     assert obs.probes == {"kmalloc_sweep": {"t": {"v": 1}}}
     assert "own release's compiler" in obs.missing("context")

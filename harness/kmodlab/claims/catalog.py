@@ -36,6 +36,7 @@ class Probe:
     arm: str | None = None          # "failslab": failslab armed for make_it_fail tasks first
     memory_mb: int | None = None    # a guest of this much memory (i386's HighMem starts at 879 MiB)
     cmdline: tuple[str, ...] = ()   # boot parameters of that guest (crashkernel=, cma=)
+    cpus: int | None = None         # a guest with this many CPUs (per-CPU data needs two or more)
 
 
 @dataclass(frozen=True)
@@ -93,9 +94,12 @@ def _probe(name: str, data: dict[str, Any]) -> Probe:
     if any(not w or any(c.isspace() for c in w) for w in cmdline):
         raise ConfigError(f"claims.yaml: probe {name!r}: each cmdline entry is one kernel "
                           f"parameter without spaces, not {list(cmdline)}")
+    cpus = data.get("cpus")
+    if cpus is not None and (not isinstance(cpus, int) or not 1 <= cpus <= 64):
+        raise ConfigError(f"claims.yaml: probe {name!r}: cpus must be 1..64, not {cpus!r}")
     return Probe(name, str(data.get("what", "")), family, tuple(data.get("params") or ()),
                  module, tuple(str(a) for a in data.get("args") or ()), config, arm, memory,
-                 cmdline)
+                 cmdline, cpus)
 
 
 def _claim(data: dict[str, Any], probes: dict[str, Probe], judges: set[str]) -> Claim:

@@ -175,13 +175,14 @@ def measure_and_store(target, probes, cpus: int, flavour: str):
     from kmodlab.guest import GuestOptions
     from kmodlab.kernels import provision
 
-    # One guest per (kernel config, guest memory, boot parameters): Debian's kernel in the
-    # default guest first.
-    groups: dict[tuple[tuple[str, ...], int | None, tuple[str, ...]], list] = {}
+    # One guest per (kernel config, guest memory, boot parameters, CPUs): Debian's kernel in
+    # the default guest first.
+    groups: dict[tuple[tuple[str, ...], int | None, tuple[str, ...], int | None], list] = {}
     for probe in probes:
-        groups.setdefault((probe.config, probe.memory_mb, probe.cmdline), []).append(probe)
+        key = (probe.config, probe.memory_mb, probe.cmdline, probe.cpus)
+        groups.setdefault(key, []).append(probe)
     kernel = provision(target.arch, target.series, flavour=flavour)
-    plain = groups.pop(((), None, ()), [])
+    plain = groups.pop(((), None, (), None), [])
     if plain:
         _stderr(f"measuring {target.label} ({kernel.release}): "
                 f"{', '.join(p.name for p in plain)}")
@@ -189,7 +190,7 @@ def measure_and_store(target, probes, cpus: int, flavour: str):
     else:
         obs = Observations(kernel.release, kernel.label, cpus,
                            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-    for (config, memory, cmdline), group in groups.items():
+    for (config, memory, cmdline, ncpus), group in groups.items():
         # Probes that need debugging options run on this series' kernel built with them.  Where
         # kmodlab cannot build that kernel (5.10 needs its release's compiler; no i386 build
         # settings), those claims are "not measured" with the reason: the others still are.
@@ -201,10 +202,11 @@ def measure_and_store(target, probes, cpus: int, flavour: str):
             _stderr(f"{target.label}+{'+'.join(config)}: not measured: {exc}")
             continue
         where = ", ".join(w for w in ("+".join(config), f"{memory} MiB" if memory else "",
-                                      " ".join(cmdline)) if w)
+                                      " ".join(cmdline), f"{ncpus} CPUs" if ncpus else "")
+                          if w)
         _stderr(f"measuring {target.label} ({where or 'default'}; {built.release}): "
                 f"{', '.join(p.name for p in group)}")
-        options = GuestOptions(cpus=cpus, extra_cmdline=cmdline,
+        options = GuestOptions(cpus=ncpus or cpus, extra_cmdline=cmdline,
                                **({"memory_mb": memory} if memory else {}))
         obs.merge_probes(measure_kernel(built, group, options, report=_stderr))
     old = store.load(kernel.release)

@@ -12,6 +12,7 @@ from kmodlab.claims.judges import (
     kmalloc,
     mempool,
     pages,
+    percpu,
     vmalloc,
     zones,
 )
@@ -31,6 +32,7 @@ __all__ = [
            "measured_ksizes",
            "mempool",
            "pages",
+           "percpu",
            "register",
            "vmalloc",
            "zones",
