@@ -53,12 +53,9 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
-from kmodlab.observe import (
-    ParseError,
-    parse_zoneinfo,
-)
 from kmodlab.observe.slabinfo import SlabCache
 from kmodlab.observe.vmallocinfo import VmallocEntry
+from kmodlab.observe.zoneinfo import listed_pages
 from kmodlab.phases import ProcSnapshot, shrink_slabs
 
 if TYPE_CHECKING:
@@ -393,14 +390,7 @@ def page_kb(snapshot: ProcSnapshot) -> int:
 def pcp_pages(snapshot: ProcSnapshot) -> int | None:
     """Pages on the per-CPU page lists (``count:`` of every pageset in /proc/zoneinfo), or None
     when the snapshot has no zoneinfo.  They are neither in MemFree nor in /proc/buddyinfo."""
-    text = snapshot.raw.get(ZONEINFO) if snapshot.raw else None
-    if not text:
-        return None
-    try:
-        info = parse_zoneinfo(text)
-    except ParseError:
-        return None
-    return sum(p.count for zone in info.values() for p in zone.pagesets)
+    return listed_pages(snapshot.raw.get(ZONEINFO) if snapshot.raw else None)
 
 
 # --------------------------------------------------------------------------- what changed

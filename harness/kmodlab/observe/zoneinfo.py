@@ -119,15 +119,30 @@ def parse_zoneinfo(text: str) -> ZoneInfo:
 parse = parse_zoneinfo
 
 
+def parse_or_none(text: str | None) -> ZoneInfo | None:
+    """A snapshot's /proc/zoneinfo when it has one that parses (None otherwise): what the
+    optional readers below start from."""
+    if not text:
+        return None
+    try:
+        return parse_zoneinfo(text)
+    except ParseError:
+        return None
+
+
+def listed_pages(text: str | None) -> int | None:
+    """Pages on the per-CPU lists (``count:`` of every pageset): in neither MemFree nor
+    /proc/buddyinfo."""
+    info = parse_or_none(text)
+    return None if info is None else sum(p.count for z in info.values() for p in z.pagesets)
+
+
 def free_and_listed_pages(text: str | None) -> int | None:
     """Free pages of every zone plus the pages on the per-CPU lists, from one /proc/zoneinfo
     read (None when there is none, or it does not parse).  Freed pages (CMA ones too:
     mm/page_alloc.c:free_unref_page() puts MIGRATE_CMA pages on the movable list) wait on the
     per-CPU lists, counted by neither MemFree nor CmaFree."""
-    if not text:
-        return None
-    try:
-        info = parse_zoneinfo(text)
-    except ParseError:
+    info = parse_or_none(text)
+    if info is None:
         return None
     return sum(z.pages.get("free", 0) + sum(p.count for p in z.pagesets) for z in info.values())
