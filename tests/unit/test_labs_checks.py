@@ -161,3 +161,55 @@ def test_unknown_names_are_explained() -> None:
 def test_non_boolean_expectations_fail(expr: str) -> None:
     result = run_checks(good_obs(), LAB + f"  - {{name: nb, expect: '{expr}'}}\n")["nb"]
     assert not result.passed
+
+
+SHARED_LAB = """\
+title: T
+instructions: x
+module: kml_t
+submit: [t.c]
+parameters: {offset: 100, count: 3, word: 1234}
+checks:
+  - {name: words, expect: 'shared.runs == ((offset, word, count),)'}
+  - {name: size, expect: shared.size == 1048576}
+  - {name: unmapped, expect: after.ioremap.count == before.ioremap.count}
+"""
+
+
+def _shared_results(shared: str | None, after: ProcSnapshot | None = None):
+    obs = good_obs()
+    obs.shared = shared
+    if after is not None:
+        obs.snapshots["after"] = after
+    spec = parse_lab_text(SHARED_LAB)
+    model = Model("x86_64", (6, 1))
+    env = parameter_env(spec, {"offset": 100, "count": 3, "word": 1234}, model, {"ncpus": 1})
+    return {r.name: r for r in evaluate_checks(spec, spec.checks, obs, env, model)}
+
+
+def test_shared_memory_view_reads_the_host_file_runs() -> None:
+    from kmodlab.observe.shared_memory import format_runs
+
+    data = bytearray(1 << 20)
+    data[100:112] = (1234).to_bytes(4, "little") * 3
+    results = _shared_results(format_runs(bytes(data)))
+    assert results["words"].passed and results["size"].passed and results["unmapped"].passed
+    # one word short: the run is (100, 1234, 2), and the check says what it saw
+    data[108:112] = bytes(4)
+    short = _shared_results(format_runs(bytes(data)))["words"]
+    assert not short.passed and "(100, 1234, 2)" in short.observed
+
+
+def test_no_shared_memory_fails_with_the_reason() -> None:
+    results = _shared_results(None)
+    assert not results["words"].passed
+    assert "no shared memory" in results["words"].message + results["words"].observed
+
+
+def test_an_ioremap_area_left_after_unload_is_counted() -> None:
+    extra = "0x1-0x2   20480 kml_t_map+0x1/0x2 [kml_t] phys=0x00000000fea00000 ioremap\n"
+    text = (PROC / "vmallocinfo.txt").read_text() + extra
+    after = ProcSnapshot(snapshot().slabinfo, snapshot().buddyinfo, parse_vmallocinfo(text),
+                         snapshot().meminfo)
+    results = _shared_results(None, after=after)
+    assert not results["unmapped"].passed

@@ -84,7 +84,7 @@ def test_parameters() -> None:
           gfp: GFP_KERNEL
           count: {choices: [8, 16]}
         """))
-    assert spec.parameters["size"].candidates()[:3] == [100, 110, 120]
+    assert list(spec.parameters["size"].candidates()[:3]) == [100, 110, 120]
     assert not spec.parameters["gfp"].drawn
     msg = error_of(MINIMAL + "parameters:\n  size: {value: 1, range: [1, 2]}\n")
     assert "lab.yaml:9: parameters.size: give exactly one of value, choices, range" in msg
@@ -119,3 +119,17 @@ def test_student_ids() -> None:
 def test_every_sample_lab_loads(lab) -> None:
     assert lab.has_solution and lab.spec.checks
     assert (lab.path / "tests" / "expected.yaml").is_file()
+
+
+def test_a_wide_parameter_range_is_drawn_without_listing_it() -> None:
+    """A 32-bit range once became a list of two billion ints: the grader was killed (OOM)
+    before it said anything.  Drawing must stay O(1) in the size of the range."""
+    import resource
+
+    from kmodlab.labs.params import draw_parameters
+
+    spec = parse(MINIMAL + "parameters:\n  word: {range: [1, 4294967295]}\n")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    values = {draw_parameters(spec, "lab", f"s{i}").get("word") for i in range(20)}
+    assert len(values) > 1 and all(isinstance(v, int) and 1 <= v <= 4294967295 for v in values)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000   # kB

@@ -111,3 +111,15 @@ def test_shared_memory_must_be_a_power_of_two_bar(size: int) -> None:
     with pytest.raises(ConfigError, match="power of two"):
         GuestOptions(shared_memory_mb=size)
     assert GuestOptions(shared_memory_mb=0).shared_memory_mb == 0
+
+
+def test_an_interactive_guest_gets_its_shared_memory_file(tmp_path: Path) -> None:
+    """``kmodlab boot`` built its endpoints by hand and lost the device's file when every guest
+    got shared memory: QEMU's command line could not be built at all."""
+    from kmodlab.interactive import interactive_paths
+
+    config = QemuConfig(**{**CONFIG.__dict__, "shared_memory_mb": 1, "interactive": True})
+    paths = interactive_paths(config, tmp_path, tmp_path / "s", None)
+    assert paths.shared_memory is not None and paths.shared_memory.stat().st_size == 1 << 20
+    argv = build_argv(arch_profile("x86_64"), config, paths)
+    assert f"mem-path={paths.shared_memory}" in " ".join(argv)

@@ -19,7 +19,15 @@ from kmodlab.labs.expr import Trace
 from kmodlab.labs.params import render_template
 from kmodlab.labs.results import CheckResult
 from kmodlab.labs.schema import Check, LabSpec
-from kmodlab.labs.views import KtapView, MissingView, ModelView, NamespaceView, SnapshotView, View
+from kmodlab.labs.views import (
+    KtapView,
+    MissingView,
+    ModelView,
+    NamespaceView,
+    SharedMemoryView,
+    SnapshotView,
+    View,
+)
 from kmodlab.leaks import DEFAULT_TOLERANCES, LeakReport, Tolerances, find_leaks
 
 Verdict = tuple[bool, str, str, str]   # passed, expected, observed, message
@@ -56,6 +64,11 @@ def build_env(spec: LabSpec, obs: Observations, base_env: dict[str, Any], model:
         else:
             why = obs.missing.get(name) or stopped or "this snapshot was not taken"
             env[name] = MissingView(name, why)
+    if obs.shared is not None:
+        env["shared"] = SharedMemoryView(obs.shared)
+    else:
+        env["shared"] = MissingView("shared", obs.missing.get("shared") or stopped
+                                    or "the guest has no shared memory")
     reads = {k: v for k, v in obs.outputs.items() if v.name.startswith("read.")}
     runs = {k: v for k, v in obs.outputs.items() if v.name.startswith("run.")}
     read_names = [s.read.as_ for s in spec.steps if s.kind == "read"]  # type: ignore[union-attr]

@@ -84,6 +84,7 @@ class Observations:
     load_args: tuple[str, ...] = ()      # insmod's k=v arguments, as rendered for this student
     unload: CommandResult | None = None
     loaded: bool = False
+    shared: str | None = None   # the shared memory right after insmod, as word runs
     crash: str = ""             # kernel report excerpt when the guest crashed
     crash_kind: str = ""
     hang: str = ""              # what hung
@@ -404,6 +405,10 @@ class SubmissionRun:
                                   f"{_clip(result.output.strip(), 400)}")
             return
         self.obs.snapshots["loaded"] = self._snapshot(guest)
+        if guest.shared_memory is not None:
+            from kmodlab.observe.shared_memory import format_runs
+
+            self.obs.shared = format_runs(guest.shared_memory.read_bytes())
         self.obs.footprint = read_footprint(guest, self.spec.module, self.built.ko_path)
 
     def _unload(self, guest: Guest, step: Step) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Annotated, Any, Literal
 
@@ -97,14 +98,16 @@ class Parameter(_Model):
     def drawn(self) -> bool:
         return self.value is None
 
-    def candidates(self) -> list[int | str]:
+    def candidates(self) -> Sequence[int | str]:
+        """The values a student may draw.  A range stays a ``range``: indexing it costs nothing,
+        while a list of a 32-bit range would take the grader's whole memory."""
         if self.value is not None:
             return [self.value]
         if self.choices is not None:
             return list(self.choices)
         assert self.range is not None
         lo, hi = self.range
-        return list(range(lo, hi + 1, self.step))
+        return range(lo, hi + 1, self.step)
 
 
 # ------------------------------------------------------------------------------ guest, timing
@@ -609,7 +612,7 @@ class LabSpec(_Model):
         if dupes:
             raise ValueError(f"check names must be unique; repeated: {', '.join(dupes)}")
         reserved = {"ktap", "read", "run", "model", "params", "events", "ncpus", "arch",
-                    "kernel", "page_size", "before", "loaded", "after", "student"}
+                    "kernel", "page_size", "before", "loaded", "after", "student", "shared"}
         for name in list(self.parameters) + list(self.derived):
             if name in reserved:
                 raise ValueError(f"parameter/derived name {name!r} is reserved")

@@ -9,8 +9,11 @@ Names available in ``expect`` / ``model`` expressions (docs/labs.md lists them w
                    rmmod; plus every ``observe: NAME`` step.  Each has ``.slab["name"]``
                    (slabinfo columns), ``.buddy["Normal"]`` (counts per order),
                    ``.free_pages``, ``.meminfo.Percpu`` (kB), ``.vmalloc`` (areas whose
-                   caller is the lab module: ``count``, ``pages``, ``bytes``) and
-                   ``.vmalloc_all`` (every vmalloc area)
+                   caller is the lab module: ``count``, ``pages``, ``bytes``),
+                   ``.vmalloc_all`` (every vmalloc area) and ``.ioremap`` (every ioremap area)
+``shared``         the guest's shared memory (the ivshmem BAR's host file) while the module
+                   was loaded: ``shared.size``, ``shared.runs`` (``(offset, word, count)`` of
+                   every run of equal non-zero 32-bit words)
 ``read.N``         a ``read`` step's output: ``read.N.key`` for ``key=value`` tokens,
                    ``read.N.text``; ``run.N`` likewise plus ``run.N.exit``
 ``events.kind``    number of kernel reports of a kind (warning, oops, slab_leak...)
@@ -202,7 +205,7 @@ class VmallocTotals(View):
 class SnapshotView(View):
     """A /proc snapshot (kmodlab.runner.ProcSnapshot) as expressions read it."""
 
-    fields = ("slab", "buddy", "free_pages", "meminfo", "vmalloc", "vmalloc_all")
+    fields = ("slab", "buddy", "free_pages", "meminfo", "vmalloc", "vmalloc_all", "ioremap")
 
     def __init__(self, name: str, snapshot: Any, module: str) -> None:
         self.name = name
@@ -244,6 +247,34 @@ class SnapshotView(View):
     @property
     def vmalloc_all(self) -> VmallocTotals:
         return self._vm_totals([e for e in self.snapshot.vmallocinfo if "vmalloc" in e.flags])
+
+    @property
+    def ioremap(self) -> VmallocTotals:
+        """Every ioremap area (/proc/vmallocinfo's ``ioremap`` flag), whoever the caller: on
+        arm64 6.6+ it is ioremap_prot(), not the module."""
+        return self._vm_totals([e for e in self.snapshot.vmallocinfo if "ioremap" in e.flags])
+
+
+class SharedMemoryView(View):
+    """``shared``: what the module left in the guest's shared memory (kmodlab.observe.
+    shared_memory), read on the host while it was loaded."""
+
+    fields = ("size", "runs")
+
+    def __init__(self, text: str) -> None:
+        from kmodlab.observe.shared_memory import parse_runs
+
+        self._shared = parse_runs(text)
+
+    def describe(self) -> str:
+        return "shared"
+
+    def expr_attr(self, name: str) -> Any:
+        if name == "size":
+            return self._shared.size
+        if name == "runs":
+            return tuple((r.offset, r.word, r.count) for r in self._shared.runs)
+        raise EvaluationError(f"shared has no '{name}' (known: size, runs)")
 
 
 class MissingView(View):
