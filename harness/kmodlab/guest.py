@@ -240,6 +240,14 @@ class Guest:
         guest writes there through ioremap() is in this file at once (share=on)."""
         return self.run_dir / "shared-memory" if self.options.shared_memory_mb else None
 
+    def shared_memory_runs(self) -> str | None:
+        """What the guest's shared memory holds now, as word runs
+        (:func:`kmodlab.observe.shared_memory.format_runs`); None without the device."""
+        from kmodlab.observe.shared_memory import format_runs
+
+        path = self.shared_memory
+        return format_runs(path.read_bytes()) if path is not None else None
+
     def console_tail(self, n: int = 30) -> str:
         return self._watcher.tail(n) if self._watcher else ""
 
@@ -279,9 +287,7 @@ class Guest:
         self.console_log.write_bytes(b"")
         if self.shared_memory is not None:
             # Zeros before the guest runs; a restore writes the snapshot's contents over them.
-            self.shared_memory.unlink(missing_ok=True)
-            with self.shared_memory.open("wb") as f:
-                f.truncate(self._config.shared_memory_mb << 20)
+            zeroed_file(self.shared_memory, self._config.shared_memory_mb << 20)
         argv = build_argv(self.profile, self._config, paths)
         (self.run_dir / "qemu.argv").write_text(" ".join(argv) + "\n")
         self._qemu = QemuProcess(argv, self.profile.qemu_package, self.run_dir / "qemu.stderr")
@@ -445,6 +451,14 @@ def prepare_qemu_config(kernel: Kernel, options: GuestOptions, *,
         raise ConfigError(f"a guest whose idle time is skipped needs TCG (QEMU's -icount), not "
                           f"{accel.accel}: use --accel tcg")
     return config, accel
+
+
+def zeroed_file(path: Path, size: int) -> Path:
+    """A fresh sparse file of ``size`` zero bytes at ``path`` (a shared memory backend)."""
+    path.unlink(missing_ok=True)
+    with path.open("wb") as f:
+        f.truncate(size)
+    return path
 
 
 def free_port() -> int:

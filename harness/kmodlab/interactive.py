@@ -6,7 +6,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from kmodlab.guest import GuestOptions, free_port, prepare_qemu_config
+from kmodlab.guest import GuestOptions, free_port, prepare_qemu_config, zeroed_file
 from kmodlab.kernels.kernel import Kernel
 from kmodlab.paths import cache_dir
 from kmodlab.qemu.command import QemuConfig, RunPaths, build_argv
@@ -18,12 +18,8 @@ def interactive_paths(config: QemuConfig, run_dir: Path, sock_dir: Path,
                       ssh_port: int | None) -> RunPaths:
     """The endpoints of an interactive guest, its shared memory file (zeros) included: the
     guest has the same devices as every other, so what a user tries here runs the same there."""
-    shared = None
-    if config.shared_memory_mb:
-        shared = run_dir / "shared-memory"
-        shared.unlink(missing_ok=True)
-        with shared.open("wb") as f:
-            f.truncate(config.shared_memory_mb << 20)
+    shared = (zeroed_file(run_dir / "shared-memory", config.shared_memory_mb << 20)
+              if config.shared_memory_mb else None)
     return RunPaths(console_log=run_dir / "console.log", command_socket=sock_dir / "cmd.sock",
                     qmp_socket=sock_dir / "qmp.sock", ssh_port=ssh_port, shared_memory=shared)
 

@@ -47,7 +47,7 @@ def observe(guest: Guest, kernel: Kernel, probe: Probe) -> Observation:
     if not module.loaded:
         return Observation(probe, params, ModuleRun(built, load, None), before=before)
     between = _commands(guest, probe.between)
-    shared = _shared_memory(guest) if probe.shared_memory else None
+    shared = guest.shared_memory_runs() if probe.shared_memory else None
     held = take_snapshot(guest, shrink=probe.shrink)
     unload = module.unload()
     released = take_snapshot(guest, shrink=probe.shrink)
@@ -55,14 +55,6 @@ def observe(guest: Guest, kernel: Kernel, probe: Probe) -> Observation:
     return Observation(probe, params, ModuleRun(built, load, unload), held, released, before,
                        between, after, shared)
 
-
-def _shared_memory(guest: Guest) -> str | None:
-    """What the guest's ivshmem BAR holds now, read from the host file (see
-    :attr:`kmodlab.guest.Guest.shared_memory`), as word runs."""
-    from kmodlab.observe.shared_memory import format_runs
-
-    path = guest.shared_memory
-    return format_runs(path.read_bytes()) if path is not None else None
 
 
 def check_family(guest: Guest, kernel: Kernel, model: Model, check: FamilyCheck,

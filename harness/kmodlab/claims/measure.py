@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 
 from kmodlab.claims.captures import capture_from_guest
 from kmodlab.claims.catalog import Probe
-from kmodlab.claims.observations import Observations, Values
+from kmodlab.claims.observations import MEMORY_TEST, Observations, Values
 from kmodlab.claims.probe_module import build_probe_module
 from kmodlab.errors import KmodlabError
 from kmodlab.guest import Guest, GuestOptions
@@ -49,8 +49,6 @@ def ktap_values(run: ModuleRun) -> tuple[dict[str, Values], dict[str, str]]:
     return values, status
 
 
-MEMORY_TEST = "memory_held"
-"""The pseudo test under which a probe's memory use is stored next to its KTAP tests."""
 
 
 def memory_held(run: ModuleRun) -> Values:

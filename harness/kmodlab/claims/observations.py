@@ -15,6 +15,10 @@ from kmodlab.paths import cache_dir
 
 Values = dict[str, int | str]
 
+MEMORY_TEST = "memory_held"
+"""The pseudo test under which a probe's memory use (kmodlab.claims.measure.memory_held()) is
+stored next to its KTAP tests; the judges read it by this name."""
+
 
 @dataclass
 class Observations:

@@ -405,10 +405,7 @@ class SubmissionRun:
                                   f"{_clip(result.output.strip(), 400)}")
             return
         self.obs.snapshots["loaded"] = self._snapshot(guest)
-        if guest.shared_memory is not None:
-            from kmodlab.observe.shared_memory import format_runs
-
-            self.obs.shared = format_runs(guest.shared_memory.read_bytes())
+        self.obs.shared = guest.shared_memory_runs()
         self.obs.footprint = read_footprint(guest, self.spec.module, self.built.ko_path)
 
     def _unload(self, guest: Guest, step: Step) -> None:

@@ -6,10 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from kmodlab.claims.judges.base import Finding, Judge, int_value, register, size_text
-from kmodlab.claims.observations import Observations
+from kmodlab.claims.observations import MEMORY_TEST, Observations
 from kmodlab.claims.target import ModelTarget
 
-MEMORY_TEST = "memory_held"     # kmodlab.claims.measure.MEMORY_TEST (that module runs guests)
 CMA_SLACK_PAGES = 16               # movable allocations may fall back to CMA meanwhile
 
 
