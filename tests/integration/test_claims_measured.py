@@ -131,6 +131,28 @@ def test_device_memory_claims(guest: Guest, kernel: Kernel) -> None:
     assert cma.verdict == ("false" if target.model.cma_total_kb().value else "true")
 
 
+def test_slabinfo_tool_claim(guest: Guest, kernel: Kernel) -> None:
+    """The kernel's own slabinfo, built from linux-source for the guest, reports the model's
+    per-object loss and slab padding for a module cache, and no loss for kmalloc-128."""
+    catalog, obs = _measure(guest, kernel, "slab_waste_tool")
+    verdict = judge(catalog.claim("slabinfo-shows-wastage"), _target(kernel, guest), obs)
+    assert verdict.measured is not None, verdict.not_measured
+    assert verdict.agrees is True, verdict.measured.answer
+
+
+def test_gfp_pressure_claims(guest: Guest, kernel: Kernel) -> None:
+    """With 64 MiB of page cache on a RAM disk: GFP_NOWAIT and GFP_ATOMIC stop at the model's
+    watermark floors without reclaiming, GFP_KERNEL reclaims, one warning without NOWARN."""
+    catalog, obs = _measure(guest, kernel, "gfp_pressure")
+    target = _target(kernel, guest)
+    for cid in ("gfp-atomic-uses-reserves", "gfp-atomic-never-reclaims", "gfp-nowarn-silences"):
+        verdict = judge(catalog.claim(cid), target, obs)
+        assert verdict.measured is not None, (cid, verdict.not_measured)
+        assert verdict.agrees is True, (cid, verdict.measured.answer)
+    # the page cache is gone again: the probe unmounted the RAM disk and removed brd
+    assert "brd" not in guest.run("cat /proc/modules").stdout
+
+
 ZONE_CLAIMS = ("highmem-32-bit-only", "gfp-dma-zone-only", "gfp-highmem-any-zone",
                "kmalloc-no-highmem", "get-free-pages-no-highmem")
 

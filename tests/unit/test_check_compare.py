@@ -125,6 +125,25 @@ def test_wrong_slab_geometry_is_a_mismatch() -> None:
     assert "calculate_sizes" not in row.rule or "cache_show" in row.rule
 
 
+@pytest.mark.parametrize("kernel", ["x86_64-6.1", "x86_64-7.2"])
+def test_slabinfo_tools_report_is_held_against_the_model(kernel: str) -> None:
+    """The kernel's slabinfo tool, run in the guest (recorded): its per-object loss must be the
+    model's s->size - object_size; a report claiming more is a mismatch, none at all is not
+    observed."""
+    data, model = recording("kmem_cache-ctor", kernel)
+    text = data["between"]["slabinfo"]
+    assert "Slabcache: kml_cache" in text
+    row = find(rows_of(data, model), "ctor", "slabinfo tool: Loss per object (SlabObj - Object)")
+    assert row.verdict != MISMATCH and row.predicted == 12
+    data["between"]["slabinfo"] = re.sub(r"Loss   :\s+12 ", "Loss   :      20 ", text)
+    assert data["between"]["slabinfo"] != text
+    row = find(rows_of(data, model), "ctor", "slabinfo tool: Loss per object (SlabObj - Object)")
+    assert (row.verdict, row.observed) == (MISMATCH, 20)
+    data["between"]["slabinfo"] = "Name  Objects Objsize\n"     # several caches: a list
+    row = find(rows_of(data, model), "ctor", "slabinfo tool: SlabSiz")
+    assert row.verdict == NOT_OBSERVED
+
+
 def test_a_merged_cache_with_its_own_line_is_a_mismatch() -> None:
     data, model = recording("kmem_cache-merged")
     held = data["held"]["/proc/slabinfo"]

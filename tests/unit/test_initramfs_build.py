@@ -106,7 +106,9 @@ def test_layout(env: Kernel, tmp_path: Path) -> None:
     mods = root / "lib/modules" / RELEASE
     assert (mods / "kernel/drivers/net/virtio_net.ko").is_file()
     assert (mods / "kernel/drivers/char/hw_random/virtio-rng.ko").is_file()
-    assert not (mods / "kernel/fs/ext4/ext4.ko").exists()
+    assert (mods / "kernel/fs/ext4/ext4.ko").is_file()      # asked for, with its dependency
+    assert (mods / "kernel/fs/jbd2/jbd2.ko").is_file()
+    assert not (mods / "kernel/fs/xfs/xfs.ko").exists()     # not asked for
     assert "kernel/drivers/net/virtio_net.ko:" in (mods / "modules.dep").read_text()
     # The agent is copied verbatim when the project has one.
     if initramfs.AGENT_SOURCE.is_file():

@@ -213,3 +213,66 @@ def test_an_ioremap_area_left_after_unload_is_counted() -> None:
                          snapshot().meminfo)
     results = _shared_results(None, after=after)
     assert not results["unmapped"].passed
+
+
+# -------------------------------------------------------------- requirements and buddy views
+REQUIRES_LAB = """\
+title: T
+instructions: x
+module: kml_t
+submit: [t.c]
+parameters: {order: 9}
+requires:
+  - name: fragmented
+    expect: before.largest_free_order(model.preferred_zone(before.zones)) < order
+checks:
+  - {name: clean, no_crash: true}
+"""
+
+
+def _requirements(lab_text: str, obs: Observations) -> list[str]:
+    from kmodlab.labs.checks import unmet_requirements
+
+    spec = parse_lab_text(textwrap.dedent(lab_text))
+    model = Model("x86_64", (6, 1))
+    env = parameter_env(spec, {"order": 9}, model, {"ncpus": 1})
+    return unmet_requirements(spec, obs, env, model)
+
+
+def test_buddy_views_name_the_zones_and_their_largest_free_order() -> None:
+    from kmodlab.labs.views import SnapshotView
+
+    view = SnapshotView("before", snapshot(), "kml_t")
+    assert view.zones == ("DMA", "DMA32")
+    largest = view.expr_attr("largest_free_order")
+    assert largest("DMA32") == 10 and largest("DMA") == 10
+    with pytest.raises(Exception, match="no zone 'Normal'"):
+        largest("Normal")
+
+
+def test_an_unmet_requirement_is_named_and_a_met_one_is_not() -> None:
+    # the captured buddyinfo has 101 free order-10 blocks in DMA32: not fragmented
+    unmet = _requirements(REQUIRES_LAB, good_obs())
+    assert len(unmet) == 1 and unmet[0].startswith("fragmented:")
+    fragmented = good_obs()
+    fragmented.snapshots["before"] = ProcSnapshot(
+        snapshot().slabinfo, parse_buddyinfo(
+            "Node 0, zone      DMA      0      0      0      0      0      1      1      1      0"
+            "      1      3\n"
+            "Node 0, zone    DMA32  50000    100      3      1      0      0      0      0      0"
+            "      0      0\n"), snapshot().vmallocinfo, snapshot().meminfo)
+    assert _requirements(REQUIRES_LAB, fragmented) == []
+
+
+def test_a_requirement_that_cannot_be_evaluated_is_unmet() -> None:
+    obs = good_obs()
+    del obs.snapshots["before"]
+    unmet = _requirements(REQUIRES_LAB, obs)
+    assert len(unmet) == 1 and "could not evaluate" in unmet[0]
+
+
+def test_a_lab_names_only_known_guest_tools() -> None:
+    with pytest.raises(Exception, match="unknown guest tool"):
+        parse_lab_text(textwrap.dedent(REQUIRES_LAB) + "tools: [vmstat]\n")
+    assert parse_lab_text(textwrap.dedent(REQUIRES_LAB) + "tools: [kml_fragment]\n"
+                          ).tools == ["kml_fragment"]

@@ -104,6 +104,12 @@ EXPECTED = {
         ("oops", ("oops", "oops"), "NULL pointer dereference", True, "end marker"),
         ("panic", ("panic",), "Fatal exception", False, "end of input"),
     ],
+    # kml_pressure (kmodlab claims): GFP_NOWAIT without __GFP_NOWARN failing under pressure;
+    # warn_alloc()'s notice, its stack and show_mem(), is an event but no complaint
+    "arm64-6.1-alloc-failure.txt": [
+        ("alloc_failure", ("alloc_failure",), "insmod: page allocation failure: order:0",
+         True, "end of backtrace"),
+    ],
     "x86_64-6.1-null-deref-panic.txt": [
         ("module_taint", None, "ap", True, "single line"),
         ("oops", ("oops", "oops"), "NULL pointer", True, "end marker"),
@@ -348,6 +354,11 @@ def test_a_panic_after_a_lockup_header_joins_its_report() -> None:
     (event,) = find_events(text)
     assert event.kind == "panic" and event.kinds == ("lockup", "panic") and event.complete
     assert event.lockup == "soft lockup" and event.title.startswith("watchdog: BUG: soft lockup")
+
+
+def test_an_allocation_failure_notice_is_not_a_complaint() -> None:
+    (event,) = find_events((SCENARIOS / "arm64-6.1-alloc-failure.txt").read_text())
+    assert event.kind == "alloc_failure" and not event.is_complaint and not event.is_crash
 
 
 def test_lockups_are_not_crash_kinds() -> None:

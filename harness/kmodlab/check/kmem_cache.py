@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from kmodlab.check.common import lifecycle_rows, populated_zones
 from kmodlab.check.observation import Observation, Probe, values
 from kmodlab.check.rows import CheckRow, Rows
+from kmodlab.check.slabinfo_tool import TOOL, own_cache_rows, report_command
 from kmodlab.model import MergeCandidate, Model, SlabFlag
 from kmodlab.modules.params.kmem_cache import KmemCacheParams
 
@@ -44,7 +45,8 @@ _CLASS = re.compile(r"^:(?:(?P<letters>[dDaFA]+)-)?(?P<size>\d{7})$")
 
 def probes(model: Model) -> list[Probe]:
     return [Probe(FAMILY, name, (f"name={NAME}", *params), shrink=(NAME,),
-                  before={"classes": CLASSES}, between={"link": LINK})
+                  before={"classes": CLASSES},
+                  between={"link": LINK, "slabinfo": report_command(NAME)}, tools=(TOOL,))
             for name, params in CONFIGS]
 
 
@@ -136,6 +138,8 @@ def _own_cache(rows: Rows, model: Model, obs: Observation, test: str, cache, v: 
         ctor = values(obs.load, "kmem_cache_ctor")
         rows.exact(test, "ctor calls", slabs.value * objs, ctor.get("ctor_calls"), R_CTOR,
                    f"{slabs.value} slab(s) x {objs} objects")
+    if "slabinfo" in obs.probe.between:        # recordings from before the tool have none
+        own_cache_rows(rows, model, test, obs.between.get("slabinfo"), cache, n, flags)
     line = obs.held.slabinfo.get(NAME) if obs.held is not None else None
     rule = "mm/slab_common.c:cache_show() + mm/slub.c:get_slabinfo()"
     rows.exact(test, "slabinfo objsize", cache.size, line and line.objsize, rule)

@@ -29,6 +29,8 @@ class Probe:
     ``between`` are shell commands whose output is kept, run before insmod and while the
     module is loaded, ``after`` once it is unloaded.  ``shared_memory`` reads the guest's
     shared memory (the host file behind its ivshmem BAR) while the module is loaded.
+    ``tools`` are the kernel's own user-space tools (:mod:`kmodlab.guest_tools`) the commands
+    run, installed in the guest before them.
     """
 
     family: str
@@ -39,6 +41,7 @@ class Probe:
     between: Mapping[str, str] = field(default_factory=dict)
     after: Mapping[str, str] = field(default_factory=dict)
     shared_memory: bool = False
+    tools: tuple[str, ...] = ()
 
 
 @dataclass

@@ -97,7 +97,8 @@ def observation_to_dict(obs: Observation, *, trim: bool = False) -> dict[str, An
         "probe": {"family": obs.probe.family, "name": obs.probe.name,
                   "params": list(obs.probe.params), "shrink": list(obs.probe.shrink),
                   "before": dict(obs.probe.before), "between": dict(obs.probe.between),
-                  "after": dict(obs.probe.after), "shared_memory": obs.probe.shared_memory},
+                  "after": dict(obs.probe.after), "shared_memory": obs.probe.shared_memory,
+                  "tools": list(obs.probe.tools)},
         "module": built.module_name, "kernel_release": built.kernel_release,
         # trimmed: the comparators never read load.after and unload.before (held stands in)
         "load": _phase_to_dict(obs.run.load, keep, after=not trim or obs.held is None),
@@ -113,9 +114,11 @@ def observation_from_dict(data: dict[str, Any]) -> Observation:
     if data.get("format") != FORMAT:
         raise ValueError(f"unknown observation format {data.get('format')!r}")
     p = data["probe"]
-    # "after" and "shared_memory" came with the ioremap family: older recordings have none
+    # "after" and "shared_memory" came with the ioremap family, "tools" with slabinfo: older
+    # recordings have none
     probe = Probe(p["family"], p["name"], tuple(p["params"]), tuple(p["shrink"]),
-                  p["before"], p["between"], p.get("after", {}), p.get("shared_memory", False))
+                  p["before"], p["between"], p.get("after", {}), p.get("shared_memory", False),
+                  tuple(p.get("tools", ())))
     params = parse_params(probe.family, list(probe.params))
     built = BuiltModule(Path(f"{data['module']}.ko"), data["module"], probe.family, params,
                         data["kernel_release"], Path("."), "")

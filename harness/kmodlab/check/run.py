@@ -22,6 +22,7 @@ from kmodlab.check.observation import Observation, Probe
 from kmodlab.check.report import CheckReport, FamilyResult
 from kmodlab.errors import ConfigError, KmodlabError
 from kmodlab.guest import Guest, GuestOptions
+from kmodlab.guest_tools import install_tools
 from kmodlab.kernels.kernel import Kernel
 from kmodlab.model import Model
 from kmodlab.modules import build, parse_params
@@ -40,6 +41,7 @@ def observe(guest: Guest, kernel: Kernel, probe: Probe) -> Observation:
     """Build and run one probe's module, reading everything its comparator needs."""
     params = parse_params(probe.family, list(probe.params))
     built = build(probe.family, params, kernel)
+    install_tools(guest, kernel, probe.tools)
     before = _commands(guest, probe.before)
     shrink_slabs(guest, probe.shrink)
     module = LoadedModule(guest, built)

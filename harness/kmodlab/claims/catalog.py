@@ -7,6 +7,7 @@ halfway through booting four kernels.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,15 @@ class Probe:
     memory_mb: int | None = None    # a guest of this much memory (i386's HighMem starts at 879 MiB)
     cmdline: tuple[str, ...] = ()   # boot parameters of that guest (crashkernel=, cma=)
     cpus: int | None = None         # a guest with this many CPUs (per-CPU data needs two or more)
+    # caches the kernel's slabinfo tool reports on while the module is loaded (pseudo tests
+    # "slabinfo <cache>", see kmodlab.claims.measure.run_with_slabinfo)
+    slabinfo: tuple[str, ...] = ()
+    # shell commands run in the guest before the module loads and after it unloads (e.g. the
+    # pressure probe's page cache: a file written on an ext2 RAM disk)
+    setup: tuple[str, ...] = ()
+    teardown: tuple[str, ...] = ()
+    # guest tools (kmodlab.guest_tools) the setup commands run, installed before them
+    tools: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -97,9 +107,20 @@ def _probe(name: str, data: dict[str, Any]) -> Probe:
     cpus = data.get("cpus")
     if cpus is not None and (not isinstance(cpus, int) or not 1 <= cpus <= 64):
         raise ConfigError(f"claims.yaml: probe {name!r}: cpus must be 1..64, not {cpus!r}")
+    slabinfo = tuple(str(c) for c in data.get("slabinfo") or ())
+    if any(not re.fullmatch(r"[A-Za-z0-9_.:-]+", c) for c in slabinfo):
+        raise ConfigError(f"claims.yaml: probe {name!r}: slabinfo lists cache names, not "
+                          f"{list(slabinfo)}")
+    tools = tuple(str(t) for t in data.get("tools") or ())
+    from kmodlab.guest_tools import TOOLS
+
+    if unknown_tools := [t for t in tools if t not in TOOLS]:
+        raise ConfigError(f"claims.yaml: probe {name!r}: unknown guest tool(s) {unknown_tools};"
+                          f" known: {', '.join(TOOLS)}")
     return Probe(name, str(data.get("what", "")), family, tuple(data.get("params") or ()),
                  module, tuple(str(a) for a in data.get("args") or ()), config, arm, memory,
-                 cmdline, cpus)
+                 cmdline, cpus, slabinfo, tuple(str(c) for c in data.get("setup") or ()),
+                 tuple(str(c) for c in data.get("teardown") or ()), tools)
 
 
 def _claim(data: dict[str, Any], probes: dict[str, Probe], judges: set[str]) -> Claim:

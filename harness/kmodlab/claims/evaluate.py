@@ -10,7 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kmodlab.claims.catalog import Catalog, Claim
-from kmodlab.claims.judges import JUDGES, Finding
+from kmodlab.claims.judges import JUDGES
+from kmodlab.claims.judges.base import Finding, NotMeasured
 from kmodlab.claims.observations import Observations
 from kmodlab.claims.target import ModelTarget
 from kmodlab.errors import KmodlabError
@@ -74,6 +75,8 @@ def judge(claim: Claim, target: ModelTarget, obs: Observations | None) -> Kernel
     missing = [p for p in claim.probes if p not in obs.probes]
     try:
         measured = judge.measured(target, obs, **claim.args)
+    except NotMeasured as exc:
+        return KernelVerdict(target, model, None, str(exc))
     except (KeyError, TypeError, ValueError, KmodlabError) as exc:
         return KernelVerdict(target, model, None, f"measurement unreadable: {exc}")
     why = "; ".join(obs.missing(p) for p in missing) or "the probe reported no usable values"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 
 from kmodlab.claims.captures import capture_from_guest
@@ -19,6 +20,7 @@ from kmodlab.claims.observations import MEMORY_TEST, Observations, Values
 from kmodlab.claims.probe_module import build_probe_module
 from kmodlab.errors import KmodlabError
 from kmodlab.guest import Guest, GuestOptions
+from kmodlab.guest_tools import install_tools
 from kmodlab.kernels.kernel import Kernel
 from kmodlab.modules import BuiltModule, build, parse_params
 from kmodlab.runner import ModuleRun, run_module
@@ -64,6 +66,39 @@ def memory_held(run: ModuleRun) -> Values:
     return {}
 
 
+REPORTS_TEST = "kernel_reports"
+"""The pseudo test holding how many kernel reports of each kind (observe.dmesg) the load
+printed, benign ones included (e.g. alloc_failure: mm/page_alloc.c:warn_alloc())."""
+
+
+def slabinfo_test(cache: str) -> str:
+    """The pseudo test a probe's slabinfo report on ``cache`` is stored under."""
+    return f"slabinfo {cache}"
+
+
+def run_with_slabinfo(guest: Guest, kernel: Kernel, module: BuiltModule,
+                      caches: tuple[str, ...]) -> tuple[ModuleRun, dict[str, Values]]:
+    """Load ``module``, report on ``caches`` with the kernel's slabinfo tool (each shrunk
+    first), unload.  A cache the tool did not report on alone gets no values."""
+    from dataclasses import asdict
+
+    from kmodlab.check.slabinfo_tool import TOOL, report_command
+    from kmodlab.observe.slabinfo_tool import parse_report
+    from kmodlab.runner import LoadedModule
+
+    install_tools(guest, kernel, (TOOL,))
+    loaded = LoadedModule(guest, module)
+    load = loaded.load(timeout=RUN_TIMEOUT)
+    reports: dict[str, Values] = {}
+    if loaded.loaded:
+        for cache in caches:
+            report = parse_report(guest.run(report_command(cache), isolate=False).stdout)
+            if report is not None:
+                reports[slabinfo_test(cache)] = asdict(report)
+    unload = loaded.unload(timeout=RUN_TIMEOUT) if loaded.loaded else None
+    return ModuleRun(module, load, unload), reports
+
+
 def read_facts(guest: Guest) -> dict[str, str]:
     """Boot-time facts the checks quote: init_on_alloc/free as the kernel reported them."""
     facts: dict[str, str] = {}
@@ -104,14 +139,23 @@ def measure_on_guest(guest: Guest, kernel: Kernel, probes: Iterable[Probe], *,
             capture_from_guest(guest, kernel)
         except KmodlabError as exc:
             report(f"{kernel.label}: slab capture failed: {exc}")
-    arms = {p.name: p.arm for p in probes}
+    by_name = {p.name: p for p in probes}
     for name, module in built.items():
+        probe = by_name[name]
         try:
-            if arms.get(name) == "failslab":
+            if probe.arm == "failslab":
                 from kmodlab.faults.injection import failing_task_command
 
                 guest.run(failing_task_command(), isolate=False, must_succeed=True)
-            run = run_module(guest, module, timeout=RUN_TIMEOUT)
+            install_tools(guest, kernel, probe.tools)
+            for command in probe.setup:
+                guest.run(command, timeout=RUN_TIMEOUT, isolate=False, must_succeed=True)
+            if probe.slabinfo:
+                run, reports = run_with_slabinfo(guest, kernel, module, probe.slabinfo)
+            else:
+                run, reports = run_module(guest, module, timeout=RUN_TIMEOUT), {}
+            for command in probe.teardown:
+                guest.run(command, timeout=RUN_TIMEOUT, isolate=False, must_succeed=True)
         except KmodlabError as exc:
             obs.errors[name] = f"run failed: {str(exc).splitlines()[0]}"
             report(f"{kernel.label}: {name}: {obs.errors[name]}")
@@ -119,6 +163,8 @@ def measure_on_guest(guest: Guest, kernel: Kernel, probes: Iterable[Probe], *,
         obs.probes[name], obs.status[name] = ktap_values(run)
         if held := memory_held(run):
             obs.probes[name][MEMORY_TEST] = held
+        obs.probes[name].update(reports)
+        obs.probes[name][REPORTS_TEST] = dict(Counter(e.kind for e in run.load.events))
         obs.events[name] = [f"{e.kind}: {e.subject}" for e in run.load.complaints]
         failed = [t for t, s in obs.status[name].items() if s not in ("pass", "skip")]
         report(f"{kernel.label}: {name}: {len(obs.status[name])} test points"

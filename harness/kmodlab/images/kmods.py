@@ -26,6 +26,13 @@ from kmodlab.images.elf import section
 DEFAULT_MODULES: tuple[str, ...] = (
     "virtio", "virtio_ring", "virtio_pci", "virtio_pci_legacy_dev", "virtio_pci_modern_dev",
     "virtio_mmio", "virtio_console", "virtio_net", "net_failover", "failover", "virtio_rng",
+    # a RAM disk: read through its block device, it fills the page cache with clean pages
+    # reclaim can free (the GFP-under-pressure claims; the guest has no other disk)
+    "brd",
+    # ext2 on that RAM disk (ext4 serves ext2: CONFIG_EXT4_USE_FOR_EXT2); built in on Debian's
+    # cloud kernels, a module on the generic and i386 ones, where its mount asks the crypto API
+    # for crc32c (fs/ext4/super.c: "Cannot load crc32c driver" without it)
+    "ext4", "crc32c_generic",
 )
 
 COMPRESSED_SUFFIXES = (".ko.xz", ".ko.zst", ".ko.gz")

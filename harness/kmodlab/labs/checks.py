@@ -349,6 +349,25 @@ def evaluate_checks(spec: LabSpec, checks: list[Check], obs: Observations,
     return results
 
 
+def unmet_requirements(spec: LabSpec, obs: Observations, base_env: dict[str, Any],
+                       model: Any) -> list[str]:
+    """The lab's ``requires`` that did not hold (or could not be evaluated), in words."""
+    if not spec.requires:
+        return []
+    env = build_env(spec, obs, base_env, model)
+    unmet = []
+    for req in spec.requires:
+        trace = Trace()
+        try:
+            value = req.expr.evaluate(env, trace)
+        except EvaluationError as exc:
+            unmet.append(f"{req.name}: could not evaluate {req.expect!r}: {exc}")
+            continue
+        if not value:
+            unmet.append(f"{req.name}: {req.expect} was false ({trace.render() or value})")
+    return unmet
+
+
 def not_run(checks: list[Check], why: str) -> list[CheckResult]:
     return [CheckResult(name=c.name, kind=c.kind, max_points=c.points, points=0.0,
                         status="not_run", hidden=c.hidden, description=c.description,

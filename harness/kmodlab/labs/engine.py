@@ -311,6 +311,11 @@ class SubmissionRun:
         with self._harness("copying the module into the guest"):
             guest.run(f"mkdir -p {shell_quote(GUEST_DIR)}", isolate=False, must_succeed=True)
             guest.push(self.built.ko_path, guest_path)
+        if self.spec.tools:
+            from kmodlab.guest_tools import install_tools
+
+            with self._harness("installing the lab's guest tools"):
+                install_tools(guest, self.kernel, tuple(self.spec.tools))
         with self._harness("reading /proc before loading"):
             self.obs.leak_before = self._leak_snapshot(guest)
             self.obs.snapshots["before"] = self._lab_snapshot(guest, self.obs.leak_before)

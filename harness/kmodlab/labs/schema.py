@@ -494,6 +494,26 @@ class TemplateFile(_Model):
         return value
 
 
+class Requirement(_Model):
+    """What the harness must have established for the checks to mean anything (e.g. "free
+    memory was fragmented before the load"): when it does not hold, the run is a harness
+    error, never charged to the student, and never a pass."""
+
+    name: str = Field(min_length=1, max_length=120)
+    expect: str
+    _expr: Expression | None = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _compile(self) -> Requirement:
+        self._expr = _expr(self.expect)
+        return self
+
+    @property
+    def expr(self) -> Expression:
+        assert self._expr is not None
+        return self._expr
+
+
 class VerifySpec(_Model):
     skeleton_max_fraction: float = Field(0.5, ge=0, le=1,
                                          description="the bare skeleton must score at most this "
@@ -532,6 +552,11 @@ class LabSpec(_Model):
     steps: list[Step] = Field(default_factory=lambda: [Step.model_validate(s)
                                                        for s in DEFAULT_STEPS])
     checks: list[Check] = Field(min_length=1)
+    requires: list[Requirement] = Field(default_factory=list,
+                                        description="harness preconditions (see Requirement)")
+    tools: list[str] = Field(default_factory=list,
+                             description="guest tools (kmodlab.guest_tools) the run steps use, "
+                                         "installed in the guest before the steps")
     verify: VerifySpec = Field(default_factory=VerifySpec)
     config: list[str] = Field(default_factory=list,
                               description="kernel config fragments (kconfig/*.config) every "
@@ -590,6 +615,16 @@ class LabSpec(_Model):
             return [f.name for f in load_fragments(names)]
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
+
+    @field_validator("tools")
+    @classmethod
+    def _tools(cls, tools: list[str]) -> list[str]:
+        from kmodlab.guest_tools import TOOLS
+
+        unknown = [t for t in tools if t not in TOOLS]
+        if unknown:
+            raise ValueError(f"unknown guest tool(s) {unknown}; known: {', '.join(TOOLS)}")
+        return tools
 
     @field_validator("parameters")
     @classmethod

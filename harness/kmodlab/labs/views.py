@@ -205,7 +205,8 @@ class VmallocTotals(View):
 class SnapshotView(View):
     """A /proc snapshot (kmodlab.runner.ProcSnapshot) as expressions read it."""
 
-    fields = ("slab", "buddy", "free_pages", "meminfo", "vmalloc", "vmalloc_all", "ioremap")
+    fields = ("slab", "buddy", "free_pages", "meminfo", "vmalloc", "vmalloc_all", "ioremap",
+              "zones", "largest_free_order")
 
     def __init__(self, name: str, snapshot: Any, module: str) -> None:
         self.name = name
@@ -230,6 +231,26 @@ class SnapshotView(View):
     @property
     def free_pages(self) -> int:
         return self.snapshot.buddyinfo.free_pages()
+
+    @property
+    def zones(self) -> tuple[str, ...]:
+        """Node 0's zones in /proc/buddyinfo's order (model.preferred_zone() takes them)."""
+        return tuple(zone for node, zone in self.snapshot.buddyinfo if node == 0)
+
+    @property
+    def largest_free_order(self) -> SafeFunction:
+        """``largest_free_order(zone)``: the largest order with a free block in node 0's
+        ``zone`` (-1: none free)."""
+        info = self.snapshot.buddyinfo
+
+        def largest(zone: str) -> int:
+            counts = info.get((0, zone))
+            if counts is None:
+                raise EvaluationError(f"{self.name}: no zone {zone!r}; zones: "
+                                      f"{', '.join(self.zones)}")
+            return max((o for o, c in enumerate(counts) if c), default=-1)
+
+        return SafeFunction(f"{self.name}.largest_free_order", largest)
 
     @property
     def meminfo(self) -> Mapping[str, int]:

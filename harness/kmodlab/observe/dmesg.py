@@ -123,9 +123,10 @@ def strip_prefixes(text: str) -> str:
 CRASH_KINDS = frozenset({"panic", "oops", "bug", "kasan", "kfence"})
 """Kinds after which the kernel state is not trustworthy (the guest layer raises KernelCrash)."""
 
-BENIGN_KINDS = frozenset({"module_taint", "fault_injection"})
+BENIGN_KINDS = frozenset({"module_taint", "fault_injection", "alloc_failure"})
 """Kinds that are not a complaint: the taint notice on every load of an out-of-tree, unsigned
-module, and the notice of a failure kmodlab injected on purpose (lib/fault-inject.c)."""
+module, the notice of a failure kmodlab injected on purpose (lib/fault-inject.c), and the page
+allocator's notice that an allocation failed (a failure is the caller's to handle, not a bug)."""
 
 _T = re.compile
 # The lockup detectors' header lines, as (what, pattern).  The prefixes are the detectors'
@@ -154,6 +155,10 @@ TRIGGERS: tuple[tuple[str, re.Pattern[str]], ...] = (
     # lib/fault-inject.c:fail_dump(): an injected failure (fail-nth, failslab...), then
     # "name <attr>, interval ..." and, with verbose=2, the stack of the failing call
     ("fault_injection", _T(r"^FAULT_INJECTION: (?P<subject>forcing a failure)\.?")),
+    # mm/page_alloc.c:warn_alloc() (unless __GFP_NOWARN): "<comm>: page allocation failure:
+    # order:0, mode:0x800(GFP_NOWAIT), nodemask=...", then the stack and show_mem()
+    ("alloc_failure", _T(r"^(?P<subject>\S+: page allocation failure: order:\d+, "
+                         r"mode:[^,\s]+)")),
     *(("lockup", pattern) for _what, pattern in LOCKUPS),
     ("kasan", _T(r"^BUG: KASAN: (?P<subject>.*)")),
     ("kfence", _T(r"^BUG: KFENCE: (?P<subject>.*)")),
@@ -201,7 +206,7 @@ _SEPARATOR = _T(r"^(?:=+|-+\[ cut here \]-+)$")
 _EQUALS = _T(r"^={20,}$")
 _END_TASK = _T(r"^\s*</TASK>\s*$")  # x86 show_stack(): the end of a lockup's backtrace
 _ARM64_TRACE = _T(r"^Call trace:$")  # arm64 dump_backtrace(): indented frames follow
-_STACK_DUMPS = ("lockup", "might_sleep", "fault_injection")  # reports that end with a bare dump_stack()
+_STACK_DUMPS = ("lockup", "might_sleep", "fault_injection", "alloc_failure")  # reports that end with a bare dump_stack()
 _ABSORB_WINDOW = 20  # an oops/BUG trigger this close to an open oops/BUG is the same report
 
 

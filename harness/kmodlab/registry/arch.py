@@ -77,6 +77,10 @@ class ArchProfile:
     cross_packages: tuple[str, ...] = field(default_factory=tuple)
     # TCG CPU models for kernels whose page size ``cpu`` cannot run (PAGE_SIZE -> model).
     page_size_cpus: dict[int, str] = field(default_factory=dict)
+    # Guest tools (the kernel's own tools/mm/slabinfo.c): the host's C compiler for the guest's
+    # userland and the Debian packages that give it a static C library (kmodlab.guest_tools).
+    user_cc: str = "gcc"
+    user_cc_packages: tuple[str, ...] = field(default_factory=tuple)
 
     def tcg_cpu(self, page_size: int) -> str:
         """The CPU model QEMU emulates for a kernel with ``page_size`` pages."""
@@ -120,7 +124,7 @@ def arch_profile(name: str) -> ArchProfile:
 
     data = yaml.safe_load(path.read_text())
     for key in ("extra_args", "cmdline", "kvm_host_machines", "kvm_probe_args", "page_sizes",
-                "pvh_blocked_by", "cross_packages"):
+                "pvh_blocked_by", "cross_packages", "user_cc_packages"):
         if key in data:
             data[key] = tuple(data.get(key) or ())
     try:

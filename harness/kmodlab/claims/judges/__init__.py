@@ -6,6 +6,7 @@ Importing this package registers them all in :data:`JUDGES`.
 
 from kmodlab.claims.judges import (
     boot,
+    buffers,
     context,
     dma,
     ioremap,
@@ -13,6 +14,8 @@ from kmodlab.claims.judges import (
     mempool,
     pages,
     percpu,
+    pressure,
+    slabinfo,
     vmalloc,
     zones,
 )
@@ -24,6 +27,7 @@ __all__ = [
            "Finding",
            "Judge",
            "boot",
+           "buffers",
            "context",
            "dma",
            "ioremap",
@@ -33,7 +37,9 @@ __all__ = [
            "mempool",
            "pages",
            "percpu",
+           "pressure",
            "register",
+           "slabinfo",
            "vmalloc",
            "zones",
 ]

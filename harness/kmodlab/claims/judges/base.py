@@ -36,6 +36,11 @@ class Finding:
     comparable: bool = True
 
 
+class NotMeasured(Exception):
+    """Raised by :meth:`Judge.measured` when the probes ran but did not set up what the claim
+    needs (e.g. memory was not fragmented): no measurement, with the reason, never a verdict."""
+
+
 class Judge:
     """Base: subclasses set ``name`` and implement :meth:`model` and :meth:`measured`."""
 
