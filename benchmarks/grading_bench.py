@@ -55,9 +55,11 @@ def make_class(lab, root: Path, students: int) -> dict[str, str]:
     return variants
 
 
-def run_once(lab, subs: Path, out: Path, target, jobs: int) -> tuple[float, list]:
+def run_once(lab, subs: Path, out: Path, target, jobs: int, prebuild: bool | None = True
+             ) -> tuple[float, list]:
     t0 = time.monotonic()
-    run = grade_class(lab, subs, out, targets=[target], jobs=jobs, regrade=True, progress=False)
+    run = grade_class(lab, subs, out, targets=[target], jobs=jobs, regrade=True, progress=False,
+                      prebuild=prebuild)
     return time.monotonic() - t0, run.results
 
 
@@ -67,6 +69,9 @@ def main() -> int:
     add_target_options(ap)
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--students", type=int, default=20)
+    ap.add_argument("--shards", type=int, default=0, metavar="N",
+                    help="also time the class as N shards graded one after the other (each a "
+                         "runner's share) and print the arithmetic for N runners")
     args = ap.parse_args()
     lab = load_lab(args.lab)
     target = target_of(args)
@@ -74,15 +79,31 @@ def main() -> int:
         root = Path(tmp)
         variants = make_class(lab, root / "subs", args.students)
         shutil.rmtree(cache_dir("lab-builds"), ignore_errors=True)   # cold build cache
+        serial, _ = run_once(lab, root / "subs", root / "out-serial", target, args.jobs,
+                             prebuild=False)
+        shutil.rmtree(cache_dir("lab-builds"), ignore_errors=True)
         cold, results = run_once(lab, root / "subs", root / "out-cold", target, args.jobs)
         warm, _ = run_once(lab, root / "subs", root / "out-warm", target, args.jobs)
+        shard_times = []
+        if args.shards > 1:
+            from kmodlab.labs.shards import grade_shard
+
+            shutil.rmtree(cache_dir("lab-builds"), ignore_errors=True)
+            for i in range(1, args.shards + 1):
+                t0 = time.monotonic()
+                grade_shard(lab, root / "subs", root / f"shard{i}", i, args.shards,
+                            targets=[target], jobs=args.jobs, regrade=True, progress=False)
+                shard_times.append(time.monotonic() - t0)
 
     per_variant: dict[str, list] = defaultdict(list)
     for r in results:
         per_variant[variants[r.student]].append(r)
     n = len(results)
     print(f"lab {lab.id} on {target}, {n} submissions, jobs={args.jobs}")
-    print(f"  cold build cache: {cold:7.1f} s  -> {3600 * n / cold:6.0f} submissions/hour")
+    print(f"  build, then run:  {serial:7.1f} s  -> {3600 * n / serial:6.0f} submissions/hour "
+          "(no prebuild, cold build cache)")
+    print(f"  cold build cache: {cold:7.1f} s  -> {3600 * n / cold:6.0f} submissions/hour "
+          "(the next builds overlap the current run)")
     print(f"  warm build cache: {warm:7.1f} s  -> {3600 * n / warm:6.0f} submissions/hour")
     print(f"  {'variant':10} {'n':>2} {'outcome':14} {'total s':>8} {'build':>6} "
           f"{'guest':>6} {'steps':>6}")
@@ -106,6 +127,13 @@ def main() -> int:
                                   for r in crash_rows)
         print(f"  cost of a crash: {means['crashing'] - means['correct']:+.2f} s over a correct "
               f"submission (its pristine guest restore: {restore:.2f} s, paid by every student)")
+    if shard_times:
+        slowest = max(shard_times)
+        print(f"  {args.shards} shards, one after the other: "
+              + ", ".join(f"{t:.1f} s" for t in shard_times)
+              + f"; on {args.shards} runners the class takes the slowest shard, {slowest:.1f} s "
+              f"-> {3600 * n / slowest:.0f} submissions/hour ({3600 * n / slowest / (3600 * n / cold):.2f}"
+              f"x one runner)")
     if "hanging" in means and "correct" in means:
         print(f"  cost of a hang:  {means['hanging'] - means['correct']:+.2f} s (the lab's load "
               f"timeout is {lab.spec.timeouts.load:g} s)")

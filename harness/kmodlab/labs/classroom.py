@@ -27,6 +27,7 @@ from kmodlab.labs.escape import slug
 from kmodlab.labs.grader import GradeOptions, grade_submission, kernel_for
 from kmodlab.labs.jail import require_jail
 from kmodlab.labs.lab import Lab
+from kmodlab.labs.prebuild import Prebuilder
 from kmodlab.labs.reports import student_folder, write_class_reports, write_student_reports
 from kmodlab.labs.results import Outcome, StudentResult
 from kmodlab.labs.sandbox import prune_build_cache, take_submission
@@ -113,8 +114,13 @@ def _submission_digest(lab: Lab, folder: Path) -> str:
 def grade_class(lab: Lab, submissions: Path, out: Path, *, targets: list[Target] | None = None,
                 jobs: int = 1, regrade: bool = False, progress: bool = True,
                 on_result: Callable[[StudentResult], None] | None = None,
-                stop: threading.Event | None = None) -> ClassRun:
-    """Grade every folder of ``submissions`` into ``out`` (see the module docstring)."""
+                stop: threading.Event | None = None,
+                only: frozenset[str] | None = None, prebuild: bool | None = None) -> ClassRun:
+    """Grade every folder of ``submissions`` into ``out`` (see the module docstring); with
+    ``only``, just those students (a shard: kmodlab.labs.shards).  ``prebuild`` compiles the
+    next students while the current ones run (kmodlab.labs.prebuild); by default only when
+    ``jobs`` leaves a core free: measured on 2 cores, it takes 1,334 to 1,736 submissions/hour
+    with one job, and 2,075 down to 1,809 with two (benchmarks/grading_bench.py)."""
     targets = targets or lab.spec.grading_targets
     out.mkdir(parents=True, exist_ok=True)
     state = StateFile(out / STATE_FILE)
@@ -124,7 +130,7 @@ def grade_class(lab: Lab, submissions: Path, out: Path, *, targets: list[Target]
         kernel = kernel_for(t, kernels)   # type: ignore[arg-type]  # provision once, up front
         # No jail, no grading: refuse before the first student rather than at the first build.
         require_jail(kernel)
-    folders = student_folders(submissions)
+    folders = [(s, f) for s, f in student_folders(submissions) if only is None or s in only]
     run = ClassRun()
     todo: list[tuple[str, Path, str]] = []
     final: dict[str, StudentResult] = {}
@@ -151,8 +157,12 @@ def grade_class(lab: Lab, submissions: Path, out: Path, *, targets: list[Target]
         return result
 
     reporter = _Progress(len(folders), len(run.reused), enabled=progress)
+    if prebuild is None:
+        prebuild = max(1, jobs) < (os.cpu_count() or 1)
+    ahead = [(s, f) for s, f, _ in todo][max(1, jobs):] if prebuild else []
     try:
-        with reporter, ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        with reporter, Prebuilder(lab, ahead, targets, kernels, build_cache) as prebuilder, \
+                ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             pending: dict[Future[StudentResult], str] = {}
             queue = list(todo)
             while queue or pending:
@@ -168,6 +178,7 @@ def grade_class(lab: Lab, submissions: Path, out: Path, *, targets: list[Target]
                     result = fut.result()
                     final[student] = result
                     run.graded.append(student)
+                    prebuilder.done()
                     reporter.finish(result)
                     if on_result:
                         on_result(result)

@@ -5,6 +5,8 @@
     kmodlab lab skel LAB --out DIR [--student ID]
     kmodlab lab verify LAB [--arch A ...] [--kernel K ...] [--students N]
     kmodlab lab grade LAB SUBMISSIONS --out REPORTS [--jobs N] [--arch A ...] [--kernel K ...] [--regrade]
+        [--shard I/N]
+    kmodlab lab merge LAB SHARD_DIR... --out REPORTS
     kmodlab lab selftest LAB [SUBMISSION] [--student ID] [--arch A --kernel K] [--json]
     kmodlab lab params LAB --student ID [--student ID ...]
 """
@@ -137,20 +139,42 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _shard(text: str) -> tuple[int, int]:
+    """argparse type of ``--shard I/N`` (registry.parse_shard, as ``--kmodlab-shard``)."""
+    from kmodlab.errors import ConfigError
+
+    try:
+        return registry.parse_shard(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def cmd_grade(args: argparse.Namespace) -> int:
     from kmodlab.labs.classroom import grade_class
     from kmodlab.labs.lab import load_lab
 
     lab = load_lab(args.lab)
     out = Path(args.out)
-    run = grade_class(lab, Path(args.submissions), out, targets=_targets(args, lab),
-                      jobs=args.jobs, regrade=args.regrade, progress=not args.no_progress)
+    options = {"targets": _targets(args, lab), "jobs": args.jobs, "regrade": args.regrade,
+               "progress": not args.no_progress}
+    if args.shard:
+        from kmodlab.labs.shards import grade_shard
+
+        index, count = args.shard
+        run = grade_shard(lab, Path(args.submissions), out, index, count, **options)
+        print(f"shard {index}/{count}: ", end="")
+    else:
+        run = grade_class(lab, Path(args.submissions), out, **options)
     counts: dict[str, int] = {}
     for r in run.results:
         counts[r.outcome.label] = counts.get(r.outcome.label, 0) + 1
     print(f"{len(run.results)} student(s): " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     print(f"graded now: {len(run.graded)}, from a previous run: {len(run.reused)}")
-    print(f"reports: {out / 'class.html'}, {out / 'class.csv'}, {out / 'students'}/")
+    if args.shard:
+        print(f"shard folder: {out} (merge every shard with `kmodlab lab merge {args.lab} "
+              f"SHARD_DIR... --out DIR`)")
+    else:
+        print(f"reports: {out / 'class.html'}, {out / 'class.csv'}, {out / 'students'}/")
     if run.harness_errors:
         print(f"{len(run.harness_errors)} harness error(s), not charged: rerun this command "
               "to retry them", file=sys.stderr)
@@ -158,6 +182,22 @@ def cmd_grade(args: argparse.Namespace) -> int:
         print("interrupted: rerun the same command to resume", file=sys.stderr)
         return 130
     return 0 if not run.harness_errors else 3
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from kmodlab.labs.lab import load_lab
+    from kmodlab.labs.shards import merge_shards
+
+    lab = load_lab(args.lab)
+    out = Path(args.out)
+    results = merge_shards(lab, [Path(d) for d in args.shards], out)
+    harness = [r.student for r in results if r.outcome.value == "harness_error"]
+    print(f"{len(results)} student(s) from {len(args.shards)} shard(s) merged")
+    print(f"reports: {out / 'class.html'}, {out / 'class.csv'}, {out / 'students'}/")
+    if harness:
+        print(f"{len(harness)} harness error(s), not charged: rerun the grade command of "
+              "their shard to retry them, then merge again", file=sys.stderr)
+    return 0 if not harness else 3
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:
@@ -190,6 +230,12 @@ def cmd_selftest(args: argparse.Namespace) -> int:
         else:
             print(text)
     return 0 if result.outcome.value == "passed" else 1
+
+
+def cmd_gradescope(args: argparse.Namespace) -> int:
+    from kmodlab.labs.gradescope import cmd_gradescope as write_autograder
+
+    return write_autograder(args)
 
 
 def _matrix_options(p: argparse.ArgumentParser, default: str) -> None:
@@ -238,7 +284,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--jobs", type=positive_int, default=1, help="students graded at once (default 1)")
     p.add_argument("--regrade", action="store_true", help="ignore the resume state")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--shard", type=_shard, metavar="I/N",
+                   help="grade only shard I of N (split by a hash of the student id); the "
+                        "folder also gets shard.json for `kmodlab lab merge`")
     p.set_defaults(func=cmd_grade)
+
+    p = sub.add_parser("merge", help="merge the folders of `lab grade --shard I/N` into one "
+                                     "class report (refuses unless every student is there once)")
+    p.add_argument("lab", help="the lab the shards were graded with (name or folder)")
+    p.add_argument("shards", nargs="+", metavar="SHARD_DIR", help="the shards' --out folders")
+    p.add_argument("--out", required=True, help="new (or empty) reports folder")
+    p.set_defaults(func=cmd_merge)
 
     p = sub.add_parser("selftest", help="a student's self-test: the public checks on your own "
                                         "solution")
@@ -251,3 +307,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                     "default: the lab's first grading target")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_selftest)
+
+    # Gradescope: the choices are kmodlab.labs.gradescope's (a unit test compares), written out
+    # here because building the parser must not import the lab code.
+    from kmodlab.cliargs import positive_seconds
+
+    p = sub.add_parser("gradescope", help="write a Gradescope autograder zip for a lab "
+                                          "(docs/gradescope.md)")
+    p.add_argument("lab", help="lab name (labs/<name>) or folder")
+    p.add_argument("--out", required=True, help="the zip to write, e.g. autograder.zip")
+    p.add_argument("--target", action="append", metavar="ARCH/SERIES",
+                   help="repeatable: grade on this target, x86_64/6.1 or x86_64:6.1[:FLAVOUR] "
+                        "(default: the lab's grade_on)")
+    p.add_argument("--time-limit", type=positive_seconds, default=600.0, metavar="SECONDS",
+                   help="the assignment's timeout on Gradescope: grading stops in time to write "
+                        "partial results (default: %(default)g, Gradescope's default)")
+    p.add_argument("--hidden-visibility", default="after_published",
+                   choices=("hidden", "after_due_date", "after_published", "visible"),
+                   help="when students see the lab's hidden checks (default: %(default)s)")
+    p.add_argument("--student-id", default="email", choices=("email", "id"),
+                   help="the Gradescope user field that draws a student's parameters "
+                        "(default: %(default)s)")
+    p.add_argument("--warm", default="solution", choices=("solution", "kernels"),
+                   help="at image build: grade the reference solution on each target (fetches "
+                        "the kernel, boots and snapshots the guest, proves the image grades), "
+                        "or only fetch the kernels (default: %(default)s)")
+    p.add_argument("--wheel", metavar="PATH",
+                   help="ship this kmodlab wheel (default: build one from this source tree)")
+    p.set_defaults(func=cmd_gradescope)

@@ -22,7 +22,7 @@ from typing import Any
 
 from kmodlab.errors import KmodlabError
 from kmodlab.kernels.kernel import Kernel
-from kmodlab.labs.checks import evaluate_checks, not_run
+from kmodlab.labs.checks import evaluate_checks, not_run, unmet_requirements
 from kmodlab.labs.engine import HarnessFault, Observations, SubmissionRun, guest_options
 from kmodlab.labs.errors import LabError, SubmissionRejected
 from kmodlab.labs.lab import Lab
@@ -33,7 +33,7 @@ from kmodlab.labs.results import (
     StudentResult,
     TargetResult,
     merge_checks,
-    worst,
+    summarize,
 )
 from kmodlab.labs.sandbox import Intake, build_submission, take_submission
 from kmodlab.labs.schema import Check, Target
@@ -134,6 +134,14 @@ def grade_target(lab: Lab, intake: Intake, target: Target, student_id: str,
                             not_run(checks, "not run: harness error (not charged)"),
                             build_output=build.output, seconds=seconds,
                             error=f"internal error in the grader: {type(exc).__name__}: {exc}")
+    unmet = [] if obs.crash or obs.hang else unmet_requirements(lab.spec, obs, env, model)
+    if unmet:
+        # The harness did not set the stage (e.g. memory was not fragmented): the checks would
+        # judge nothing, and a pass here could be false.
+        return TargetResult(str(target), Outcome.HARNESS_ERROR,
+                            not_run(checks, "not run: harness error (not charged)"),
+                            build_output=build.output, seconds=seconds,
+                            error="the lab's requirements did not hold: " + "; ".join(unmet))
     results = evaluate_checks(lab.spec, checks, obs, env, model)
     seconds.update({k: round(v, 3) for k, v in obs.seconds.items()})
     seconds["total"] = round(time.monotonic() - t0, 3)
@@ -196,9 +204,7 @@ def grade_submission(lab: Lab, folder: Path, student_id: str,
     finally:
         if own_tmp is not None or not options.keep_work:
             shutil.rmtree(work, ignore_errors=True)
-    outcome = worst([r.outcome for r in results])
-    merged = merge_checks(results)
-    score = None if outcome is Outcome.HARNESS_ERROR else sum(c.points for c in merged)
+    outcome, merged, score = summarize(results)
     return StudentResult(student_id, lab.id, lab.digest, intake.digest, outcome, score,
                          max_score, merged, results, params, list(intake.notes), stamp,
                          round(time.monotonic() - t0, 3), attempts, options.public_only)

@@ -133,42 +133,16 @@ def student_junit(lab: Lab, result: StudentResult, show_hidden: bool = True) -> 
 
 # ------------------------------------------------------------------------------ Gradescope
 def student_gradescope(lab: Lab, result: StudentResult,
-                       hidden_visibility: str = "after_published") -> dict:
-    """Gradescope autograder ``results.json`` (score, tests[name, score, max_score, output,
-    visibility]).  A harness error carries no score, so Gradescope reports an autograder
-    failure instead of charging the student."""
-    tests = []
-    for c in result.checks:
-        lines = []
-        if c.status != "passed":
-            if c.expected:
-                lines.append(f"expected: {c.expected}")
-            if c.observed:
-                lines.append(f"observed: {c.observed}")
-        if c.message:
-            lines.append(c.message)
-        tests.append({"name": c.name, "score": c.points, "max_score": c.max_points,
-                      "status": "passed" if c.passed else "failed",
-                      "output": "\n".join(lines)[:8000],
-                      "visibility": hidden_visibility if c.hidden else "visible"})
-    summary = [f"{result.outcome.label}: {_score_text(result)}"]
-    for t in result.targets:
-        if t.outcome is Outcome.COMPILE_ERROR:
-            summary.append(f"[{t.target}] compiler output:\n{t.build_output[:6000]}")
-        if t.crash:
-            summary.append(f"[{t.target}] {t.outcome.label}:\n{t.crash[:6000]}")
-    data: dict = {"output": "\n\n".join(summary), "stdout_visibility": "hidden",
-                  "execution_time": round(result.seconds), "tests": tests,
-                  "extra_data": {"outcome": result.outcome.value, "lab": lab.id,
-                                 "params": result.params}}
-    if result.outcome is Outcome.HARNESS_ERROR:
-        data["output"] = HARNESS_NOTE
-        data["tests"] = []
-        data["extra_data"]["harness_error"] = True
-    else:
-        data["score"] = result.score
-        data["max_score"] = result.max_score
-    return data
+                       hidden_visibility: str = "after_published") -> dict | None:
+    """Gradescope autograder ``results.json``, from the autograder's own converter
+    (:func:`kmodlab.labs.gradescope.gradescope_results`, checked against Gradescope's schema),
+    or None for a harness error: it carries no score, so it is never charged."""
+    from kmodlab.labs.gradescope import AutograderConfig, gradescope_results
+
+    config = AutograderConfig(lab=lab.id, targets=tuple(t.target for t in result.targets)
+                              or ("-",), hidden_visibility=hidden_visibility,
+                              lab_id=lab.id, lab_digest=lab.digest, max_score=result.max_score)
+    return gradescope_results(lab, result, config, seconds=result.seconds)
 
 
 def write_student_reports(lab: Lab, result: StudentResult, folder: Path) -> Path:
@@ -176,7 +150,11 @@ def write_student_reports(lab: Lab, result: StudentResult, folder: Path) -> Path
     (folder / "report.md").write_text(student_markdown(lab, result))
     (folder / "report.json").write_text(json.dumps(result.to_dict(), indent=2))
     (folder / "junit.xml").write_text(student_junit(lab, result))
-    (folder / "results.json").write_text(json.dumps(student_gradescope(lab, result), indent=2))
+    gradescope = student_gradescope(lab, result)
+    if gradescope is not None:      # a harness error gets none: never a score of 0
+        (folder / "results.json").write_text(json.dumps(gradescope, indent=2))
+    else:
+        (folder / "results.json").unlink(missing_ok=True)
     return folder
 
 

@@ -136,6 +136,16 @@ class StudentResult:
         return cls(**data)
 
 
+def summarize(targets: list[TargetResult]) -> tuple[Outcome, list[CheckResult], float | None]:
+    """A student's outcome, merged checks and score from their per-target results: the worst
+    outcome, each check passed only where it passed on every target, and no score after a
+    harness error (never charged)."""
+    outcome = worst([t.outcome for t in targets])
+    checks = merge_checks(targets)
+    score = None if outcome is Outcome.HARNESS_ERROR else sum(c.points for c in checks)
+    return outcome, checks, score
+
+
 def merge_checks(targets: list[TargetResult]) -> list[CheckResult]:
     """One row per check: passed only if it passed on every target that ran it."""
     if not targets:

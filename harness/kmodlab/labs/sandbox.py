@@ -43,6 +43,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -634,7 +635,8 @@ def _cache_store(cache: Path, key: str, outcome: BuildOutcome) -> None:
     if outcome.timed_out:
         return      # a busy host can time a build out: try again next time
     entry = cache / key[:32]
-    tmp = cache / f".{key[:32]}.{os.getpid()}.tmp"
+    # per process and thread: the prebuilder (kmodlab.labs.prebuild) may store the same key
+    tmp = cache / f".{key[:32]}.{os.getpid()}.{threading.get_ident()}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     if outcome.built is not None:
