@@ -378,3 +378,32 @@ def test_a_buffer_that_came_dirty_is_a_mismatch() -> None:
                                               r"\g<1>0", log))
     row = find(rows_of(data, model), "dma_alloc_coherent_100", "zeroed")
     assert row.verdict == MISMATCH and "memset" in row.rule
+
+
+@pytest.mark.parametrize("kernel", ["x86_64-6.1", "x86_64-7.2"])
+def test_vmstat_m_is_held_against_the_model(kernel: str) -> None:
+    """procps' vmstat -m, run in the guest (recorded): its Pages column is objects per slab,
+    for the module's cache and every kmalloc cache; a wrong figure is a mismatch, no table at
+    all is not observed."""
+    data, model = recording("kmem_cache-ctor", kernel)
+    text = data["between"]["vmstat"]
+    row = find(rows_of(data, model), "ctor", "vmstat -m: Pages (objects per slab, not pages)")
+    assert row.verdict != MISMATCH and row.predicted == 36 and row.observed == 36
+    line = next(x for x in text.splitlines() if x.startswith("kml_cache "))
+    data["between"]["vmstat"] = text.replace(line, line[:-6] + "     2")   # pages holding
+    row = find(rows_of(data, model), "ctor", "vmstat -m: Pages (objects per slab, not pages)")
+    assert (row.verdict, row.observed) == (MISMATCH, 2)
+    data["between"]["vmstat"] = ""
+    row = find(rows_of(data, model), "ctor", "vmstat -m: Num (active objects)")
+    assert row.verdict == NOT_OBSERVED
+
+
+def test_vmstat_m_rows_cover_every_kmalloc_cache_once() -> None:
+    data, model = recording("kmem_cache")
+    rows = rows_of(data, model)
+    kmalloc = {r.test for r in rows if r.test.startswith("vmstat -m kmalloc-")}
+    normal = {n for n, c in model.kmalloc_caches().value.items() if c.type == "normal"}
+    assert kmalloc == {f"vmstat -m {n}" for n in normal}
+    assert all(r.verdict != MISMATCH for r in rows if r.test in kmalloc)
+    other, _ = recording("kmem_cache-ctor")
+    assert not [r for r in rows_of(other, model) if r.test.startswith("vmstat -m kmalloc-")]

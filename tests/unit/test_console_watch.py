@@ -58,3 +58,24 @@ def test_a_lockup_is_not_fatal_until_it_panics(tmp_path: Path) -> None:
     watcher.poll_once()
     event = watcher.first_fatal()
     assert event is not None and event.kind == "panic" and "softlockup: hung tasks" in event.line
+
+
+def test_a_detectors_panic_is_shown_from_its_report(tmp_path: Path) -> None:
+    """hung_task_panic (labs' timeouts.blocked): the fatal line is the panic, but the report
+    that names the hung task and its stack comes before it; the excerpt starts there, far more
+    than five lines back (a real x86_64 6.1 console, tests/fixtures/dmesg)."""
+    from kmodlab.observe.dmesg import find_lockup
+
+    real = (Path(__file__).resolve().parent.parent / "fixtures" / "dmesg"
+            / "x86_64-6.1-hung-task-panic.txt").read_text()
+    log = tmp_path / "console.log"
+    log.write_text("[    0.000000] Linux version 6.1.0\n" * 400 + real)   # beyond one window
+    watcher = ConsoleWatcher(log)
+    watcher.poll_once()
+    event = watcher.first_fatal()
+    assert event is not None and event.kind == "panic"
+    excerpt = watcher.excerpt(event, settle=0)
+    assert excerpt.splitlines()[0].endswith("INFO: task insmod:115 blocked for more than 4 seconds.")
+    assert "waste_init+0x7e/0x1000 [kml_waste]" in excerpt and "Kernel panic" in excerpt
+    lockup = find_lockup(excerpt)
+    assert lockup is not None and lockup.lockup == "hung task"

@@ -203,3 +203,16 @@ def test_a_lockup_the_kernel_survived_is_a_hang_and_fails_no_crash(tmp_path: Pat
     check = next(c for c in run.spec.checks if c.no_crash is not None)
     [result] = evaluate_checks(run.spec, [check], run.obs, {}, None)
     assert not result.passed
+
+
+def test_the_hang_detectors_panic_on_their_report() -> None:
+    """A report alone lets the step wait for its timeout: only a panic ends it at once."""
+    from kmodlab.labs.engine import hang_detector_command
+
+    command = hang_detector_command(4)
+    assert "echo 4 > /proc/sys/kernel/hung_task_timeout_secs && " in command
+    assert "echo 1 > /proc/sys/kernel/hung_task_panic && " in command
+    assert "echo 1 > /proc/sys/kernel/softlockup_panic" in command
+    assert "echo 4 > /proc/sys/kernel/watchdog_thresh" in command
+    # watchdog_thresh takes 0..60 (kernel/watchdog.c:proc_watchdog_thresh())
+    assert "echo 60 > /proc/sys/kernel/watchdog_thresh" in hang_detector_command(600)

@@ -133,3 +133,10 @@ def test_a_wide_parameter_range_is_drawn_without_listing_it() -> None:
     values = {draw_parameters(spec, "lab", f"s{i}").get("word") for i in range(20)}
     assert len(values) > 1 and all(isinstance(v, int) and 1 <= v <= 4294967295 for v in values)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000   # kB
+
+
+def test_blocked_is_an_optional_whole_number_of_seconds() -> None:
+    assert parse(MINIMAL).timeouts.blocked is None
+    assert parse(MINIMAL + "timeouts: {blocked: 4}\n").timeouts.blocked == 4
+    assert "timeouts.blocked" in error_of(MINIMAL + "timeouts: {blocked: 0}\n")
+    assert "timeouts.blocked" in error_of(MINIMAL + "timeouts: {blocked: 2.5}\n")

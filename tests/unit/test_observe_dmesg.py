@@ -110,6 +110,13 @@ EXPECTED = {
         ("alloc_failure", ("alloc_failure",), "insmod: page allocation failure: order:0",
          True, "end of backtrace"),
     ],
+    # A lab's timeouts.blocked (hung_task_panic): khungtaskd's report on the student's insmod,
+    # its stack in waste_init, then the panic that ends the step (as the grader's excerpt).
+    "x86_64-6.1-hung-task-panic.txt": [
+        ("lockup", ("lockup",), "insmod:115 blocked for more than 4 seconds", True,
+         "end marker"),
+        ("panic", ("panic",), "hung_task: blocked tasks", False, "end of input"),
+    ],
     "x86_64-6.1-null-deref-panic.txt": [
         ("module_taint", None, "ap", True, "single line"),
         ("oops", ("oops", "oops"), "NULL pointer", True, "end marker"),

@@ -18,6 +18,8 @@ from kmodlab.check.common import lifecycle_rows, populated_zones
 from kmodlab.check.observation import Observation, Probe, values
 from kmodlab.check.rows import CheckRow, Rows
 from kmodlab.check.slabinfo_tool import TOOL, own_cache_rows, report_command
+from kmodlab.check.vmstat_slabs import kmalloc_rows, vmstat_command
+from kmodlab.check.vmstat_slabs import own_cache_rows as vmstat_own_rows
 from kmodlab.model import MergeCandidate, Model, SlabFlag
 from kmodlab.modules.params.kmem_cache import KmemCacheParams
 
@@ -46,7 +48,8 @@ _CLASS = re.compile(r"^:(?:(?P<letters>[dDaFA]+)-)?(?P<size>\d{7})$")
 def probes(model: Model) -> list[Probe]:
     return [Probe(FAMILY, name, (f"name={NAME}", *params), shrink=(NAME,),
                   before={"classes": CLASSES},
-                  between={"link": LINK, "slabinfo": report_command(NAME)}, tools=(TOOL,))
+                  between={"link": LINK, "slabinfo": report_command(NAME),
+                           "vmstat": vmstat_command(NAME)}, tools=(TOOL,))
             for name, params in CONFIGS]
 
 
@@ -140,6 +143,11 @@ def _own_cache(rows: Rows, model: Model, obs: Observation, test: str, cache, v: 
                    f"{slabs.value} slab(s) x {objs} objects")
     if "slabinfo" in obs.probe.between:        # recordings from before the tool have none
         own_cache_rows(rows, model, test, obs.between.get("slabinfo"), cache, n, flags)
+    if "vmstat" in obs.probe.between:          # recordings from before vmstat have none
+        table = vmstat_own_rows(rows, model, test, obs.between.get("vmstat"), NAME, cache, n,
+                                flags)
+        if test == FAMILY:                     # the kmalloc caches once per kernel
+            kmalloc_rows(rows, model, table)
     line = obs.held.slabinfo.get(NAME) if obs.held is not None else None
     rule = "mm/slab_common.c:cache_show() + mm/slub.c:get_slabinfo()"
     rows.exact(test, "slabinfo objsize", cache.size, line and line.objsize, rule)

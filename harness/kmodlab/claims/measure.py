@@ -76,14 +76,46 @@ def slabinfo_test(cache: str) -> str:
     return f"slabinfo {cache}"
 
 
+def vmstat_test(cache: str) -> str:
+    """The pseudo test a probe's ``vmstat -m`` row of ``cache`` is stored under."""
+    return f"vmstat -m {cache}"
+
+
+VMSTAT_AND_SLABINFO = "vmstat -m; echo '--- slabinfo'; cat /proc/slabinfo"
+"""procps' table and the kernel's, read back to back (nothing allocates between them in an idle
+guest: the figures are the same moment's)."""
+
+
+def vmstat_values(text: str, caches: tuple[str, ...]) -> dict[str, Values]:
+    """Per cache: vmstat's row (num, total, size, pages) beside /proc/slabinfo's objperslab,
+    pagesperslab and active_slabs from the same command (:data:`VMSTAT_AND_SLABINFO`)."""
+    from kmodlab.observe.slabinfo import parse_slabinfo
+    from kmodlab.observe.vmstat_slabs import parse_vmstat_slabs
+
+    vmstat_text, _, slabinfo_text = text.partition("--- slabinfo\n")
+    table, slabinfo = parse_vmstat_slabs(vmstat_text), parse_slabinfo(slabinfo_text)
+    out: dict[str, Values] = {}
+    for cache in caches:
+        row, line = table.row_for(cache), slabinfo.get(cache)
+        if row is None or line is None:
+            continue
+        out[vmstat_test(cache)] = {
+            "num": row.num, "total": row.total, "size": row.size, "pages": row.pages,
+            "objperslab": line.objperslab, "pagesperslab": line.pagesperslab,
+            "active_slabs": line.active_slabs}
+    return out
+
+
 def run_with_slabinfo(guest: Guest, kernel: Kernel, module: BuiltModule,
                       caches: tuple[str, ...]) -> tuple[ModuleRun, dict[str, Values]]:
     """Load ``module``, report on ``caches`` with the kernel's slabinfo tool (each shrunk
-    first), unload.  A cache the tool did not report on alone gets no values."""
+    first) and with procps' ``vmstat -m``, unload.  A cache the tool did not report on alone
+    gets no slabinfo values."""
     from dataclasses import asdict
 
     from kmodlab.check.slabinfo_tool import TOOL, report_command
     from kmodlab.observe.slabinfo_tool import parse_report
+    from kmodlab.phases import shrink_command
     from kmodlab.runner import LoadedModule
 
     install_tools(guest, kernel, (TOOL,))
@@ -95,6 +127,9 @@ def run_with_slabinfo(guest: Guest, kernel: Kernel, module: BuiltModule,
             report = parse_report(guest.run(report_command(cache), isolate=False).stdout)
             if report is not None:
                 reports[slabinfo_test(cache)] = asdict(report)
+        tables = guest.run(f"{shrink_command(caches)}; {VMSTAT_AND_SLABINFO}", isolate=False,
+                           must_succeed=True)
+        reports.update(vmstat_values(tables.stdout, caches))
     unload = loaded.unload(timeout=RUN_TIMEOUT) if loaded.loaded else None
     return ModuleRun(module, load, unload), reports
 

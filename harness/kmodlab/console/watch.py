@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from kmodlab.observe.dmesg import CRASH_KINDS, classify, parse_line
+from kmodlab.observe.dmesg import BENIGN_KINDS, CRASH_KINDS, classify, parse_line
 
 
 def classify_console_line(raw: str) -> str | None:
@@ -31,6 +31,27 @@ def classify_console_line(raw: str) -> str | None:
 
 
 EXCERPT_LINES = 60
+LOOKBACK_BYTES = 16 << 10
+"""How far before a panic line its cause is looked for (a hung-task report with its stack)."""
+
+
+def report_excerpt(before: str, text: str, kind: str) -> str:
+    """The fatal report from its first line: ``text`` starts at the fatal line, ``before`` is
+    the console before it.  A panic is usually the end of a report, not its start: a detector
+    set to panic (hung_task_panic, softlockup_panic) prints its report first, so a panic's
+    excerpt starts at the last report header before it (within :data:`LOOKBACK_BYTES`).
+    Otherwise a few lines of context (the "cut here" marker, the module taint) lead in."""
+    lines = before.splitlines()
+    lead = 5
+    if kind == "panic":
+        for i in range(len(lines) - 1, max(-1, len(lines) - 200), -1):
+            line = parse_line(lines[i])
+            found = classify(line.text if line else lines[i])
+            if found is not None and found[0] not in BENIGN_KINDS \
+                    and not found[0].startswith("module_"):
+                lead = len(lines) - i
+                break
+    return "\n".join(lines[max(0, len(lines) - lead):] + text.splitlines()[:EXCERPT_LINES])
 
 
 @dataclass(frozen=True)
@@ -97,16 +118,18 @@ class ConsoleWatcher:
     def excerpt(self, event: FatalEvent, settle: float = 0.3) -> str:
         """The report from its first line, after letting the kernel finish printing it."""
         time.sleep(settle)
+        start = max(0, event.offset - LOOKBACK_BYTES)
         try:
             with open(self.log_path, "rb") as fh:
-                fh.seek(max(0, event.offset - 2000))
-                text = fh.read(64 * 1024).decode("utf-8", errors="replace")
+                fh.seek(start)
+                data = fh.read(event.offset - start + 64 * 1024)
         except OSError:
             return event.line
-        lines = text.splitlines()
-        start = next((i for i, ln in enumerate(lines) if event.line.strip() in ln), 0)
-        # A few lines of context before the header (the "cut here" marker, the module taint).
-        return "\n".join(lines[max(0, start - 5): start + EXCERPT_LINES])
+        before = data[:event.offset - start].decode("utf-8", errors="replace")
+        if start > 0:                        # the window began inside a line: drop it
+            before = before.partition("\n")[2]
+        return report_excerpt(before, data[event.offset - start:].decode("utf-8", "replace"),
+                              event.kind)
 
     def tail(self, n: int = 30) -> str:
         try:

@@ -62,7 +62,10 @@ class GuestArch:
 
 
 # What the guest runs.  Their shared-library packages are found through Depends (see _lib_deps).
-SEED_PACKAGES: tuple[str, ...] = ("busybox-static", "dropbear-bin", "openssh-sftp-server")
+# procps brings vmstat: its ``vmstat -m`` is the slab report the allocator literature quotes, and
+# busybox has no vmstat applet.
+SEED_PACKAGES: tuple[str, ...] = ("busybox-static", "dropbear-bin", "openssh-sftp-server",
+                                  "procps")
 
 # One suite for every guest, whatever the kernel (see the module docstring for why trixie).
 DEBIAN_SUITE = "trixie"

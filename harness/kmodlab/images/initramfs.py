@@ -1,4 +1,4 @@
-"""Build the guest initramfs for a kernel: busybox, dropbear + sftp-server, keys, virtio modules.
+"""Build the guest initramfs for a kernel: busybox, vmstat, dropbear + sftp-server, keys, virtio modules.
 
 The image is a pure function of its inputs, so it is cached under ``cache_dir("images")`` keyed by
 a hash of all of them (init, agent, package versions, kernel release and module contents, keys,
@@ -42,7 +42,9 @@ GZIP_LEVEL = 6
 BUSYBOX = "/bin/busybox"
 DROPBEAR = "/usr/sbin/dropbear"
 SFTP_SERVER = "/usr/lib/openssh/sftp-server"
+VMSTAT = "/usr/bin/vmstat"       # procps: `vmstat -m` (kmodlab.observe.vmstat_slabs)
 PACKAGE_PATHS: dict[str, tuple[str, ...]] = {
+    VMSTAT: ("/usr/bin/vmstat", "/bin/vmstat"),
     BUSYBOX: ("/bin/busybox", "/usr/bin/busybox"),
     DROPBEAR: ("/usr/sbin/dropbear", "/usr/bin/dropbear", "/sbin/dropbear"),
     SFTP_SERVER: ("/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server"),
@@ -190,9 +192,10 @@ def assemble(inputs: _Inputs) -> CpioArchive:
 
     Always: the directory skeleton, /dev/console and /dev/null, static busybox with a symlink per
     applet in /bin (and the usual /sbin ones), /etc/passwd, group, shells, hostname, /init, the
-    agent, and the module subset under /lib/modules/<release>.  With ``ssh``: dropbear,
-    sftp-server, their DT_NEEDED closure in the multiarch lib dir, the loader at its PT_INTERP
-    path, the host key and /root/.ssh/authorized_keys.  Then ``extra_files`` on top.
+    agent, the module subset under /lib/modules/<release>, and procps' vmstat.  With ``ssh``:
+    dropbear, sftp-server, the host key and /root/.ssh/authorized_keys.  The dynamic programs'
+    DT_NEEDED closure goes to the multiarch lib dir, the loader to its PT_INTERP path.  Then
+    ``extra_files`` on top.
     """
     userland = inputs.userland
     arch = userland.arch
@@ -221,20 +224,23 @@ def assemble(inputs: _Inputs) -> CpioArchive:
     for path, data in stage_modules(inputs.modules, inputs.kernel.release).items():
         archive.add_file(path, data, 0o644)
 
+    # Dynamically linked programs: procps' vmstat always, dropbear and sftp-server with ssh.
+    dynamic = (VMSTAT, DROPBEAR, SFTP_SERVER) if inputs.ssh else (VMSTAT,)
+    programs = {p: userland.path(*PACKAGE_PATHS[p]) for p in dynamic}
+    for guest_path, host_file in programs.items():
+        archive.add_file(guest_path, host_file.read_bytes(), 0o755)
+    loader_name = arch.loader.rsplit("/", 1)[-1]
+    libs = needed_closure(programs.values(), userland.root, arch.search_dirs)
+    # The loader goes to its canonical path (every binary's PT_INTERP), not the lib dir.
+    loader = libs.pop(loader_name).path if loader_name in libs else userland.path(
+        arch.loader, "/usr" + arch.loader)
+    archive.add_file(arch.loader, loader.read_bytes(), 0o755)
+    for soname, lib in sorted(libs.items()):
+        archive.add_file(f"{arch.lib_dir}/{soname}", lib.path.read_bytes(),
+                         _host_mode(lib.path))
+
     if inputs.ssh:
-        programs = {p: userland.path(*PACKAGE_PATHS[p]) for p in (DROPBEAR, SFTP_SERVER)}
-        for guest_path, host_file in programs.items():
-            archive.add_file(guest_path, host_file.read_bytes(), 0o755)
         archive.add_symlink(*SFTP_LINK)
-        loader_name = arch.loader.rsplit("/", 1)[-1]
-        libs = needed_closure(programs.values(), userland.root, arch.search_dirs)
-        # The loader goes to its canonical path (every binary's PT_INTERP), not the lib dir.
-        loader = libs.pop(loader_name).path if loader_name in libs else userland.path(
-            arch.loader, "/usr" + arch.loader)
-        archive.add_file(arch.loader, loader.read_bytes(), 0o755)
-        for soname, lib in sorted(libs.items()):
-            archive.add_file(f"{arch.lib_dir}/{soname}", lib.path.read_bytes(),
-                             _host_mode(lib.path))
         archive.add_dir("/etc/dropbear", 0o755)
         archive.add_file("/etc/dropbear/dropbear_ed25519_host_key", inputs.host_key, 0o600)
         archive.add_dir("/root/.ssh", 0o700)

@@ -119,8 +119,9 @@ def grade_class(lab: Lab, submissions: Path, out: Path, *, targets: list[Target]
     """Grade every folder of ``submissions`` into ``out`` (see the module docstring); with
     ``only``, just those students (a shard: kmodlab.labs.shards).  ``prebuild`` compiles the
     next students while the current ones run (kmodlab.labs.prebuild); by default only when
-    ``jobs`` leaves a core free: measured on 2 cores, it takes 1,334 to 1,736 submissions/hour
-    with one job, and 2,075 down to 1,809 with two (benchmarks/grading_bench.py)."""
+    ``jobs`` leaves a core free: measured on 2 cores (benchmarks/grading_bench.py, x86_64 6.1,
+    builds replayed: kmodlab.labs.kbuild_replay), it takes one job from 2,647 to 3,925
+    submissions/hour, and two jobs from 3,726 to 3,984, within what two runs of one differ."""
     targets = targets or lab.spec.grading_targets
     out.mkdir(parents=True, exist_ok=True)
     state = StateFile(out / STATE_FILE)

@@ -127,6 +127,24 @@ class Observations:
         return ""
 
 
+def hang_detector_command(blocked: int) -> str:
+    """Shell that makes the guest's kernel report a task blocked ``blocked`` seconds
+    (kernel/hung_task.c: checked every second, hung_task_check_interval_secs) or a CPU stuck
+    in the kernel for 2 x watchdog_thresh = 2 x ``blocked`` seconds (kernel/watchdog.c: a
+    CPU busy that long without scheduling; twice as long, since a loop may be slow but
+    legitimate under TCG), and panic on either report:
+    a panic is what ends a waiting step at once, and the report before it names the hang
+    (labs.engine._record_crash, observe.dmesg.find_lockup).  Fails when the kernel has no
+    hung-task detector; the soft-lockup knobs are optional."""
+    sysctl = "/proc/sys/kernel"
+    thresh = min(blocked, 60)               # proc_watchdog_thresh: 0..60
+    return (f"echo {blocked} > {sysctl}/hung_task_timeout_secs && "
+            f"echo 1 > {sysctl}/hung_task_panic && "
+            f"{{ echo 1 > {sysctl}/hung_task_check_interval_secs; "
+            f"echo {thresh} > {sysctl}/watchdog_thresh; "
+            f"echo 1 > {sysctl}/softlockup_panic; true; }} 2>/dev/null")
+
+
 class _FloodWatch:
     """Stops the guest when its console log passes ``limit`` bytes (a printk flood)."""
 
@@ -316,6 +334,14 @@ class SubmissionRun:
 
             with self._harness("installing the lab's guest tools"):
                 install_tools(guest, self.kernel, tuple(self.spec.tools))
+        if self.spec.timeouts.blocked is not None:
+            with self._harness("arming the kernel's hang detectors"):
+                armed = guest.run(hang_detector_command(self.spec.timeouts.blocked),
+                                  isolate=False)
+            if not armed.ok:
+                self.obs.notes.append("this kernel has no hung-task detector "
+                                      "(CONFIG_DETECT_HUNG_TASK): a blocked step ends at its "
+                                      "timeout")
         with self._harness("reading /proc before loading"):
             self.obs.leak_before = self._leak_snapshot(guest)
             self.obs.snapshots["before"] = self._lab_snapshot(guest, self.obs.leak_before)

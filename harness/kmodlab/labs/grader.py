@@ -153,8 +153,10 @@ def grade_target(lab: Lab, intake: Intake, target: Target, student_id: str,
         outcome = Outcome.FAILED
     else:
         outcome = Outcome.PASSED
-    crash = obs.crash or (f"hang: {obs.hang}" if obs.hang else "")
-    if obs.hang and not obs.crash:
+    crash = obs.crash
+    if obs.hang and obs.crash:          # a detector's report: what it found, then the report
+        crash = f"{obs.hang}\n\n{obs.crash}"
+    elif obs.hang:                      # a timeout: what did not finish, and the console
         crash = f"{obs.hang}\n\nlast console lines:\n" + "\n".join(
             obs.console_tail.splitlines()[-25:])
     return TargetResult(str(target), outcome, results, build_output=build.output, crash=crash,

@@ -132,6 +132,12 @@ class Timeouts(_Model):
     load: float = Field(20, gt=0, le=600)
     unload: float = Field(20, gt=0, le=600)
     step: float = Field(10, gt=0, le=600)
+    blocked: int | None = Field(
+        None, ge=1, le=600,
+        description="a task blocked in the kernel (D state) this many seconds, or a CPU stuck "
+                    "in it twice as long, is a hang: the guest's hung-task and soft-lockup "
+                    "detectors report it (with its stack) and the step ends then, not at its "
+                    "timeout.  Unset: only the timeouts end a step.")
 
 
 class Limits(_Model):

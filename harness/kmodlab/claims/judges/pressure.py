@@ -2,7 +2,8 @@
 reclaimable page cache: a file on an ext2 RAM disk).
 
 The module takes single pages with GFP_NOWAIT until one fails, then with GFP_ATOMIC, then one
-GFP_NOWAIT without __GFP_NOWARN, then GFP_KERNEL|__GFP_RETRY_MAYFAIL; per zone it reports the
+GFP_NOWAIT without __GFP_NOWARN, then GFP_KERNEL|__GFP_RETRY_MAYFAIL and GFP_KERNEL|
+__GFP_NORETRY (with the pages each reclaimed itself: PGSTEAL_DIRECT); per zone it reports the
 min watermark, the lowmem reserve, the watermark boost and the free (and free CMA) pages where
 each mask stopped.  The watermark floors are :mod:`kmodlab.model.reserves`'.
 """
@@ -11,7 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from kmodlab.claims.judges.base import Finding, Judge, count_text, int_value, register
+from kmodlab.claims.judges.base import (
+    Finding,
+    Judge,
+    NotMeasured,
+    count_text,
+    int_value,
+    register,
+)
 from kmodlab.claims.measure import REPORTS_TEST
 from kmodlab.claims.observations import Observations, Values
 from kmodlab.claims.target import ModelTarget
@@ -26,6 +34,9 @@ R_REFILL = ("mm/page_alloc.c:nr_pcp_alloc(): batch << pcp->alloc_factor pages pe
 R_RECLAIM = ("mm/page_alloc.c:__alloc_pages_slowpath(): without __GFP_DIRECT_RECLAIM "
              "(GFP_NOWAIT, GFP_ATOMIC) it goes to nopage after waking kswapd; GFP_KERNEL "
              "reclaims directly (__alloc_pages_direct_reclaim())")
+R_NORETRY = ("mm/page_alloc.c:__alloc_pages_slowpath(): with __GFP_DIRECT_RECLAIM it tries "
+             "__alloc_pages_direct_reclaim() (and compaction) first; only then does "
+             "__GFP_NORETRY goto nopage instead of retrying")
 R_NOWARN = ("mm/page_alloc.c:__alloc_pages_slowpath() nopage: warn_alloc() unless "
             "__GFP_NOWARN (\"page allocation failure: order:0, mode:...\")")
 
@@ -158,3 +169,46 @@ class NowarnSilences(Judge):
                        f"the one GFP_NOWAIT without it {'failed' if warn else 'succeeded'} and "
                        f"the kernel printed {count_text(warnings, 'page allocation failure')}",
                        f"{probe}/warn + the load's kernel log", ok)
+
+
+@register
+class NoretryGivesUpAtOnce(Judge):
+    """"__GFP_NORETRY tells the allocator to give up immediately if the requested memory is
+    not available"."""
+
+    name = "gfp_noretry_gives_up_at_once"
+
+    def model(self, target: ModelTarget, **_: Any) -> Finding:
+        rule = reserves.mask_rule(target.series, "GFP_KERNEL|__GFP_NORETRY")
+        verdict = "false" if rule.direct_reclaim else "true"
+        return Finding(verdict, "one reclaim round",
+                       "no: when the free pages are not there, GFP_KERNEL|__GFP_NORETRY first "
+                       "reclaims (and compacts) once itself, and gives up only if that did not "
+                       "free enough; with reclaimable page cache it succeeds where GFP_NOWAIT "
+                       "failed", R_NORETRY,
+                       short="no: it reclaims once before giving up")
+
+    def measured(self, target: ModelTarget, obs: Observations, *, probe: str,
+                 **_: Any) -> Finding | None:
+        fill, noretry = obs.values(probe, "fill_nowait"), obs.values(probe, "noretry")
+        got, asked = int_value(noretry, "pages"), int_value(noretry, "asked")
+        steals = int_value(noretry, "direct_steals")
+        before, after = int_value(noretry, "file_pages_before"), int_value(noretry, "file_pages")
+        if fill is None or None in (got, asked, steals, before, after):
+            return None
+        assert got is not None and steals is not None and before is not None \
+            and after is not None
+        if steals < 0:
+            raise NotMeasured("the kernel counts no vm events (CONFIG_VM_EVENT_COUNTERS): "
+                              "who reclaimed is unknown")
+        if got and not steals:
+            raise NotMeasured(f"__GFP_NORETRY got {got} pages without reclaiming any itself: "
+                              "memory had become available (kswapd), so giving up was never "
+                              "in question")
+        verdict = "true" if got == 0 else "false"
+        return Finding(verdict, f"{got} pages, {steals} reclaimed",
+                       f"with free memory at the watermark (GFP_NOWAIT had failed), "
+                       f"GFP_KERNEL|__GFP_NORETRY got {got} of {asked} pages; the task itself "
+                       f"reclaimed {steals} pages (PGSTEAL_DIRECT) and the page cache went from "
+                       f"{before} to {after} pages",
+                       f"{probe}/fill_nowait + noretry", verdict == "false" and steals > 0)

@@ -14,9 +14,16 @@
  *                 says so once (mm/page_alloc.c:warn_alloc())
  *   reclaim       GFP_KERNEL|__GFP_RETRY_MAYFAIL|__GFP_NOWARN up to
  *                 `reclaim` pages: direct reclaim frees page cache for them
- *                 (__GFP_RETRY_MAYFAIL: no OOM killer; __GFP_NORETRY gives up
- *                 after one reclaim round, sometimes with cache still there)
+ *                 (__GFP_RETRY_MAYFAIL: no OOM killer)
+ *   noretry       then GFP_KERNEL|__GFP_NORETRY|__GFP_NOWARN up to `reclaim`
+ *                 pages, with free memory still at the watermark: each
+ *                 failed fast path is followed by one direct reclaim round
+ *                 before __GFP_NORETRY may give up
+ *                 (mm/page_alloc.c:__alloc_pages_slowpath())
  *   nofail        one GFP_KERNEL|__GFP_NOFAIL page
+ *
+ * Each direct-reclaim phase reports the PGSTEAL_DIRECT event count it added
+ * (pages the allocating task reclaimed itself, not kswapd: mm/vmscan.c).
  *   zoneN         per populated zone of node 0: its min watermark (without
  *                 the boost), the lowmem reserve GFP_KERNEL's highest zone
  *                 imposes on it, and its free pages and watermark boost
@@ -49,6 +56,22 @@ static LIST_HEAD(kml_pages);
 static unsigned long kml_free_at[MAX_NR_ZONES][2];
 static unsigned long kml_boost_at[MAX_NR_ZONES][2];
 static unsigned long kml_cma_at[MAX_NR_ZONES][2];	/* free CMA pages: unusable for these */
+
+#ifdef CONFIG_VM_EVENT_COUNTERS
+static unsigned long kml_events[NR_VM_EVENT_ITEMS];
+
+/* Pages reclaimed by allocating tasks themselves so far (may sleep: cpus_read_lock) */
+static long kml_direct_steals(void)
+{
+	all_vm_events(kml_events);
+	return kml_events[PGSTEAL_DIRECT];
+}
+#else
+static long kml_direct_steals(void)
+{
+	return -1;	/* unknown: no event counters */
+}
+#endif
 
 static unsigned long kml_take(gfp_t gfp, unsigned long limit)
 {
@@ -92,7 +115,9 @@ static unsigned long kml_file_pages(void)
 
 static int __init kml_init(void)
 {
-	unsigned long nowait, atomic, kernel, file_before, file_mid, file_after;
+	unsigned long nowait, atomic, kernel, noretry, file_before, file_mid, file_after;
+	unsigned long file_noretry;
+	long steals_before, steals_reclaim, steals_noretry;
 	enum zone_type high = gfp_zone(GFP_KERNEL);
 	unsigned long limit = totalram_pages();
 	struct page *warned, *nofail;
@@ -101,7 +126,7 @@ static int __init kml_init(void)
 
 	for (i = 0; i < MAX_NR_ZONES; i++)
 		zones += populated_zone(&NODE_DATA(0)->node_zones[i]);
-	kml_ktap_begin(&t, "load", 5 + zones);
+	kml_ktap_begin(&t, "load", 6 + zones);
 	file_before = kml_file_pages();
 
 	preempt_disable();
@@ -115,8 +140,13 @@ static int __init kml_init(void)
 	if (warned)
 		list_add(&warned->lru, &kml_pages);
 
+	steals_before = kml_direct_steals();
 	kernel = kml_take(GFP_KERNEL | __GFP_RETRY_MAYFAIL | __GFP_NOWARN, reclaim);
 	file_after = kml_file_pages();
+	steals_reclaim = kml_direct_steals();
+	noretry = kml_take(GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN, reclaim);
+	file_noretry = kml_file_pages();
+	steals_noretry = kml_direct_steals();
 	/*
 	 * Only while reclaim still works: with nothing left to reclaim, __GFP_NOFAIL
 	 * goes to the OOM killer (mm/page_alloc.c:__alloc_pages_may_oom()), which
@@ -134,8 +164,13 @@ static int __init kml_init(void)
 	kml_ktap_result(&t, true, "take_atomic");
 	kml_diag("warn", "failed=%d", warned == NULL);
 	kml_ktap_result(&t, true, "warn");
-	kml_diag("reclaim", "pages=%lu asked=%lu file_pages=%lu", kernel, reclaim, file_after);
+	kml_diag("reclaim", "pages=%lu asked=%lu file_pages=%lu direct_steals=%ld", kernel,
+		 reclaim, file_after, steals_before < 0 ? -1 : steals_reclaim - steals_before);
 	kml_ktap_result(&t, true, "reclaim");
+	kml_diag("noretry", "pages=%lu asked=%lu file_pages_before=%lu file_pages=%lu "
+		 "direct_steals=%ld", noretry, reclaim, file_after, file_noretry,
+		 steals_before < 0 ? -1 : steals_noretry - steals_reclaim);
+	kml_ktap_result(&t, true, "noretry");
 	kml_diag("nofail", "tried=%d got=%d", kernel == reclaim, nofail != NULL);
 	kml_ktap_result(&t, kernel != reclaim || nofail != NULL, "nofail");
 	for (i = 0; i < MAX_NR_ZONES; i++) {
