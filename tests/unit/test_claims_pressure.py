@@ -144,3 +144,61 @@ def test_large_buffer_judge_on_a_real_shape_of_values() -> None:
     obs.probes["large_fragmented"]["blocks"]["largest"] = 9
     with pytest.raises(NotMeasured, match="did not meet fragmented memory"):
         judge_.measured(TARGET, obs, **args)
+
+
+# kml_pressure's GFP_KERNEL phases as measured on 2026-12-06 (`kmodlab claims --measure --claim
+# gfp-noretry-gives-up-at-once`): x86_64 6.1, where __GFP_NORETRY reclaimed and then gave up,
+# and arm64 7.2, where kswapd had freed enough that it never had to reclaim.
+NORETRY_61 = {
+    "fill_nowait": {"file_pages": 19233, "file_pages_before": 19233, "pages": 73416},
+    "reclaim": {"asked": 2048, "direct_steals": 104, "file_pages": 16324, "pages": 2048},
+    "noretry": {"asked": 2048, "direct_steals": 144, "file_pages": 16177,
+                "file_pages_before": 16324, "pages": 67},
+}
+NORETRY_ARM64_72 = {
+    "fill_nowait": {"file_pages": 19090, "file_pages_before": 19090, "pages": 56081},
+    "reclaim": {"asked": 2048, "direct_steals": 0, "file_pages": 17556, "pages": 2048},
+    "noretry": {"asked": 2048, "direct_steals": 0, "file_pages": 17044,
+                "file_pages_before": 17556, "pages": 2048},
+}
+
+
+def test_noretry_reclaiming_before_it_gives_up_is_false_and_agrees() -> None:
+    found = judge("gfp_noretry_gives_up_at_once", NORETRY_61)
+    assert found is not None and found.verdict == "false" and found.agrees
+    assert "144" in found.answer and "67 of 2048" in found.answer
+    assert JUDGES["gfp_noretry_gives_up_at_once"].model(TARGET).verdict == "false"
+
+
+def test_noretry_getting_nothing_is_true_and_disagrees() -> None:
+    values = copy.deepcopy(NORETRY_61)
+    values["noretry"]["pages"] = 0
+    found = judge("gfp_noretry_gives_up_at_once", values)
+    assert found is not None and found.verdict == "true" and not found.agrees
+
+
+def test_noretry_that_never_had_to_reclaim_is_not_measured() -> None:
+    with pytest.raises(NotMeasured, match="without reclaiming"):
+        judge("gfp_noretry_gives_up_at_once", NORETRY_ARM64_72)
+    values = copy.deepcopy(NORETRY_61)
+    values["noretry"]["direct_steals"] = -1                 # no vm event counters
+    with pytest.raises(NotMeasured, match="VM_EVENT_COUNTERS"):
+        judge("gfp_noretry_gives_up_at_once", values)
+
+
+def test_vmstat_pages_column_is_objects_per_slab() -> None:
+    """The x86_64 6.1 measurement: vmstat -m's Pages beside /proc/slabinfo at the same moment."""
+    row = {"active_slabs": 2, "num": 50, "objperslab": 36, "pages": 36, "pagesperslab": 1,
+           "size": 112, "total": 72}
+    obs = Observations("r", "x86_64-6.1", 1,
+                       probes={"slab_waste_tool": {"vmstat -m kml_cache": row}})
+    judge_ = JUDGES["vmstat_pages_column"]
+    found = judge_.measured(TARGET, obs, probe="slab_waste_tool", cache="kml_cache")
+    assert found is not None and found.verdict == "false" and found.agrees
+    assert judge_.model(TARGET, size=100, count=50).value == "Pages 36"
+    obs.probes["slab_waste_tool"]["vmstat -m kml_cache"] = {**row, "pages": 2}
+    found = judge_.measured(TARGET, obs, probe="slab_waste_tool", cache="kml_cache")
+    assert found is not None and found.verdict == "true" and not found.agrees
+    obs.probes["slab_waste_tool"]["vmstat -m kml_cache"] = {**row, "objperslab": 2}
+    with pytest.raises(NotMeasured):
+        judge_.measured(TARGET, obs, probe="slab_waste_tool", cache="kml_cache")

@@ -134,10 +134,11 @@ class Timeouts(_Model):
     step: float = Field(10, gt=0, le=600)
     blocked: int | None = Field(
         None, ge=1, le=600,
-        description="a task blocked in the kernel (D state) this many seconds, or a CPU stuck "
-                    "in it twice as long, is a hang: the guest's hung-task and soft-lockup "
-                    "detectors report it (with its stack) and the step ends then, not at its "
-                    "timeout.  Unset: only the timeouts end a step.")
+        description="a task blocked in the kernel (D state) this many seconds is a hang: the "
+                    "guest's hung-task detector reports it (with its stack) and the step ends "
+                    "then, not at its timeout (the soft-lockup detector is armed at twice this, "
+                    "see docs/labs.md for what it did not catch).  Unset: only the timeouts "
+                    "end a step.")
 
 
 class Limits(_Model):
