@@ -24,12 +24,12 @@ import json
 import os
 import shutil
 import subprocess
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+from autograder_zip import unpack
 
 from kmodlab.kernels.kernel import Kernel
 from kmodlab.labs import gradescope as gs
@@ -71,18 +71,6 @@ the guest tool kml_fragment (its C file ships in the wheel), the shared-memory d
 (error_paths: kconfig/ ships in the wheel, and the build is cached by its inputs' text)."""
 
 
-def _unpack(archive: Path, dest: Path) -> Path:
-    """As unzip does on Unix: the modes the zip records are applied."""
-    with zipfile.ZipFile(archive) as zf:
-        for info in zf.infolist():
-            path = dest / info.filename
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(zf.read(info))
-            if mode := (info.external_attr >> 16) & 0o777:
-                path.chmod(mode)
-    return dest
-
-
 DECLARED_KEYS = {"outcome", "fails", "output_contains", "hang_contains"}
 """What a submission's entry in tests/expected.yaml may say (test_labs.py checks the same): a key
 this test does not know fails the case rather than going unchecked."""
@@ -112,7 +100,7 @@ def _set_up(lab: Lab, work: Path, targets: list[str] | None, time_limit: float
     archive = work / "autograder.zip"
     made = gs.build_autograder(lab, archive, targets=targets, time_limit=time_limit)
     root = work / "autograder"
-    _unpack(archive, root / "source")
+    unpack(archive, root / "source")
     env = {**os.environ, "KMODLAB_AUTOGRADER_ROOT": str(root),
            "KMODLAB_VENV": str(work / "venv"), "KMODLAB_CACHE": str(cache_root()),
            "KMODLAB_AUTOGRADER_SKIP_APT": "1"}

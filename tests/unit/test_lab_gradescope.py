@@ -16,6 +16,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from autograder_zip import unpack
 
 import kmodlab
 from kmodlab import registry
@@ -89,19 +90,6 @@ def config(*targets: str, time_limit: float = 600.0, **kw) -> gs.AutograderConfi
 
 def scored_tests(data: dict) -> list[dict]:
     return [t for t in data["tests"] if "score" in t]
-
-
-def unpack(archive: Path, dest: Path) -> Path:
-    """Extract like unzip does on Unix: the modes the zip records are applied."""
-    with zipfile.ZipFile(archive) as zf:
-        for info in zf.infolist():
-            path = dest / info.filename
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(zf.read(info))
-            mode = (info.external_attr >> 16) & 0o777
-            if mode:
-                path.chmod(mode)
-    return dest
 
 
 def simulated_root(tmp: Path, cfg: gs.AutograderConfig, metadata: dict | None = None) -> Path:

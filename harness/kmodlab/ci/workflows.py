@@ -42,6 +42,19 @@ _GITHUB_INSTALL = """\
           "$RUNNER_TEMP/kmodlab-venv/bin/kmodlab" doctor
 """
 
+# Every GitHub job that boots guests says whether the runner has KVM (TCG is far slower).
+_GITHUB_KVM = """\
+      - name: Check for KVM
+        run: |
+          if [ -c /dev/kvm ] && (exec 3<>/dev/kvm) 2>/dev/null; then
+            echo "/dev/kvm opens read-write: kmodlab probes KVM and uses it for $(uname -m) guests"
+            echo "KVM: /dev/kvm is usable on this runner" >> "$GITHUB_STEP_SUMMARY"
+          else
+            echo "::notice::no usable /dev/kvm on this runner: guests run under TCG (slower)"
+            echo "KVM: not available, guests run under TCG" >> "$GITHUB_STEP_SUMMARY"
+          fi
+"""
+
 # The install steps of every GitLab job's before_script (rendered first, like the GitHub one).
 _GITLAB_INSTALL = """\
     - |
@@ -113,15 +126,7 @@ jobs:
         with:
           persist-credentials: false
 [[ install_step ]]\
-      - name: Check for KVM
-        run: |
-          if [ -c /dev/kvm ] && (exec 3<>/dev/kvm) 2>/dev/null; then
-            echo "/dev/kvm opens read-write: kmodlab probes KVM and uses it for $(uname -m) guests"
-            echo "KVM: /dev/kvm is usable on this runner" >> "$GITHUB_STEP_SUMMARY"
-          else
-            echo "::notice::no usable /dev/kvm on this runner: guests run under TCG (slower)"
-            echo "KVM: not available, guests run under TCG" >> "$GITHUB_STEP_SUMMARY"
-          fi
+[[ kvm_step ]]\
       - name: Resolve the kernel release
         id: kernel
         run: kmodlab ci release --arch "$ARCH" --kernel "$KERNEL" --flavour "$FLAVOUR" --format env >> "$GITHUB_OUTPUT"
@@ -266,13 +271,7 @@ jobs:
         with:
           persist-credentials: false
 [[ install_step ]]\
-      - name: Check for KVM
-        run: |
-          if [ -c /dev/kvm ] && (exec 3<>/dev/kvm) 2>/dev/null; then
-            echo "/dev/kvm opens read-write: kmodlab probes KVM and uses it for $(uname -m) guests"
-          else
-            echo "::notice::no usable /dev/kvm on this runner: guests run under TCG (slower)"
-          fi
+[[ kvm_step ]]\
       - name: Resolve the kernel releases
         id: kernels
         run: |
@@ -500,6 +499,7 @@ def _render(template: str, install: str, packages: tuple[str, ...], **values: ob
     install_step = env.from_string(_GITHUB_INSTALL).render(**common)
     gitlab_install = env.from_string(_GITLAB_INSTALL).render(**common)
     return env.from_string(template).render(**common, install_step=install_step,
+                                            kvm_step=_GITHUB_KVM,
                                             gitlab_install=gitlab_install, **values)
 
 
