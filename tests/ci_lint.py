@@ -48,6 +48,15 @@ def actionlint(path: Path) -> subprocess.CompletedProcess:
                           timeout=120)
 
 
+def actionlint_text(root: Path, relpath: str, text: str) -> subprocess.CompletedProcess:
+    """:func:`actionlint` on workflow ``text`` written at ``root/relpath`` (the path it is
+    generated for: actionlint reads ``.github/workflows/`` files only)."""
+    target = root / relpath
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    return actionlint(target)
+
+
 def gitlab_schema_errors(text: str) -> list[str]:
     """Where the ``.gitlab-ci.yml`` text breaks GitLab's CI schema (empty: valid)."""
     jsonschema = pytest.importorskip("jsonschema")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ci_lint import actionlint, gitlab_schema_errors
+from ci_lint import actionlint_text, gitlab_schema_errors
 
 from kmodlab import cli, registry
 from kmodlab.ci.workflows import LabWorkflowSpec, render_lab_workflow
@@ -143,11 +143,7 @@ SPECS = [{}, {"shards": 3, "targets": ("x86_64:6.1", "arm64:6.12")},
 
 @pytest.mark.parametrize("kw", SPECS, ids=["one", "three", "options"])
 def test_github_lab_workflow_passes_actionlint(kw: dict, tmp_path: Path) -> None:
-    relpath, text = render_lab_workflow("github", _spec(**kw))
-    target = tmp_path / relpath
-    target.parent.mkdir(parents=True)
-    target.write_text(text)
-    result = actionlint(target)
+    result = actionlint_text(tmp_path, *render_lab_workflow("github", _spec(**kw)))
     assert result.returncode == 0, result.stdout + result.stderr
 
 

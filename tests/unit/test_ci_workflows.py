@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ci_lint import actionlint, gitlab_schema_errors
+from ci_lint import actionlint_text, gitlab_schema_errors
 
 from kmodlab import cli
 from kmodlab.ci.hostdeps import required_packages
@@ -149,11 +149,7 @@ SPECS = [{}, {"shards": 3}, {"arches": ("arm64",), "kernels": ("6.12",), "flavou
 
 @pytest.mark.parametrize("kw", SPECS, ids=["default", "shards", "one-target", "two-paths"])
 def test_github_workflow_passes_actionlint(kw: dict, tmp_path: Path) -> None:
-    relpath, text = render_workflow("github", _spec(**kw))
-    target = tmp_path / relpath
-    target.parent.mkdir(parents=True)
-    target.write_text(text)
-    result = actionlint(target)
+    result = actionlint_text(tmp_path, *render_workflow("github", _spec(**kw)))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
