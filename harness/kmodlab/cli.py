@@ -102,8 +102,8 @@ def cmd_kernels_build(args: argparse.Namespace) -> int:
     else:
         print(f"{kernel.release} ({target.arch}, linux-source {kernel.package_version}, config "
               f"{'+'.join(kernel.config_names)}) ready in {kernel.root}")
-        if kernel.boot_params:
-            print(f"boots with: {' '.join(kernel.boot_params)}")
+        if kernel.boot_cmdline:
+            print(f"boots with: {' '.join(kernel.boot_cmdline)}")
     return 0
 
 

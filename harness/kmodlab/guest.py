@@ -443,7 +443,7 @@ def prepare_qemu_config(kernel: Kernel, options: GuestOptions, *,
     config = QemuConfig(kernel_image=kernel.boot_image, initrd=build_initramfs(kernel, ssh=True),
                         memory_mb=options.memory_mb, cpus=options.cpus, accel=accel.accel,
                         ssh=options.wants_ssh, interactive=interactive,
-                        extra_cmdline=(*kernel.boot_params, *options.extra_cmdline),
+                        extra_cmdline=(*kernel.boot_cmdline, *options.extra_cmdline),
                         extra_args=ICOUNT_ARGS if options.idle_skips_time else (),
                         shared_memory_mb=options.shared_memory_mb,
                         cpu=arch_profile(kernel.arch).tcg_cpu(kernel.page_size))

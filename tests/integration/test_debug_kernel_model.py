@@ -14,6 +14,7 @@ import pytest
 
 from kmodlab.check import CheckReport, render_check, run_check
 from kmodlab.check.rows import MATCH
+from kmodlab.claims.target import configured_target
 from kmodlab.kernels.kbuild import build_kernel
 from kmodlab.model import Model
 
@@ -30,6 +31,10 @@ def report(request: pytest.FixtureRequest) -> CheckReport:
     arch, series = request.param
     kernel = build_kernel(arch, series, "debug-memory")
     assert Model.for_kernel(kernel).params.kasan_generic
+    # `kmodlab model --config debug-memory` answers from this kernel's .config
+    asked = configured_target(arch, series, "debug-memory")
+    assert asked.kernel is not None and asked.kernel.release == kernel.release
+    assert asked.model.params.kasan_generic
     return run_check(kernel, FAMILIES)
 
 

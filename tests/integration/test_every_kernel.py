@@ -189,3 +189,37 @@ def test_the_cross_check_passes_where_the_model_covers_the_kernel(target: Target
     report = run_check(kernel)
     assert report.exit_code == 0, render_check(report)
     assert len(report.rows) > 1000
+
+
+# Kernels whose series boots with parameters of its own (series.yaml ``boot``: 5.10's slub_debug
+# static key); the full tier takes every such kernel, rt included, where the fix matters most.
+SERIES_BOOT = deep([t for t in TARGETS if registry.series_boot_params(t.series)])
+
+
+@pytest.mark.parametrize("target", SERIES_BOOT, ids=[t.label for t in SERIES_BOOT])
+def test_a_cache_created_with_debug_flags_is_debugged(target: Target) -> None:
+    """5.10 runs SLUB's debugging of a cache created with SLAB_STORE_USER only behind the static
+    key slub_debug_enabled, which only slub_debug= turns on there (mm/slub.c:
+    setup_slub_debug(); 5.13's kmem_cache_open() turns it on for such a cache).  Without it the
+    cache records no owners ("No data" in alloc_calls) and on 5.10-rt freeing the objects BUGs
+    in __slab_free() (list_del corruption).  The series' boot parameter turns the key on."""
+    from kmodlab.modules import parse_params
+    from kmodlab.modules.build import build
+    from kmodlab.runner import LoadedModule
+
+    kernel = provision_target(target)
+    params = parse_params("kmem_cache", ["name=kml_owners", "size=100",
+                                         "flags=SLAB_STORE_USER", "count=12"])
+    with Guest(kernel) as g:
+        cmdline = g.run("cat /proc/cmdline", must_succeed=True).output.split()
+        assert set(registry.series_boot_params(target.series)) <= set(cmdline)
+        module = LoadedModule(g, build("kmem_cache", params, kernel))
+        load = module.load()
+        try:
+            assert load.ok, load.log
+            owners = g.run("cat /sys/kernel/slab/kml_owners/alloc_calls", isolate=False,
+                           must_succeed=True).output
+            assert "kml_init" in owners and "No data" not in owners, owners
+        finally:
+            unload = module.unload() if module.loaded else None
+        assert unload is not None and unload.ok, unload.log if unload else "not loaded"

@@ -90,3 +90,28 @@ def test_prediction_semantics() -> None:
         Prediction(5, "r", exact=False)
     with pytest.raises(ValueError):
         Prediction(5, "r", exact=False, bound=(7, 3), reason="x")
+
+
+@pytest.mark.parametrize("boot, refused", [
+    ((), None),
+    (("slub_debug=-,kmodlab-no-cache",), None),           # 5.10's series parameter: key only
+    (("quiet", "slub_debug=-,a;-,b"), None),
+    (("slub_debug",), "slub_debug"),                      # no options: full debugging
+    (("slub_debug=FZPU",), "slub_debug=FZPU"),
+    (("slab_debug=-;U,kmalloc-64",), "slab_debug=-;U,kmalloc-64"),   # 6.8's name
+    (("slub_debug=,kmalloc-64",), "slub_debug=,kmalloc-64"),         # default flags, one cache
+])
+def test_boot_parameters_that_debug_caches_are_found(boot: tuple[str, ...],
+                                                     refused: str | None) -> None:
+    from kmodlab.model.params import slab_debug_on_cmdline
+
+    assert slab_debug_on_cmdline(boot) == refused
+
+
+def test_the_model_refuses_a_kernel_booted_with_slub_debug_flags_but_not_5_10s_key() -> None:
+    from kmodlab import registry
+    from kmodlab.model.errors import ModelError
+
+    Model("x86_64", (5, 10), boot=registry.series_boot_params("5.10"))
+    with pytest.raises(ModelError, match="boots with slub_debug=U"):
+        Model("x86_64", (6, 1), boot=("slub_debug=U",))

@@ -184,8 +184,11 @@ def test_a_16k_kernel_is_answered_with_16k_pages(capsys: pytest.CaptureFixture[s
      "Debian builds no i386 kernel after 6.1"),
     (["model", "vmalloc", "1", "--arch", "x86_64", "--flavour", "16k"],
      "flavour 16k exists only for arm64"),
-    (["model", "ksize", "64", "--arch", "x86_64", "--kernel", "5.10", "--flavour", "rt",
-      "--defaults"], "CONFIG_PREEMPT_RT=y"),
+    # --config is honoured, never answered with the stock kernel's numbers
+    (["model", "vmalloc", "1", "--arch", "arm64", "--kernel", "6.12", "--config",
+      "pagesize-64k", "--defaults"], "--defaults cannot stand in"),
+    (["model", "ksize", "64", "--config", "slub-debug", "--defaults"],
+     "the kernel boots with slub_debug=FZPU"),
     (["model", "cache", "--size", "100", "--flags", "SLAB_NO_MERGE", "--kernel", "6.1"],
      "SLAB_NO_MERGE does not exist in 6.1"),
     (["model", "cache", "--size", "100", "--flags", "SLAB_BOGUS"], "unknown slab flag"),

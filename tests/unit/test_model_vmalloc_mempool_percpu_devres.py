@@ -65,11 +65,13 @@ def test_mempool_create(arch: str, version: tuple[int, int], pool_cache: str) ->
     assert plan.kmalloc_objects[plan.element_backing] >= 16
 
 
-def test_a_preempt_rt_mempool_t_holds_two_rt_mutex_spinlocks() -> None:
+def test_a_preempt_rt_mempool_t_holds_two_rt_mutex_spinlocks(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """Debian's rt flavour: spinlock_t is an rt_mutex_base (32 B), so mempool_t is 120 B and
     comes from kmalloc-128 (measured on x86_64 and arm64 6.1, 6.12, 7.2; the model used to
-    refuse every rt kernel).  An rt kernel it was not held against (5.10's rt patch set) is
-    still refused."""
+    refuse every rt kernel); 5.10's rt patch set makes it an rt_mutex plus break_lock (48 B), so
+    152 B, kmalloc-192.  An rt kernel the table has no value for is refused, by name."""
+    from kmodlab.model import tables
     from kmodlab.model.errors import ModelError
 
     rt = Model("x86_64", (7, 2), flavour="rt").mempool_create(16, "kmalloc", element_size=100)
@@ -80,8 +82,17 @@ def test_a_preempt_rt_mempool_t_holds_two_rt_mutex_spinlocks() -> None:
                                                          ).value.pool_cache == (
         "kmalloc-128")
     assert Model("i386", (6, 1), flavour="rt").params.mempool_t_size == 64
+    assert Model("x86_64", (5, 10), flavour="rt").mempool_create(
+        16, "kmalloc", element_size=100).value.pool_cache == "kmalloc-192"
+    assert Model("i386", (5, 10), flavour="rt").mempool_create(
+        16, "kmalloc", element_size=100).value.pool_cache == "kmalloc-96"
+    entry = tables.KCONFIG_OVERRIDES["CONFIG_PREEMPT_RT"]["MEMPOOL_T_SIZE"]
+    unmeasured = {key: v for key, v in entry.values.items() if key != ("x86_64", "5.10")}
+    monkeypatch.setitem(tables.KCONFIG_OVERRIDES["CONFIG_PREEMPT_RT"], "MEMPOOL_T_SIZE",
+                        type(entry)(unmeasured, entry.source))
     with pytest.raises(ModelError, match="CONFIG_PREEMPT_RT=y changes MEMPOOL_T_SIZE"):
         Model("x86_64", (5, 10), flavour="rt")
+    assert Model("x86_64", (6, 1), flavour="rt").params.mempool_t_size == 120
 
 
 def test_mempool_kinds_and_use() -> None:

@@ -10,6 +10,7 @@ import yaml
 
 from kmodlab import registry
 from kmodlab.errors import ConfigError
+from kmodlab.kernels.kernel import Kernel
 from kmodlab.registry import Target
 from kmodlab.registry.series import SERIES_FILE, load_series
 
@@ -157,3 +158,29 @@ def test_a_kernel_label_names_its_flavour_as_the_target_label_does(tmp_path) -> 
     assert kernel("x86_64", "rt").label == target("x86_64", "7.2", "rt").label == "x86_64-7.2-rt"
     assert kernel("x86_64", "cloud").label == target("x86_64", "7.2").label == "x86_64-7.2"
     assert kernel("i386", "generic").label == "i386-7.2"         # i386's own default flavour
+
+
+def _kernel_of(series: str, boot_params: tuple[str, ...] = ()) -> Kernel:
+    p = Path("/nonexistent")
+    return Kernel(arch="x86_64", series=series, flavour="cloud", release="r", package_version="v",
+                  root=p, image=p, vmlinux=None, config=p, system_map=p, modules_dir=p,
+                  headers_dir=p, boot_params=boot_params)
+
+
+def test_every_kernel_boots_with_its_series_parameters_then_its_fragments() -> None:
+    for series in registry.series_names():
+        own = registry.series_boot_params(series)
+        assert _kernel_of(series, ("init_on_free=1",)).boot_cmdline == (*own, "init_on_free=1")
+    assert registry.series_boot_params("9.9") == () and _kernel_of("9.9").boot_cmdline == ()
+
+
+def test_5_10_turns_the_slub_debug_static_key_on_and_debugs_no_cache() -> None:
+    """A cache created with SLAB_STORE_USER is not debugged on 5.10 (and BUGs 5.10-rt in
+    __slab_free()) unless slub_debug= turned the static key on: the series boots with flags
+    "-" for a list of caches no cache is named (mm/slub.c: parse_slub_debug_flags())."""
+    params = [p for p in registry.series_boot_params("5.10") if p.startswith("slub_debug=")]
+    assert len(params) == 1
+    flags, _, caches = params[0].removeprefix("slub_debug=").partition(",")
+    assert flags == "-" and caches and "kml" not in caches   # kmodlab's caches are kml_*
+    assert all(not p.startswith("slub_debug=") for s in registry.series_names() if s != "5.10"
+               for p in registry.series_boot_params(s))

@@ -55,7 +55,8 @@ def _target(args: argparse.Namespace):
 
     target = target_of(args)
     return model_target(target.arch, target.kernel, ncpus=args.cpus,
-                        flavour=target.flavour_name, use_cache=not args.defaults)
+                        flavour=target.flavour_name, use_cache=not args.defaults,
+                        config=target.config or ())
 
 
 def _print_json(data: Any) -> None:

@@ -66,16 +66,52 @@ def cached_kernel(arch: str, spec: str, flavour: str = "cloud") -> Kernel | None
 
 
 def model_target(arch: str, spec: str, ncpus: int = 1, flavour: str = "cloud",
-                 use_cache: bool = True) -> ModelTarget:
+                 use_cache: bool = True, config: str | tuple[str, ...] = ()) -> ModelTarget:
     """The model of ``arch`` / ``spec`` (``"6.1"``, ``"6.12"`` or a release such as
-    ``"6.1.0-56"``): with the cached kernel's .config when there is one and ``use_cache``."""
+    ``"6.1.0-56"``): with the cached kernel's .config when there is one and ``use_cache``.
+    ``config`` names kconfig/ fragments: see :func:`configured_target`."""
     series = series_of(spec)
+    if config:
+        return configured_target(arch, spec, config, ncpus, flavour, use_cache)
     kernel = cached_kernel(arch, spec, flavour) if use_cache else None
     if kernel is not None:
         model = Model.for_kernel(kernel, ncpus=ncpus)
     else:
         model = Model.from_params(arch, series, ncpus=ncpus, flavour=flavour)
     return ModelTarget(model.arch, series, model, kernel)
+
+
+def configured_target(arch: str, spec: str, config: str | tuple[str, ...], ncpus: int = 1,
+                      flavour: str = "cloud", use_cache: bool = True) -> ModelTarget:
+    """The model of a kernel with config fragments, never the stock kernel's answer in its
+    place: boot-only fragments (slub-debug) add their parameters to Debian's kernel (the model
+    refuses those it does not cover); fragments that need a build are read from that built
+    kernel's .config, which must be in the cache (the Debian defaults cannot stand in)."""
+    from kmodlab.errors import ConfigError
+    from kmodlab.kernels import cached_kernels
+    from kmodlab.kernels.debversion import version_key
+    from kmodlab.kernels.fragments import compose
+
+    series = series_of(spec)
+    composition = compose(config, arch, series)
+    if not composition.needs_build:
+        stock = model_target(arch, spec, ncpus, flavour, use_cache)
+        model = (Model.for_kernel(stock.kernel, ncpus=ncpus, boot=composition.boot)
+                 if stock.kernel is not None else
+                 Model.from_params(arch, series, ncpus=ncpus, flavour=flavour,
+                                   boot=composition.boot))
+        return ModelTarget(model.arch, series, model, stock.kernel)
+    built = [k for k in cached_kernels() if k.arch == arch and k.series == series
+             and k.config_names == composition.names] if use_cache else []
+    if not built:
+        why = ("--defaults cannot stand in for it: the fragments change options the model reads"
+               if not use_cache else f"none is built for {arch} {series}")
+        raise ConfigError(f"the model answers for --config {composition.label} from that "
+                          f"kernel's own .config, and {why}: run `kmodlab kernels build --arch "
+                          f"{arch} --kernel {series} --config {composition.label}` first"
+                          + (", then ask without --defaults" if not use_cache else ""))
+    kernel = max(built, key=lambda k: version_key(k.package_version))
+    return ModelTarget(arch, series, Model.for_kernel(kernel, ncpus=ncpus), kernel)
 
 
 def all_targets(ncpus: int = 1, flavour: str = "cloud", use_cache: bool = True

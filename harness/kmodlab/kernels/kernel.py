@@ -54,6 +54,14 @@ class Kernel:
         return 4096
 
     @property
+    def boot_cmdline(self) -> tuple[str, ...]:
+        """Every kernel parameter this kernel boots with: its series' (the registry's ``boot``,
+        e.g. 5.10's static-key fix-up) and then its fragments'."""
+        from kmodlab.registry import series_boot_params  # the registry imports kernels lazily
+
+        return (*series_boot_params(self.series), *self.boot_params)
+
+    @property
     def boot_image(self) -> Path:
         """What QEMU's -kernel gets: the PVH vmlinux when there is one, else the image."""
         return self.vmlinux if self.vmlinux is not None else self.image

@@ -68,7 +68,8 @@ def model_for(lab: Lab, kernel: Kernel) -> Any:
     from kmodlab.model import Model
 
     nomerge = "slab_nomerge" in lab.spec.guest.cmdline or None
-    return Model.for_kernel(kernel, ncpus=lab.spec.guest.cpus, slab_nomerge=nomerge)
+    return Model.for_kernel(kernel, ncpus=lab.spec.guest.cpus, slab_nomerge=nomerge,
+                            boot=tuple(lab.spec.guest.cmdline))
 
 
 def base_env(lab: Lab, kernel: Kernel, params: dict[str, Any], student_id: str,

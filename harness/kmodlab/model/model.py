@@ -116,16 +116,20 @@ class Model:
                  kconfig: Mapping[str, str] | None = None, ncpus: int = 1,
                  cache_line_size: int = 64, *, slab_nomerge: bool | None = None,
                  swiotlb: bool = True, kfence_sample_interval: int | None = None,
-                 flavour: str | None = None) -> None:
+                 flavour: str | None = None, boot: Sequence[str] = ()) -> None:
         self.params: KernelParams = resolve(
             arch, version, kconfig, ncpus, cache_line_size, slab_nomerge=slab_nomerge,
-            swiotlb=swiotlb, kfence_sample_interval=kfence_sample_interval, flavour=flavour)
+            swiotlb=swiotlb, kfence_sample_interval=kfence_sample_interval, flavour=flavour,
+            boot=boot)
         self.kconfig_given = kconfig is not None
 
     @classmethod
-    def for_kernel(cls, kernel: Kernel, ncpus: int = 1, **kwargs: object) -> Model:
-        """The model of a provisioned kernel, using its real .config."""
-        return cls(kernel.arch, kernel.version, kernel.kconfig, ncpus, **kwargs)  # type: ignore[arg-type]
+    def for_kernel(cls, kernel: Kernel, ncpus: int = 1, *, boot: Sequence[str] = (),
+                   **kwargs: object) -> Model:
+        """The model of a provisioned kernel, using its real .config and the parameters it
+        boots with (``boot`` adds more, e.g. a lab's command line)."""
+        return cls(kernel.arch, kernel.version, kernel.kconfig, ncpus,  # type: ignore[arg-type]
+                   boot=(*kernel.boot_cmdline, *boot), **kwargs)
 
     @classmethod
     def from_params(cls, arch: str, version: tuple[int, int] | str,

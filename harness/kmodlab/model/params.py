@@ -5,7 +5,7 @@ Everything downstream takes a :class:`KernelParams` and never looks at arch or v
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from kmodlab.errors import ConfigError
@@ -25,6 +25,22 @@ def _int(kconfig: Mapping[str, str], name: str) -> int | None:
         return int(value.strip('"'), 0)
     except ValueError as exc:
         raise ConfigError(f"{name}={value} is not a number") from exc
+
+
+def slab_debug_on_cmdline(boot: Sequence[str]) -> str | None:
+    """The kernel parameter that puts SLUB debug flags on caches, if any: ``slub_debug=`` (or
+    6.8's ``slab_debug=``) with no options (full debugging), or a block of ``;``-separated
+    ``flags[,cache,...]`` whose flags are not just ``-`` ("none").  A block of only ``-``
+    debugs nothing: it only turns the static key slub_debug_enabled on, as 5.10's series
+    parameter does (mm/slub.c: setup_slub_debug(), parse_slub_debug_flags())."""
+    for param in boot:
+        name, eq, value = param.partition("=")
+        if name not in ("slub_debug", "slab_debug"):
+            continue
+        blocks = [b for b in value.split(";") if b] if eq else []
+        if not blocks or any(b.split(",", 1)[0] != "-" for b in blocks):
+            return param
+    return None
 
 
 def series_of(version: tuple[int, int] | str) -> str:
@@ -151,9 +167,10 @@ def debian_kconfig(arch: str, series: str, flavour: str | None = None) -> dict[s
 def resolve(arch: str, version: tuple[int, int] | str, kconfig: Mapping[str, str] | None,
             ncpus: int = 1, cache_line_size: int = 64, *, slab_nomerge: bool | None = None,
             swiotlb: bool = True, kfence_sample_interval: int | None = None,
-            slub_debug_boot: bool = False, flavour: str | None = None) -> KernelParams:
+            slub_debug_boot: bool = False, flavour: str | None = None,
+            boot: Sequence[str] = ()) -> KernelParams:
     """Combine the table with a kernel config (Debian's for ``flavour`` when ``kconfig`` is
-    None)."""
+    None) and the parameters the kernel boots with (``boot``)."""
     if arch not in tables.ARCHES:
         raise ConfigError(f"the model covers {', '.join(tables.ARCHES)}, not {arch!r}")
     series = series_of(version)
@@ -181,6 +198,12 @@ def resolve(arch: str, version: tuple[int, int] | str, kconfig: Mapping[str, str
                              f"model has no value held against {arch} {series} with "
                              "it; it refuses rather than guess") from None
 
+    debugging = slab_debug_on_cmdline(boot)
+    if debugging:
+        raise ModelError(f"the kernel boots with {debugging}: SLUB's debug flags (red zones, "
+                         "owner tracking, poisoning) change the layout of the caches they reach "
+                         "(mm/slub.c: kmem_cache_flags(), calculate_sizes()); the model does not "
+                         "cover that and refuses rather than guess")
     if _on(kc, "CONFIG_SLAB") or _on(kc, "CONFIG_SLOB"):
         raise ModelError("the model covers SLUB kernels only (this config selects SLAB/SLOB)")
     for unsupported in ("CONFIG_SLUB_TINY", "CONFIG_SLUB_DEBUG_ON"):

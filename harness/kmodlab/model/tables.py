@@ -480,7 +480,8 @@ KCONFIG_OVERRIDES: dict[str, dict[str, Entry]] = {
     "CONFIG_PREEMPT_RT": {
         "MEMPOOL_T_SIZE": Entry(
             {**{(arch, series): 120 for arch in ("x86_64", "arm64")
-                for series in ("6.1", "6.12", "7.2")}, ("i386", "6.1"): 64},
+                for series in ("6.1", "6.12", "7.2")}, ("i386", "6.1"): 64,
+             ("x86_64", "5.10"): 152, ("arm64", "5.10"): 152, ("i386", "5.10"): 80},
             "include/linux/spinlock_types.h: with PREEMPT_RT a spinlock_t is a struct "
             "rt_mutex_base (include/linux/rtmutex.h: raw_spinlock_t wait_lock, struct "
             "rb_root_cached waiters, struct task_struct *owner: 32 B on 64-bit), and mempool_t "
@@ -490,11 +491,13 @@ KCONFIG_OVERRIDES: dict[str, dict[str, Entry]] = {
             "7.2.13+deb14: 0 failures, the rest of the model unchanged.  i386 6.1 rt: 4-byte "
             "fields, rt_mutex_base 16 B, so 16 + 8 + 16 + wait 24 = 64 B, kmalloc-64 (the "
             "non-rt 40 B is kmalloc-64 too: the check cannot tell them apart; 0 failures on "
-            "6.1.0-57-rt-686-pae).  5.10 rt (Debian's rt patch set) "
-            "is refused too: its spinlock_t is struct rt_mutex (40 B) + break_lock, 48 B, so mempool_t is "
-            "152 B, kmalloc-192 (measured on 5.10.0-32-rt, x86_64 and arm64), but `kmodlab "
-            "check` cannot finish there: freeing the ctor cache's objects crashes those kernels "
-            "(list_del corruption in mm/slub.c:__slab_free())"),
+            "6.1.0-57-rt-686-pae).  5.10 rt (Debian's rt patch set, "
+            "include/linux/spinlock_types_rt.h): spinlock_t is struct rt_mutex (wait_lock, "
+            "waiters, owner, save_state: 40 B) + break_lock, 48 B, so mempool_t is 48 + 8 + 32 "
+            "+ wait 64 = 152 B, kmalloc-192: 0 failures on 5.10.0-32-rt-amd64 and -arm64 "
+            "(2026-12-06, with the series' slub_debug boot parameter, registry series.yaml); "
+            "on i386 rt_mutex is 20 B, spinlock_t 24, so 24 + 8 + 16 + wait 32 = 80 B, "
+            "kmalloc-96"),
     },
 }
 # PAGE_SHIFT -> the series whose kernels with that page size the model was held against.  Sizes

@@ -35,7 +35,7 @@ __all__ = [
     "default_flavour",
     "default_target",
     "flavour_names", "kernel_matches", "load_series", "matrix", "parse_shard", "parse_target",
-    "series_names", "target", "version_of",
+    "series_boot_params", "series_names", "target", "version_of",
 ]
 
 
@@ -58,6 +58,13 @@ def core_arches() -> tuple[str, ...]:
 def core_series() -> tuple[str, ...]:
     """The core matrix's series: labs' default, CI's deep tier."""
     return load_series().core_series or series_names()
+
+
+def series_boot_params(series: str) -> tuple[str, ...]:
+    """Kernel parameters every kernel of ``series`` boots with (series.yaml ``boot``); none
+    for a series the registry does not list (a custom kernel's)."""
+    found = load_series().series.get(series)
+    return found.boot if found else ()
 
 
 def flavour_names() -> tuple[str, ...]:

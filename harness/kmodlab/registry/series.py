@@ -81,6 +81,7 @@ class Series:
     parts: tuple[str, ...] = ()  # more packages of the kernel itself, all needed, kernel's arch
     files: tuple[tuple[str, str], ...] = DEFAULT_FILES   # where the image puts each file
     flavour_headers: tuple[tuple[str, tuple[str, ...]], ...] = ()  # a flavour's own headers
+    boot: tuple[str, ...] = ()   # kernel parameters every kernel of the series boots with
 
     def headers_for(self, flavour: str) -> tuple[str, ...]:
         """The header packages of ``flavour``'s kernels: the series' ``headers``, unless the
@@ -237,6 +238,7 @@ def load_series(path: Path = SERIES_FILE) -> SeriesTable:
                 files=tuple({**dict(DEFAULT_FILES), **(s.get("files") or {})}.items()),
                 flavour_headers=tuple((str(f), tuple(h)) for f, h in
                                       (s.get("flavour_headers") or {}).items()),
+                boot=tuple(str(b) for b in s.get("boot") or ()),
             )
             for name, s in data["series"].items()
         }
