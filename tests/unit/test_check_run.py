@@ -117,3 +117,24 @@ def test_cli_errors_exit_2(monkeypatch: pytest.MonkeyPatch,
                            capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "no_such_family"]) == 2
     assert "unknown family" in capsys.readouterr().err
+
+
+def test_a_kernel_the_model_refuses_is_refused_before_a_guest_starts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`kmodlab check --config slub-debug`: slub_debug=FZPU changes every cache's layout, which
+    the model does not cover; the check says so at once instead of booting a guest whose rows
+    would all be judged against the wrong layouts."""
+    from kmodlab.kernels.kernel import Kernel
+    from kmodlab.model.errors import ModelError
+
+    (tmp_path / "config").write_text("CONFIG_SLUB=y\n")
+    kernel = Kernel(arch="x86_64", series="6.1", flavour="cloud", release="6.1.0-57-cloud-amd64",
+                    package_version="v", root=tmp_path, image=tmp_path, vmlinux=None,
+                    config=tmp_path / "config", system_map=tmp_path, modules_dir=tmp_path,
+                    headers_dir=tmp_path, config_names=("slub-debug",),
+                    boot_params=("slub_debug=FZPU",))
+    started = []
+    monkeypatch.setattr(check_run, "Guest", lambda *a, **k: started.append(a))
+    with pytest.raises(ModelError, match="boots with slub_debug=FZPU"):
+        check_run.run_check(kernel, ["kmalloc"])
+    assert not started

@@ -105,10 +105,10 @@ def run_check(kernel: Kernel, families: Sequence[str] | None = None, *,
     names = resolve_families(families)
     t0 = time.monotonic()
     own = guest is None
+    cpus = cpus if guest is None else guest.options.cpus
+    model = Model.for_kernel(kernel, ncpus=cpus)   # a refusal comes before any guest starts
     if guest is None:
         guest = Guest(kernel, GuestOptions(cpus=cpus, transport=transport)).start()
-    cpus = guest.options.cpus
-    model = Model.for_kernel(kernel, ncpus=cpus)
     report = CheckReport(kernel.arch, f"{kernel.version[0]}.{kernel.version[1]}",
                          kernel.release, kernel.package_version, cpus, repr(model),
                          guest_start=guest.timings.start_to_ready if own else 0.0,
