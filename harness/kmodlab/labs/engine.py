@@ -131,9 +131,9 @@ def hang_detector_command(blocked: int) -> str:
     """Shell that makes the guest's kernel report a task blocked ``blocked`` seconds
     (kernel/hung_task.c: checked every second, hung_task_check_interval_secs) or a CPU stuck
     in the kernel for 2 x watchdog_thresh = 2 x ``blocked`` seconds (kernel/watchdog.c: a
-    CPU busy that long without scheduling; twice as long, since a loop may be slow but
-    legitimate under TCG; in practice a module spinning in its init was not reported within
-    15 s on x86_64 6.1 under TCG, not yet understood), and panic on either report:
+    CPU busy that long without scheduling: softlockup_fn() runs on the CPU's stopper thread,
+    so a loop that calls cond_resched() is no lockup; twice as long, since a loop may be
+    slow but legitimate under TCG), and panic on either report:
     a panic is what ends a waiting step at once, and the report before it names the hang
     (labs.engine._record_crash, observe.dmesg.find_lockup).  Fails when the kernel has no
     hung-task detector; the soft-lockup knobs are optional."""

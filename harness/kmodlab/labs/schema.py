@@ -136,8 +136,8 @@ class Timeouts(_Model):
         None, ge=1, le=600,
         description="a task blocked in the kernel (D state) this many seconds is a hang: the "
                     "guest's hung-task detector reports it (with its stack) and the step ends "
-                    "then, not at its timeout (the soft-lockup detector is armed at twice this, "
-                    "see docs/labs.md for what it did not catch).  Unset: only the timeouts "
+                    "then, not at its timeout (the soft-lockup detector is armed at twice this: "
+                    "it reports a CPU that does not schedule, see docs/labs.md).  Unset: only the timeouts "
                     "end a step.")
 
 
