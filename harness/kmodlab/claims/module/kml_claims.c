@@ -121,7 +121,11 @@ static bool kml_time_pages(unsigned long nr, int n, struct kml_stat *out)
 	for (i = 0; i < n && ok; i++) {
 		memset(pages, 0, nr * sizeof(*pages));
 		t0 = ktime_get_ns();
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(5, 13, 0)
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 14, 0)
+		/* include/linux/gfp.h: 6.14 dropped the list variant and renamed
+		 * alloc_pages_bulk_array() to alloc_pages_bulk() */
+		got = alloc_pages_bulk(GFP_KERNEL, nr, pages);
+#elif LINUX_VERSION_CODE >= KERNEL_VERSION(5, 13, 0)
 		got = alloc_pages_bulk_array(GFP_KERNEL, nr, pages);
 #else
 		/* mm/page_alloc.c has no bulk allocator before 5.13: 5.10's
