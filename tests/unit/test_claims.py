@@ -512,3 +512,14 @@ def test_claims_whose_kernel_cannot_be_built_are_not_measured_the_rest_are(
     assert obs.probes == {"kmalloc_sweep": {"t": {"v": 1}}}
     assert "own release's compiler" in obs.missing("context")
     assert store.load(stock.release).probes == obs.probes
+
+
+def test_probe_commands_tolerate_a_kernel_without_transparent_huge_pages(catalog) -> None:
+    """Debian's rt kernels have no THP (mm/Kconfig: TRANSPARENT_HUGEPAGE depends on
+    !PREEMPT_RT): a setup or teardown that touches /sys/kernel/mm/transparent_hugepage
+    unguarded failed there, and the large-contiguous claim went unmeasured on all ten."""
+    thp = "/sys/kernel/mm/transparent_hugepage"
+    commands = [c for p in catalog.probes.values() for c in (*p.setup, *p.teardown) if thp in c]
+    assert commands
+    for command in commands:
+        assert command.startswith(f"if [ -d {thp} ]; then ") and command.endswith("; fi"), command
