@@ -523,3 +523,15 @@ def test_probe_commands_tolerate_a_kernel_without_transparent_huge_pages(catalog
     assert commands
     for command in commands:
         assert command.startswith(f"if [ -d {thp} ]; then ") and command.endswith("; fi"), command
+
+
+def test_a_reports_generated_by_line_repeats_its_flavour_and_cpus() -> None:
+    """docs/claims-16k.md said it was generated without --flavour 16k: running its own
+    command line again would have measured the cloud kernels."""
+    from kmodlab.claims.cli import _command_line
+    from kmodlab.cli import build_parser
+
+    args = build_parser().parse_args(["claims", "--cached", "--arch", "arm64", "--flavour", "16k",
+                                      "--cpus", "2", "--claim", "ksize-160", "--out", "x.md"])
+    assert _command_line(args) == ("kmodlab claims --cached --arch arm64 --flavour 16k --cpus 2 "
+                                   "--claim ksize-160 --out x.md")

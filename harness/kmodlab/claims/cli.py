@@ -235,6 +235,10 @@ def _command_line(args: argparse.Namespace) -> str:
         parts.append(f"--arch {a}")
     for k in args.kernel or ():
         parts.append(f"--kernel {k}")
+    if args.flavour:
+        parts.append(f"--flavour {args.flavour}")
+    if args.cpus != 1:
+        parts.append(f"--cpus {args.cpus}")
     for c in args.claim or ():
         parts.append(f"--claim {c}")
     if args.json:
