@@ -95,12 +95,12 @@ def configured_target(arch: str, spec: str, config: str | tuple[str, ...], ncpus
     series = series_of(spec)
     composition = compose(config, arch, series)
     if not composition.needs_build:
-        stock = model_target(arch, spec, ncpus, flavour, use_cache)
-        model = (Model.for_kernel(stock.kernel, ncpus=ncpus, boot=composition.boot)
-                 if stock.kernel is not None else
+        kernel = cached_kernel(arch, spec, flavour) if use_cache else None
+        model = (Model.for_kernel(kernel, ncpus=ncpus, boot=composition.boot)
+                 if kernel is not None else
                  Model.from_params(arch, series, ncpus=ncpus, flavour=flavour,
                                    boot=composition.boot))
-        return ModelTarget(model.arch, series, model, stock.kernel)
+        return ModelTarget(model.arch, series, model, kernel)
     built = [k for k in cached_kernels() if k.arch == arch and k.series == series
              and k.config_names == composition.names] if use_cache else []
     if not built:
